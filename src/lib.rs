@@ -1,0 +1,4 @@
+//! packgate: an RTMP ingest that packages live streams into CMAF/HLS without transcoding.
+
+pub mod codec;
+pub mod media;
