@@ -1,4 +1,19 @@
 //! packgate: an RTMP ingest that packages live streams into CMAF/HLS without transcoding.
+//!
+//! The data path: `rtmp` (sans-IO protocol + tokio driver) → `flv` (tag bodies → frames)
+//! → `hub` (streams, ladders, publish lifecycle) → `segment` (keyframe-aligned cuts) →
+//! `mux` (CMAF) → `store` (in-memory windows) → `playlist` → `http`.
 
 pub mod codec;
+pub mod config;
+pub mod flv;
+pub mod http;
+pub mod hub;
 pub mod media;
+pub mod mux;
+pub mod playlist;
+pub mod rtmp;
+pub mod segment;
+pub mod server;
+pub mod store;
+pub mod wallclock;

@@ -1,1 +1,74 @@
-fn main(){}
+//! The `packgate` binary: serve with built-in defaults, or with `--config FILE`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use packgate::config::Config;
+use packgate::server::Server;
+use tracing_subscriber::EnvFilter;
+
+/// RTMP in, CMAF HLS out: a live packager gateway.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Cli {
+    /// TOML configuration file; keys not given keep their defaults.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// RTMP listen address (overrides rtmp.listen).
+    #[arg(long)]
+    rtmp_listen: Option<SocketAddr>,
+    /// HTTP listen address (overrides http.listen).
+    #[arg(long)]
+    http_listen: Option<SocketAddr>,
+    /// Print the default configuration as TOML and exit.
+    #[arg(long)]
+    print_config: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if cli.print_config {
+        print!("{}", Config::defaults_toml());
+        return ExitCode::SUCCESS;
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    let mut config = match cli.config.as_deref().map(Config::from_file).transpose() {
+        Ok(c) => c.unwrap_or_default(),
+        Err(e) => {
+            eprintln!("packgate: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(a) = cli.rtmp_listen {
+        config.rtmp.listen = a;
+    }
+    if let Some(a) = cli.http_listen {
+        config.http.listen = a;
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("packgate: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let server = match Server::start(config).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("packgate: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down");
+        server.shutdown().await;
+        ExitCode::SUCCESS
+    })
+}

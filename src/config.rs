@@ -1,0 +1,297 @@
+//! Configuration: every default lives here, read from TOML with `serde`, validated at start.
+//!
+//! Unknown keys are errors (a typo must not silently fall back to a default), and every
+//! validation message names the key it is about, so a bad file fails fast with exit code 2.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// A configuration problem, reported at start before anything listens.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The path given on the command line.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or a value has the wrong type or an unknown key.
+    #[error("config file {path}: {message}")]
+    Parse {
+        /// The path given on the command line.
+        path: String,
+        /// toml's message, which quotes the offending line and key.
+        message: String,
+    },
+    /// A value parsed but is out of range.
+    #[error("config key `{key}`: {problem}")]
+    Invalid {
+        /// Dotted key, e.g. `segment.target_duration`.
+        key: &'static str,
+        /// What is wrong with it.
+        problem: String,
+    },
+}
+
+/// The whole configuration.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// RTMP ingest.
+    pub rtmp: RtmpConfig,
+    /// HTTP output.
+    pub http: HttpConfig,
+    /// Segmenting and the playlist window.
+    pub segment: SegmentConfig,
+    /// Ladder grouping of stream names.
+    pub ladder: LadderConfig,
+}
+
+/// RTMP ingest settings.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RtmpConfig {
+    /// Address the RTMP listener binds.
+    pub listen: SocketAddr,
+    /// Chunk size we announce and send with (RTMP's default of 128 costs CPU on both ends).
+    pub chunk_size: u32,
+    /// Connections accepted at once; more are refused so a flood cannot exhaust memory.
+    pub max_connections: usize,
+    /// Seconds without any byte from a client before its connection is closed.
+    pub idle_timeout: f64,
+}
+
+impl Default for RtmpConfig {
+    fn default() -> Self {
+        RtmpConfig {
+            listen: SocketAddr::from(([0, 0, 0, 0], 1935)),
+            chunk_size: 4096,
+            max_connections: 1000,
+            idle_timeout: 30.0,
+        }
+    }
+}
+
+/// HTTP output settings.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address the HTTP listener binds.
+    pub listen: SocketAddr,
+    /// Value of `Access-Control-Allow-Origin`; empty disables CORS headers.
+    pub cors_origin: String,
+    /// Seconds a playlist request for a stream that is publishing but has no segment yet
+    /// waits for the first one before giving up with 503.
+    pub startup_wait: f64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            cors_origin: "*".to_string(),
+            startup_wait: 6.0,
+        }
+    }
+}
+
+/// Segmenter settings.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SegmentConfig {
+    /// Target segment duration in seconds: a segment is cut at the first keyframe at or
+    /// after this much media time.
+    pub target_duration: f64,
+    /// Segments listed in a live playlist (and kept in memory).
+    pub window: usize,
+    /// Seconds an ended stream's playlists stay served (with EXT-X-ENDLIST) before removal.
+    pub linger: f64,
+}
+
+impl Default for SegmentConfig {
+    fn default() -> Self {
+        SegmentConfig {
+            target_duration: 2.0,
+            window: 6,
+            linger: 60.0,
+        }
+    }
+}
+
+/// How stream names group into adaptive ladders.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LadderConfig {
+    /// Labels that make `{base}_{label}` a rendition of ladder `{base}`, besides any `\d+p`.
+    pub labels: Vec<String>,
+}
+
+impl Default for LadderConfig {
+    fn default() -> Self {
+        LadderConfig {
+            labels: ["src", "hi", "mid", "low"].map(String::from).to_vec(),
+        }
+    }
+}
+
+impl SegmentConfig {
+    /// The target duration as a `Duration`.
+    pub fn target(&self) -> Duration {
+        Duration::from_secs_f64(self.target_duration)
+    }
+}
+
+impl Config {
+    /// Reads and validates a TOML file.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Config::from_toml(&text).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.display().to_string(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses and validates TOML text.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: "<text>".to_string(),
+            message: e.to_string(),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks ranges that types alone cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        fn positive(key: &'static str, v: f64, max: f64) -> Result<(), ConfigError> {
+            if v.is_finite() && v > 0.0 && v <= max {
+                Ok(())
+            } else {
+                Err(ConfigError::Invalid {
+                    key,
+                    problem: format!("must be a number of seconds in (0, {max}], got {v}"),
+                })
+            }
+        }
+        positive(
+            "segment.target_duration",
+            self.segment.target_duration,
+            60.0,
+        )?;
+        positive("segment.linger", self.segment.linger, 86_400.0)?;
+        positive("rtmp.idle_timeout", self.rtmp.idle_timeout, 3_600.0)?;
+        positive("http.startup_wait", self.http.startup_wait, 600.0)?;
+        if !(2..=1000).contains(&self.segment.window) {
+            return Err(ConfigError::Invalid {
+                key: "segment.window",
+                problem: format!(
+                    "must be between 2 and 1000 segments, got {}",
+                    self.segment.window
+                ),
+            });
+        }
+        if !(128..=65_536).contains(&self.rtmp.chunk_size) {
+            return Err(ConfigError::Invalid {
+                key: "rtmp.chunk_size",
+                problem: format!(
+                    "must be between 128 and 65536 bytes, got {}",
+                    self.rtmp.chunk_size
+                ),
+            });
+        }
+        if self.rtmp.max_connections == 0 {
+            return Err(ConfigError::Invalid {
+                key: "rtmp.max_connections",
+                problem: "must be at least 1".to_string(),
+            });
+        }
+        for label in &self.ladder.labels {
+            if label.is_empty() || !label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+                return Err(ConfigError::Invalid {
+                    key: "ladder.labels",
+                    problem: format!(
+                        "label {label:?} must be non-empty ASCII letters, digits or '-'"
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The configuration as TOML, for `--print-config` and the README.
+    pub fn defaults_toml() -> &'static str {
+        DEFAULTS_TOML
+    }
+}
+
+/// The built-in defaults, written out; a test keeps this text equal to `Config::default()`.
+const DEFAULTS_TOML: &str = r#"[rtmp]
+listen = "0.0.0.0:1935"
+chunk_size = 4096
+max_connections = 1000
+idle_timeout = 30.0
+
+[http]
+listen = "0.0.0.0:8080"
+cors_origin = "*"
+startup_wait = 6.0
+
+[segment]
+target_duration = 2.0
+window = 6
+linger = 60.0
+
+[ladder]
+labels = ["src", "hi", "mid", "low"]
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_text_matches_defaults() {
+        assert_eq!(Config::from_toml(DEFAULTS_TOML).unwrap(), Config::default());
+        assert_eq!(Config::from_toml("").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn partial_file_keeps_other_defaults() {
+        let c = Config::from_toml("[segment]\ntarget_duration = 4\n").unwrap();
+        assert_eq!(c.segment.target_duration, 4.0);
+        assert_eq!(c.segment.window, 6);
+        assert_eq!(c.http, HttpConfig::default());
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = Config::from_toml("[segment]\ntarget_duraton = 4\n").unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("target_duraton"), "{text}");
+    }
+
+    #[test]
+    fn wrong_type_is_named() {
+        let err = Config::from_toml("[rtmp]\nlisten = 5\n").unwrap_err();
+        assert!(err.to_string().contains("listen"), "{err}");
+    }
+
+    #[test]
+    fn out_of_range_value_names_key() {
+        let err = Config::from_toml("[segment]\nwindow = 1\n").unwrap_err();
+        assert!(err.to_string().contains("segment.window"), "{err}");
+        let err = Config::from_toml("[segment]\ntarget_duration = -2\n").unwrap_err();
+        assert!(err.to_string().contains("segment.target_duration"), "{err}");
+    }
+}

@@ -1,0 +1,97 @@
+//! The JSON API: what is live, with what codecs and bitrates.
+
+use serde::Serialize;
+
+use crate::hub::{Hub, Ladder};
+use crate::media::CodecConfig;
+
+/// One ladder as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct StreamInfo {
+    /// RTMP application.
+    pub app: String,
+    /// Ladder base name.
+    pub name: String,
+    /// True while at least one rendition is being published.
+    pub live: bool,
+    /// URL path of the CMAF HLS master playlist.
+    pub hls: String,
+    /// The renditions.
+    pub renditions: Vec<RenditionInfo>,
+}
+
+/// One rendition as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct RenditionInfo {
+    /// Label within the ladder (URL path segment).
+    pub name: String,
+    /// The RTMP stream name it is published as.
+    pub stream: String,
+    /// True while its publisher is connected.
+    pub live: bool,
+    /// Video width, if there is video.
+    pub width: Option<u32>,
+    /// Video height, if there is video.
+    pub height: Option<u32>,
+    /// Video frame rate, if signalled.
+    pub frame_rate: Option<f64>,
+    /// RFC 6381 codecs of its tracks.
+    pub codecs: String,
+    /// Peak bits per second over the window, all tracks.
+    pub bandwidth: u64,
+    /// Segments currently listed.
+    pub segments: usize,
+    /// Newest segment's sequence number.
+    pub last_sequence: Option<u64>,
+}
+
+/// Describes one ladder.
+pub fn stream_info(ladder: &Ladder) -> StreamInfo {
+    let renditions: Vec<RenditionInfo> = ladder
+        .renditions()
+        .iter()
+        .map(|r| {
+            let state = r.read();
+            let tracks: Vec<_> = [state.video.as_ref(), state.audio.as_ref()]
+                .into_iter()
+                .flatten()
+                .collect();
+            let avc = match state.video.as_ref().map(|t| &t.config) {
+                Some(CodecConfig::H264(c)) => Some(c),
+                _ => None,
+            };
+            RenditionInfo {
+                name: r.label.clone(),
+                stream: r.stream_name.clone(),
+                live: !state.ended,
+                width: avc.map(|c| c.width),
+                height: avc.map(|c| c.height),
+                frame_rate: avc.and_then(|c| c.frame_rate),
+                codecs: tracks
+                    .iter()
+                    .map(|t| t.config.codec_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                bandwidth: tracks.iter().map(|t| t.window.bitrates().0).sum(),
+                segments: tracks.first().map_or(0, |t| t.window.listed().count()),
+                last_sequence: tracks
+                    .iter()
+                    .filter_map(|t| t.window.last().map(|s| s.seq))
+                    .max(),
+            }
+        })
+        .collect();
+    StreamInfo {
+        app: ladder.app.clone(),
+        name: ladder.base.clone(),
+        live: renditions.iter().any(|r| r.live),
+        hls: format!("/{}/{}/index.m3u8", ladder.app, ladder.base),
+        renditions,
+    }
+}
+
+/// Every ladder, for `/api/streams`.
+pub fn streams(hub: &Hub) -> serde_json::Value {
+    let list: Vec<StreamInfo> = hub.ladders().iter().map(|l| stream_info(l)).collect();
+    serde_json::json!({ "streams": list })
+}

@@ -1,0 +1,21 @@
+//! The web page at `/`: live streams and a player, embedded so the binary is self-contained.
+
+use warp::http::StatusCode;
+
+use super::response::{error, ok, Caching};
+
+const INDEX: &str = include_str!("../../web/index.html");
+const HLS_JS: &[u8] = include_bytes!("../../web/vendor/hls.min.js");
+
+/// The page.
+pub fn index() -> warp::reply::Response {
+    ok(INDEX, "text/html; charset=utf-8", Caching::NoStore)
+}
+
+/// Player scripts the page loads.
+pub fn vendor(file: &str) -> warp::reply::Response {
+    match file {
+        "hls.min.js" => ok(HLS_JS, "text/javascript; charset=utf-8", Caching::Live),
+        _ => error(StatusCode::NOT_FOUND, format!("no such file: {file}")),
+    }
+}

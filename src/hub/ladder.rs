@@ -1,0 +1,83 @@
+//! A ladder: the renditions of one show that viewers see as one adaptive stream.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+use tokio::sync::watch;
+
+use super::rendition::Rendition;
+
+/// The renditions published under one base name in one app.
+#[derive(Debug)]
+pub struct Ladder {
+    /// RTMP application name (first URL path segment).
+    pub app: String,
+    /// The ladder's base name (second URL path segment).
+    pub base: String,
+    renditions: RwLock<BTreeMap<String, Arc<Rendition>>>,
+    updates: watch::Sender<u64>,
+}
+
+impl Ladder {
+    /// An empty ladder.
+    pub fn new(app: &str, base: &str) -> Self {
+        Ladder {
+            app: app.to_string(),
+            base: base.to_string(),
+            renditions: RwLock::new(BTreeMap::new()),
+            updates: watch::Sender::new(0),
+        }
+    }
+
+    /// The rendition labelled `label`.
+    pub fn rendition(&self, label: &str) -> Option<Arc<Rendition>> {
+        self.lock_read().get(label).cloned()
+    }
+
+    /// All renditions, ordered by label.
+    pub fn renditions(&self) -> Vec<Arc<Rendition>> {
+        self.lock_read().values().cloned().collect()
+    }
+
+    /// Adds or replaces a rendition.
+    pub fn insert(&self, rendition: Arc<Rendition>) {
+        self.renditions
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(rendition.label.clone(), rendition);
+        self.notify();
+    }
+
+    /// Removes `label` if it is still the same rendition object.
+    pub fn remove(&self, rendition: &Arc<Rendition>) -> bool {
+        let mut map = self.renditions.write().unwrap_or_else(|e| e.into_inner());
+        let same = map
+            .get(&rendition.label)
+            .is_some_and(|r| Arc::ptr_eq(r, rendition));
+        if same {
+            map.remove(&rendition.label);
+        }
+        drop(map);
+        self.notify();
+        same
+    }
+
+    /// True when no rendition is left.
+    pub fn is_empty(&self) -> bool {
+        self.lock_read().is_empty()
+    }
+
+    /// Wakes everyone waiting for a change (a new segment, a rendition joining or ending).
+    pub fn notify(&self) {
+        self.updates.send_modify(|v| *v += 1);
+    }
+
+    /// A receiver that sees every later [`Ladder::notify`].
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.updates.subscribe()
+    }
+
+    fn lock_read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Arc<Rendition>>> {
+        self.renditions.read().unwrap_or_else(|e| e.into_inner())
+    }
+}

@@ -1,0 +1,4 @@
+//! Containers: CMAF/fMP4 and MPEG-TS.
+
+pub mod fmp4;
+pub mod ts;

@@ -1,0 +1,316 @@
+//! MPEG-TS (ISO/IEC 13818-1) segments cut at the same boundaries as the CMAF segments:
+//! PAT/PMT at the start of every segment, H.264 in Annex B with an AUD (and SPS/PPS before
+//! each IDR), AAC in ADTS, PCR on the video PID, continuity counters carried across
+//! segments so a player concatenating them sees no gap.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::codec::aac::AacConfig;
+use crate::codec::h264::AvcConfig;
+use crate::media::Sample;
+
+const PACKET: usize = 188;
+const PAT_PID: u16 = 0x0000;
+const PMT_PID: u16 = 0x1000;
+/// PID of the video elementary stream (also carries the PCR).
+pub const VIDEO_PID: u16 = 0x0100;
+/// PID of the audio elementary stream.
+pub const AUDIO_PID: u16 = 0x0101;
+const STREAM_TYPE_H264: u8 = 0x1b;
+const STREAM_TYPE_AAC_ADTS: u8 = 0x0f;
+const TS_CLOCK_MASK: i64 = (1 << 33) - 1;
+/// The PCR runs this far (100 ms) behind the DTS so decoders see data before it is due.
+const PCR_LEAD: i64 = 9_000;
+
+/// Why a TS segment could not be written.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum TsError {
+    /// A video sample's NAL length prefixes do not add up.
+    #[error("malformed H.264 sample: {0}")]
+    BadSample(&'static str),
+    /// Nothing to write.
+    #[error("segment has no samples")]
+    Empty,
+}
+
+/// Writes TS segments for one rendition; keeps continuity counters between segments.
+#[derive(Debug, Default)]
+pub struct TsMuxer {
+    cc_pat: u8,
+    cc_pmt: u8,
+    cc_video: u8,
+    cc_audio: u8,
+}
+
+impl TsMuxer {
+    /// A muxer whose counters start at zero.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Muxes one segment. Video samples are length-prefixed H.264 described by `avc`;
+    /// audio samples are raw AAC frames described by `aac`. All times are 90 kHz.
+    pub fn segment(
+        &mut self,
+        video: Option<(&AvcConfig, &[Sample])>,
+        audio: Option<(&AacConfig, &[Sample])>,
+    ) -> Result<Bytes, TsError> {
+        let total: usize = video.map_or(0, |(_, s)| {
+            s.iter().map(|x| x.data.len() + 64).sum::<usize>()
+        }) + audio.map_or(0, |(_, s)| {
+            s.iter().map(|x| x.data.len() + 32).sum::<usize>()
+        });
+        if total == 0 {
+            return Err(TsError::Empty);
+        }
+        let mut out = BytesMut::with_capacity(total + total / 160 * 4 + 4 * PACKET);
+        self.write_pat(&mut out);
+        self.write_pmt(&mut out, video.is_some(), audio.is_some());
+        // Interleave by decode time, as a demuxer reading sequentially expects.
+        let (vs, as_) = (
+            video.map_or(&[][..], |v| v.1),
+            audio.map_or(&[][..], |a| a.1),
+        );
+        let (mut vi, mut ai) = (0, 0);
+        let mut pes = Vec::new();
+        while vi < vs.len() || ai < as_.len() {
+            let take_video = match (vs.get(vi), as_.get(ai)) {
+                (Some(v), Some(a)) => v.dts <= a.dts,
+                (Some(_), None) => true,
+                _ => false,
+            };
+            pes.clear();
+            if take_video {
+                let (avc, _) = video.ok_or(TsError::Empty)?;
+                let s = &vs[vi];
+                annex_b(avc, s, &mut pes)?;
+                let pts = s.dts + i64::from(s.cts);
+                let header = pes_header(0xE0, pts, Some(s.dts), 0);
+                let pcr = Some((s.dts - PCR_LEAD).max(0));
+                self.write_pes(&mut out, VIDEO_PID, &header, &pes, pcr, s.keyframe);
+                vi += 1;
+            } else {
+                let (aac, _) = audio.ok_or(TsError::Empty)?;
+                let s = &as_[ai];
+                pes.extend_from_slice(&aac.adts_header(s.data.len()));
+                pes.extend_from_slice(&s.data);
+                let header = pes_header(0xC0, s.dts + i64::from(s.cts), None, pes.len());
+                // Without video the PCR rides on the audio PID (the PMT says so).
+                let pcr = video.is_none().then(|| (s.dts - PCR_LEAD).max(0));
+                self.write_pes(&mut out, AUDIO_PID, &header, &pes, pcr, video.is_none());
+                ai += 1;
+            }
+        }
+        Ok(out.freeze())
+    }
+
+    fn write_pat(&mut self, out: &mut BytesMut) {
+        let mut section = vec![0x00, 0xB0, 0x00, 0x00, 0x01, 0xC1, 0x00, 0x00];
+        section.extend_from_slice(&[0x00, 0x01, 0xE0 | (PMT_PID >> 8) as u8, PMT_PID as u8]);
+        finish_section(&mut section);
+        psi_packet(out, PAT_PID, &mut self.cc_pat, &section);
+    }
+
+    fn write_pmt(&mut self, out: &mut BytesMut, video: bool, audio: bool) {
+        let pcr_pid = if video { VIDEO_PID } else { AUDIO_PID };
+        let mut section = vec![0x02, 0xB0, 0x00, 0x00, 0x01, 0xC1, 0x00, 0x00];
+        section.extend_from_slice(&[0xE0 | (pcr_pid >> 8) as u8, pcr_pid as u8, 0xF0, 0x00]);
+        for (present, stream_type, pid) in [
+            (video, STREAM_TYPE_H264, VIDEO_PID),
+            (audio, STREAM_TYPE_AAC_ADTS, AUDIO_PID),
+        ] {
+            if present {
+                section.extend_from_slice(&[
+                    stream_type,
+                    0xE0 | (pid >> 8) as u8,
+                    pid as u8,
+                    0xF0,
+                    0x00,
+                ]);
+            }
+        }
+        finish_section(&mut section);
+        psi_packet(out, PMT_PID, &mut self.cc_pmt, &section);
+    }
+
+    fn write_pes(
+        &mut self,
+        out: &mut BytesMut,
+        pid: u16,
+        header: &[u8],
+        payload: &[u8],
+        pcr: Option<i64>,
+        random_access: bool,
+    ) {
+        let cc = if pid == VIDEO_PID {
+            &mut self.cc_video
+        } else {
+            &mut self.cc_audio
+        };
+        let mut rest = [header, payload];
+        let mut remaining = header.len() + payload.len();
+        let mut first = true;
+        while remaining > 0 {
+            // The adaptation field body (after its length byte), if the packet has one.
+            let mut af: Option<Vec<u8>> = None;
+            if first && (pcr.is_some() || random_access) {
+                let mut body = vec![if random_access { 0x40 } else { 0x00 }];
+                if let Some(pcr) = pcr {
+                    body[0] |= 0x10;
+                    let base = pcr & TS_CLOCK_MASK;
+                    body.extend_from_slice(&[
+                        (base >> 25) as u8,
+                        (base >> 17) as u8,
+                        (base >> 9) as u8,
+                        (base >> 1) as u8,
+                        (((base & 1) << 7) as u8) | 0x7E,
+                        0x00,
+                    ]);
+                }
+                af = Some(body);
+            }
+            let used = af.as_ref().map_or(0, |b| b.len() + 1);
+            let room = PACKET - 4 - used;
+            if remaining < room {
+                // The last packet is filled up with stuffing in the adaptation field.
+                let stuffing = room - remaining;
+                match af.as_mut() {
+                    Some(body) => body.extend(std::iter::repeat_n(0xFF, stuffing)),
+                    None if stuffing == 1 => af = Some(Vec::new()),
+                    None => {
+                        let mut body = vec![0x00];
+                        body.extend(std::iter::repeat_n(0xFF, stuffing - 2));
+                        af = Some(body);
+                    }
+                }
+            }
+            let used = af.as_ref().map_or(0, |b| b.len() + 1);
+            out.put_u8(0x47);
+            out.put_u8(if first { 0x40 } else { 0x00 } | ((pid >> 8) as u8 & 0x1F));
+            out.put_u8(pid as u8);
+            out.put_u8(if af.is_some() { 0x30 } else { 0x10 } | *cc);
+            *cc = (*cc + 1) & 0x0F;
+            if let Some(body) = &af {
+                out.put_u8(body.len() as u8);
+                out.extend_from_slice(body);
+            }
+            let mut take = (PACKET - 4 - used).min(remaining);
+            remaining -= take;
+            for part in rest.iter_mut() {
+                let n = take.min(part.len());
+                out.extend_from_slice(&part[..n]);
+                *part = &part[n..];
+                take -= n;
+            }
+            first = false;
+        }
+    }
+}
+
+/// A PES header with PTS (and DTS when it differs). `payload_len` 0 means unbounded
+/// (allowed for video only).
+fn pes_header(stream_id: u8, pts: i64, dts: Option<i64>, payload_len: usize) -> Vec<u8> {
+    let dts = dts.filter(|d| *d != pts);
+    let header_data = if dts.is_some() { 10 } else { 5 };
+    let mut h = vec![0x00, 0x00, 0x01, stream_id];
+    let len = if payload_len == 0 {
+        0
+    } else {
+        payload_len + 3 + header_data
+    };
+    let len = if len > 0xFFFF { 0 } else { len };
+    h.extend_from_slice(&(len as u16).to_be_bytes());
+    h.push(0x80); // marker bits '10', no scrambling, not aligned
+    h.push(if dts.is_some() { 0xC0 } else { 0x80 });
+    h.push(header_data as u8);
+    write_timestamp(&mut h, if dts.is_some() { 0x3 } else { 0x2 }, pts);
+    if let Some(dts) = dts {
+        write_timestamp(&mut h, 0x1, dts);
+    }
+    h
+}
+
+fn write_timestamp(h: &mut Vec<u8>, prefix: u8, t: i64) {
+    let t = t & TS_CLOCK_MASK;
+    h.push((prefix << 4) | (((t >> 30) as u8 & 0x07) << 1) | 1);
+    h.extend_from_slice(&((((t >> 15) & 0x7FFF) << 1 | 1) as u16).to_be_bytes());
+    h.extend_from_slice(&((((t & 0x7FFF) << 1) | 1) as u16).to_be_bytes());
+}
+
+/// Converts one length-prefixed H.264 sample to Annex B, starting with an AUD and with
+/// SPS/PPS in front of an IDR that lacks them (players joining mid-stream need them).
+fn annex_b(avc: &AvcConfig, sample: &Sample, out: &mut Vec<u8>) -> Result<(), TsError> {
+    const START: [u8; 4] = [0, 0, 0, 1];
+    out.extend_from_slice(&START);
+    out.extend_from_slice(&[0x09, 0xF0]);
+    let len_size = usize::from(avc.nal_length_size.clamp(1, 4));
+    let mut nals = Vec::new();
+    let mut data = &sample.data[..];
+    while !data.is_empty() {
+        if data.len() < len_size {
+            return Err(TsError::BadSample("truncated NAL length"));
+        }
+        let n = data[..len_size]
+            .iter()
+            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+        data = &data[len_size..];
+        if n > data.len() {
+            return Err(TsError::BadSample("NAL length past the end of the sample"));
+        }
+        nals.push(&data[..n]);
+        data = &data[n..];
+    }
+    let kind = |nal: &[u8]| nal.first().map_or(0, |b| b & 0x1F);
+    let has_idr = nals.iter().any(|n| kind(n) == 5);
+    let has_sps = nals.iter().any(|n| kind(n) == 7);
+    if has_idr && !has_sps {
+        for ps in avc.sps.iter().chain(avc.pps.iter()) {
+            out.extend_from_slice(&START);
+            out.extend_from_slice(ps);
+        }
+    }
+    for nal in nals {
+        if kind(nal) == 9 || nal.is_empty() {
+            continue; // we wrote our own AUD
+        }
+        out.extend_from_slice(&START);
+        out.extend_from_slice(nal);
+    }
+    Ok(())
+}
+
+fn finish_section(section: &mut Vec<u8>) {
+    // section_length counts from after the length field through the CRC.
+    let len = section.len() - 3 + 4;
+    section[1] = 0xB0 | ((len >> 8) as u8 & 0x0F);
+    section[2] = len as u8;
+    let crc = crc32_mpeg(section);
+    section.extend_from_slice(&crc.to_be_bytes());
+}
+
+fn psi_packet(out: &mut BytesMut, pid: u16, cc: &mut u8, section: &[u8]) {
+    out.put_u8(0x47);
+    out.put_u8(0x40 | ((pid >> 8) as u8 & 0x1F));
+    out.put_u8(pid as u8);
+    out.put_u8(0x10 | *cc);
+    *cc = (*cc + 1) & 0x0F;
+    out.put_u8(0x00); // pointer_field
+    out.extend_from_slice(section);
+    out.extend(std::iter::repeat_n(0xFF, PACKET - 5 - section.len()));
+}
+
+/// CRC-32/MPEG-2 (polynomial 0x04C11DB7, no reflection, init all ones).
+fn crc32_mpeg(data: &[u8]) -> u32 {
+    let mut crc = 0xFFFF_FFFFu32;
+    for &b in data {
+        crc ^= u32::from(b) << 24;
+        for _ in 0..8 {
+            crc = if crc & 0x8000_0000 != 0 {
+                (crc << 1) ^ 0x04C1_1DB7
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc
+}

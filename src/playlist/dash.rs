@@ -1,0 +1,195 @@
+//! Live DASH manifests (ISO/IEC 23009-1, DASH-IF IOP live profile) whose SegmentTemplate
+//! URLs point at the very CMAF objects the HLS playlists list.
+
+use std::fmt::Write as _;
+use std::time::{Duration, SystemTime};
+
+use crate::media::TrackKind;
+use crate::store::TrackWindow;
+use crate::wallclock::iso8601;
+
+/// One Representation: a CMAF track of a rendition.
+pub struct DashTrack<'a> {
+    /// Representation id (unique in the MPD).
+    pub id: String,
+    /// Path prefix of its objects relative to the MPD, e.g. `720p/video`.
+    pub prefix: String,
+    /// Its segments.
+    pub window: &'a TrackWindow,
+    /// Video or audio.
+    pub kind: TrackKind,
+    /// RFC 6381 codec string.
+    pub codecs: String,
+    /// Bits per second (measured peak).
+    pub bandwidth: u64,
+    /// Width and height, for video.
+    pub resolution: Option<(u32, u32)>,
+    /// Frames per second, for video.
+    pub frame_rate: Option<f64>,
+    /// Sample rate, for audio (also its timescale).
+    pub sample_rate: Option<u32>,
+    /// Channel count, for audio.
+    pub channels: Option<u8>,
+}
+
+/// Everything an MPD says.
+pub struct Manifest<'a> {
+    /// Wall-clock time of media time zero.
+    pub availability_start: SystemTime,
+    /// When this version of the manifest was made.
+    pub publish_time: SystemTime,
+    /// True after unpublish: the manifest becomes static.
+    pub ended: bool,
+    /// Segment target duration in seconds.
+    pub target_duration: f64,
+    /// Video Representations (one AdaptationSet).
+    pub video: Vec<DashTrack<'a>>,
+    /// Audio Representations (one AdaptationSet).
+    pub audio: Vec<DashTrack<'a>>,
+    /// Absolute or relative URL of the server's clock (`UTCTiming`).
+    pub utc_timing_url: String,
+}
+
+fn duration(d: Duration) -> String {
+    format!("PT{:.3}S", d.as_secs_f64())
+}
+
+fn secs(s: f64) -> String {
+    duration(Duration::from_secs_f64(s.max(0.0)))
+}
+
+/// Writes the MPD.
+pub fn mpd(m: &Manifest) -> String {
+    let mut out = String::with_capacity(2048);
+    let window_secs: f64 = m
+        .video
+        .iter()
+        .chain(m.audio.iter())
+        .map(|t| t.window.listed().map(|s| s.duration_secs()).sum::<f64>())
+        .fold(0.0, f64::max);
+    out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    out.push_str("<MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\" profiles=\"urn:mpeg:dash:profile:isoff-live:2011,urn:mpeg:dash:profile:cmaf:2019\"");
+    if m.ended {
+        let total: f64 = m.video.first().or(m.audio.first()).map_or(0.0, |t| {
+            t.window.listed().map(|s| s.duration_secs()).sum::<f64>()
+        });
+        let _ = write!(
+            out,
+            " type=\"static\" mediaPresentationDuration=\"{}\"",
+            secs(total)
+        );
+    } else {
+        let _ = write!(
+            out,
+            " type=\"dynamic\" availabilityStartTime=\"{}\" publishTime=\"{}\" minimumUpdatePeriod=\"{}\" timeShiftBufferDepth=\"{}\" suggestedPresentationDelay=\"{}\"",
+            iso8601(m.availability_start),
+            iso8601(m.publish_time),
+            secs(m.target_duration),
+            secs(window_secs),
+            secs(m.target_duration * 3.0),
+        );
+    }
+    let _ = writeln!(out, " minBufferTime=\"{}\">", secs(m.target_duration));
+    out.push_str("  <Period id=\"0\" start=\"PT0S\">\n");
+    for (id, tracks) in [(0, &m.video), (1, &m.audio)] {
+        let Some(first) = tracks.first() else {
+            continue;
+        };
+        let (content, mime) = match first.kind {
+            TrackKind::Video => ("video", "video/mp4"),
+            TrackKind::Audio => ("audio", "audio/mp4"),
+        };
+        let _ = writeln!(
+            out,
+            "    <AdaptationSet id=\"{id}\" contentType=\"{content}\" mimeType=\"{mime}\" segmentAlignment=\"true\" startWithSAP=\"1\">"
+        );
+        for t in tracks.iter() {
+            representation(&mut out, t);
+        }
+        out.push_str("    </AdaptationSet>\n");
+    }
+    out.push_str("  </Period>\n");
+    if !m.ended {
+        let _ = writeln!(
+            out,
+            "  <UTCTiming schemeIdUri=\"urn:mpeg:dash:utc:http-iso:2014\" value=\"{}\"/>",
+            m.utc_timing_url
+        );
+    }
+    out.push_str("</MPD>\n");
+    out
+}
+
+fn representation(out: &mut String, t: &DashTrack) {
+    let _ = write!(
+        out,
+        "      <Representation id=\"{}\" codecs=\"{}\" bandwidth=\"{}\"",
+        t.id,
+        t.codecs,
+        t.bandwidth.max(1)
+    );
+    if let Some((w, h)) = t.resolution {
+        let _ = write!(out, " width=\"{w}\" height=\"{h}\" sar=\"1:1\"");
+    }
+    if let Some(f) = t.frame_rate {
+        let _ = write!(out, " frameRate=\"{}\"", frame_rate(f));
+    }
+    if let Some(sr) = t.sample_rate {
+        let _ = write!(out, " audioSamplingRate=\"{sr}\"");
+    }
+    out.push_str(">\n");
+    if let Some(ch) = t.channels {
+        let _ = writeln!(
+            out,
+            "        <AudioChannelConfiguration schemeIdUri=\"urn:mpeg:dash:23003:3:audio_channel_configuration:2011\" value=\"{ch}\"/>"
+        );
+    }
+    let mut segments = t.window.listed().peekable();
+    let Some(first) = segments.peek() else {
+        out.push_str("      </Representation>\n");
+        return;
+    };
+    let _ = writeln!(
+        out,
+        "        <SegmentTemplate timescale=\"{}\" initialization=\"{}/init-{}.mp4\" media=\"{}/$Number$.m4s\" startNumber=\"{}\">",
+        first.timescale, t.prefix, first.init_version, t.prefix, first.seq
+    );
+    out.push_str("          <SegmentTimeline>\n");
+    // Runs of equal durations collapse into one S@r, as the spec intends.
+    let mut run: Option<(i64, u64, u32)> = None;
+    let flush = |out: &mut String, run: Option<(i64, u64, u32)>| {
+        if let Some((start, d, r)) = run {
+            if r > 0 {
+                let _ = writeln!(out, "            <S t=\"{start}\" d=\"{d}\" r=\"{r}\"/>");
+            } else {
+                let _ = writeln!(out, "            <S t=\"{start}\" d=\"{d}\"/>");
+            }
+        }
+    };
+    for s in segments {
+        run = match run {
+            Some((start, d, r))
+                if d == s.duration && start + (i64::from(r) + 1) * d as i64 == s.start =>
+            {
+                Some((start, d, r + 1))
+            }
+            other => {
+                flush(out, other);
+                Some((s.start, s.duration, 0))
+            }
+        };
+    }
+    flush(out, run);
+    out.push_str(
+        "          </SegmentTimeline>\n        </SegmentTemplate>\n      </Representation>\n",
+    );
+}
+
+/// Frame rate as DASH writes it: an integer or a ratio like `30000/1001`.
+fn frame_rate(f: f64) -> String {
+    if (f - f.round()).abs() < 1e-3 {
+        format!("{}", f.round() as u64)
+    } else {
+        format!("{}/1001", (f * 1001.0).round() as u64)
+    }
+}

@@ -1,0 +1,223 @@
+//! HLS playlists (RFC 8216bis): media playlists written by hand, master playlists through
+//! m3u8-rs.
+
+use std::fmt::Write as _;
+
+use m3u8_rs::{AlternativeMedia, AlternativeMediaType, MasterPlaylist, Resolution, VariantStream};
+
+use crate::store::TrackWindow;
+use crate::wallclock::iso8601;
+
+/// Protocol version: EXT-X-MAP with fMP4 needs 6+, and 7 is what Apple's authoring spec
+/// asks for with CMAF.
+pub const VERSION: usize = 7;
+
+/// EXT-X-TARGETDURATION: the configured target rounded up, raised (never lowered) when a
+/// segment ran longer because the encoder's keyframes came late.
+pub fn target_duration(configured: f64, window: &TrackWindow) -> u64 {
+    let longest = window.max_duration().round() as u64;
+    (configured.ceil() as u64).max(longest).max(1)
+}
+
+/// Writes the media playlist of one track. Segment URIs are `{prefix}/{seq}.m4s` and init
+/// URIs `{prefix}/init-{version}.mp4`, relative to the playlist.
+pub fn media_playlist(window: &TrackWindow, prefix: &str, target: u64, ended: bool) -> String {
+    let mut out = String::with_capacity(512);
+    let first = window.listed().next().map_or(0, |s| s.seq);
+    let _ = write!(
+        out,
+        "#EXTM3U\n#EXT-X-VERSION:{VERSION}\n#EXT-X-TARGETDURATION:{target}\n#EXT-X-MEDIA-SEQUENCE:{first}\n"
+    );
+    let dseq = window.discontinuity_sequence();
+    if dseq > 0 {
+        let _ = writeln!(out, "#EXT-X-DISCONTINUITY-SEQUENCE:{dseq}");
+    }
+    out.push_str("#EXT-X-INDEPENDENT-SEGMENTS\n");
+    let mut map: Option<u64> = None;
+    for (i, seg) in window.listed().enumerate() {
+        if seg.discontinuity && i > 0 {
+            out.push_str("#EXT-X-DISCONTINUITY\n");
+        }
+        if map != Some(seg.init_version) {
+            let _ = writeln!(
+                out,
+                "#EXT-X-MAP:URI=\"{prefix}/init-{}.mp4\"",
+                seg.init_version
+            );
+            map = Some(seg.init_version);
+        }
+        // Every segment gets a date: cheap, and players use it for sync across renditions.
+        let _ = write!(
+            out,
+            "#EXT-X-PROGRAM-DATE-TIME:{}\n#EXTINF:{:.3},\n{prefix}/{}.m4s\n",
+            iso8601(seg.wall_clock),
+            seg.duration_secs(),
+            seg.seq
+        );
+    }
+    if ended {
+        out.push_str("#EXT-X-ENDLIST\n");
+    }
+    out
+}
+
+/// One variant of a master playlist.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Variant {
+    /// Media playlist URI relative to the master.
+    pub uri: String,
+    /// Peak bits per second over recent segments, all tracks of the variant.
+    pub bandwidth: u64,
+    /// Average bits per second.
+    pub average_bandwidth: u64,
+    /// RFC 6381 codecs, comma separated (video and audio).
+    pub codecs: String,
+    /// Width and height of the video.
+    pub resolution: Option<(u32, u32)>,
+    /// Video frame rate.
+    pub frame_rate: Option<f64>,
+}
+
+/// The audio rendition shared by the variants.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AudioRendition {
+    /// Media playlist URI relative to the master.
+    pub uri: String,
+    /// Channel count for the CHANNELS attribute.
+    pub channels: u8,
+}
+
+/// GROUP-ID of the shared audio rendition.
+pub const AUDIO_GROUP: &str = "audio";
+
+/// Writes the master playlist, variants sorted by bandwidth (lowest first so players that
+/// start on the first variant start cheap).
+pub fn master_playlist(variants: &[Variant], audio: Option<&AudioRendition>) -> String {
+    let mut variants = variants.to_vec();
+    variants.sort_by_key(|v| v.bandwidth);
+    let alternatives = audio
+        .map(|a| AlternativeMedia {
+            media_type: AlternativeMediaType::Audio,
+            uri: Some(a.uri.clone()),
+            group_id: AUDIO_GROUP.to_string(),
+            name: "audio".to_string(),
+            default: true,
+            autoselect: true,
+            channels: Some(a.channels.to_string()),
+            ..Default::default()
+        })
+        .into_iter()
+        .collect();
+    let playlist = MasterPlaylist {
+        version: Some(VERSION),
+        independent_segments: true,
+        alternatives,
+        variants: variants
+            .into_iter()
+            .map(|v| VariantStream {
+                uri: v.uri,
+                bandwidth: v.bandwidth.max(1),
+                average_bandwidth: Some(v.average_bandwidth.max(1)),
+                codecs: Some(v.codecs),
+                resolution: v.resolution.map(|(width, height)| Resolution {
+                    width: u64::from(width),
+                    height: u64::from(height),
+                }),
+                // RFC 8216bis: FRAME-RATE rounded to three decimal places.
+                frame_rate: v.frame_rate.map(|f| (f * 1000.0).round() / 1000.0),
+                audio: audio.map(|_| AUDIO_GROUP.to_string()),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    };
+    let mut out = Vec::with_capacity(512);
+    // Writing into a Vec cannot fail.
+    let _ = playlist.write_to(&mut out);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoredSegment;
+    use bytes::Bytes;
+    use std::time::{Duration, SystemTime};
+
+    fn window(n: u64, dur_ms: u64) -> TrackWindow {
+        let mut w = TrackWindow::new(3);
+        w.add_init(0, Bytes::from_static(b"init"));
+        for seq in 1..=n {
+            w.push(StoredSegment {
+                seq,
+                start: ((seq - 1) * dur_ms * 90) as i64,
+                duration: dur_ms * 90,
+                timescale: 90_000,
+                wall_clock: SystemTime::UNIX_EPOCH + Duration::from_millis(seq * dur_ms),
+                init_version: 0,
+                discontinuity: false,
+                data: Bytes::from(vec![0u8; 500]),
+            });
+        }
+        w
+    }
+
+    #[test]
+    fn media_playlist_parses_and_lists_the_window() {
+        let w = window(5, 2002);
+        let text = media_playlist(&w, "video", target_duration(2.0, &w), true);
+        let pl = match m3u8_rs::parse_playlist_res(text.as_bytes()).expect("parses") {
+            m3u8_rs::Playlist::MediaPlaylist(p) => p,
+            other => panic!("not a media playlist: {other:?}"),
+        };
+        assert_eq!(pl.media_sequence, 3);
+        assert_eq!(pl.target_duration, 2);
+        assert!(pl.end_list);
+        assert_eq!(pl.segments.len(), 3);
+        assert_eq!(pl.segments[0].uri, "video/3.m4s");
+        assert!((pl.segments[0].duration - 2.002).abs() < 1e-6);
+        assert_eq!(pl.segments[0].map.as_ref().unwrap().uri, "video/init-0.mp4");
+        assert!(text.contains("#EXTINF:2.002,\n"));
+        assert!(text.contains("#EXT-X-PROGRAM-DATE-TIME:1970-01-01T00:00:06.006Z"));
+    }
+
+    #[test]
+    fn target_duration_covers_long_segments() {
+        let w = window(2, 3600);
+        assert_eq!(target_duration(2.0, &w), 4);
+        assert_eq!(target_duration(1.5, &window(1, 1000)), 2);
+    }
+
+    #[test]
+    fn master_playlist_has_codecs_and_audio_group() {
+        let v = |bw, h| Variant {
+            uri: format!("{h}p/video.m3u8"),
+            bandwidth: bw,
+            average_bandwidth: bw / 2,
+            codecs: "avc1.64001f,mp4a.40.2".into(),
+            resolution: Some((h * 16 / 9, h)),
+            frame_rate: Some(30_000.0 / 1001.0),
+        };
+        let text = master_playlist(
+            &[v(3_000_000, 720), v(800_000, 360)],
+            Some(&AudioRendition {
+                uri: "720p/audio.m3u8".into(),
+                channels: 2,
+            }),
+        );
+        let pl = match m3u8_rs::parse_playlist_res(text.as_bytes()).expect("parses") {
+            m3u8_rs::Playlist::MasterPlaylist(p) => p,
+            other => panic!("not a master playlist: {other:?}"),
+        };
+        assert_eq!(pl.variants.len(), 2);
+        assert_eq!(pl.variants[0].bandwidth, 800_000);
+        assert_eq!(
+            pl.variants[0].codecs.as_deref(),
+            Some("avc1.64001f,mp4a.40.2")
+        );
+        assert_eq!(pl.variants[1].audio.as_deref(), Some(AUDIO_GROUP));
+        assert_eq!(pl.alternatives[0].channels.as_deref(), Some("2"));
+        assert!(text.contains("FRAME-RATE=29.97"), "{text}");
+        assert!(text.contains("RESOLUTION=1280x720"));
+    }
+}

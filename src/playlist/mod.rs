@@ -1,0 +1,4 @@
+//! Playlist and manifest writers.
+
+pub mod dash;
+pub mod hls;

@@ -1,0 +1,13 @@
+//! RTMP ingest. Everything but `server` is sans-IO: bytes in, messages and events out.
+
+pub mod amf0;
+pub mod chunk;
+pub mod client;
+pub mod handshake;
+pub mod message;
+pub mod server;
+pub mod session;
+#[cfg(test)]
+mod tests;
+
+pub use session::{ServerSession, SessionConfig, SessionError, SessionEvent};

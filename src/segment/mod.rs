@@ -1,0 +1,6 @@
+//! Cutting a stream's frames into keyframe-aligned segments on one shared timeline.
+
+pub mod segmenter;
+pub mod timing;
+
+pub use segmenter::{CutSegment, Segmenter};

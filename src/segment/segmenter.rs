@@ -1,0 +1,432 @@
+//! The keyframe-aligned segmenter.
+//!
+//! Video keyframes decide the segment boundaries on the stream's media clock: a segment is
+//! cut at the first keyframe at or after the target duration. Audio is cut at the same
+//! media times, so segment N of every track covers the same span. Because audio may run a
+//! little ahead of video on the wire, audio frames wait until video has passed their
+//! timestamp (bounded by `AUDIO_LEAD_LIMIT`, in case video stalls) before they are placed.
+//! A stream without video is cut on audio time alone.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use super::timing::{SampleClock, TimedSample};
+use crate::media::{Frame, Sample, TrackKind, MEDIA_CLOCK};
+
+/// How far audio may run ahead of video before it is placed without waiting (media clock).
+const AUDIO_LEAD_LIMIT: i64 = MEDIA_CLOCK as i64;
+/// Boundaries remembered for placing late samples; older ones are dropped.
+const BOUNDARY_MEMORY: usize = 8;
+
+/// A finished segment of one track.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CutSegment {
+    /// Which track.
+    pub kind: TrackKind,
+    /// Sequence number, shared by all tracks of the stream.
+    pub seq: u64,
+    /// The segment's nominal start on the media clock (the cutting keyframe's dts).
+    pub media_start: i64,
+    /// The samples, in decode order, in the track's timescale.
+    pub samples: Vec<Sample>,
+    /// The track's timescale.
+    pub timescale: u32,
+}
+
+impl CutSegment {
+    /// Total duration in the track's timescale.
+    pub fn duration(&self) -> u64 {
+        self.samples.iter().map(|s| u64::from(s.duration)).sum()
+    }
+
+    /// Duration in seconds.
+    pub fn duration_secs(&self) -> f64 {
+        self.duration() as f64 / f64::from(self.timescale)
+    }
+
+    /// Decode time of the first sample in the track's timescale.
+    pub fn start(&self) -> i64 {
+        self.samples.first().map_or(0, |s| s.dts)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Boundary {
+    seq: u64,
+    start: i64,
+}
+
+#[derive(Debug)]
+struct TrackCut {
+    clock: SampleClock,
+    seq: Option<u64>,
+    media_start: i64,
+    samples: Vec<Sample>,
+}
+
+impl TrackCut {
+    fn take(&mut self, kind: TrackKind) -> Option<CutSegment> {
+        let seq = self.seq.take()?;
+        if self.samples.is_empty() {
+            return None;
+        }
+        Some(CutSegment {
+            kind,
+            seq,
+            media_start: self.media_start,
+            samples: std::mem::take(&mut self.samples),
+            timescale: self.clock.timescale(),
+        })
+    }
+}
+
+/// Cuts one stream's frames into aligned per-track segments.
+#[derive(Debug)]
+pub struct Segmenter {
+    target: i64,
+    next_seq: u64,
+    boundaries: VecDeque<Boundary>,
+    video: Option<TrackCut>,
+    audio: Option<TrackCut>,
+    audio_queue: VecDeque<Frame>,
+    latest_video_dts: Option<i64>,
+}
+
+impl Segmenter {
+    /// A segmenter cutting at `target`, numbering segments from `first_seq`.
+    pub fn new(target: Duration, first_seq: u64) -> Self {
+        Segmenter {
+            target: (target.as_secs_f64() * f64::from(MEDIA_CLOCK)).round() as i64,
+            next_seq: first_seq,
+            boundaries: VecDeque::new(),
+            video: None,
+            audio: None,
+            audio_queue: VecDeque::new(),
+            latest_video_dts: None,
+        }
+    }
+
+    /// The sequence number the next new segment will get.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Declares (or re-declares, after a codec change) a track. Whatever the old track had
+    /// buffered is returned as a final segment.
+    pub fn set_track(
+        &mut self,
+        kind: TrackKind,
+        timescale: u32,
+        frame_duration: Option<u32>,
+    ) -> Vec<CutSegment> {
+        let mut out = Vec::new();
+        if kind == TrackKind::Audio {
+            self.drain_audio(true, &mut out);
+        }
+        let slot = self.slot(kind);
+        if let Some(mut old) = slot.take() {
+            if let Some(ts) = old.clock.flush() {
+                old.samples.push(ts.sample);
+            }
+            out.extend(old.take(kind));
+        }
+        *slot = Some(TrackCut {
+            clock: SampleClock::new(kind, timescale, frame_duration),
+            seq: None,
+            media_start: 0,
+            samples: Vec::new(),
+        });
+        out
+    }
+
+    /// Feeds one frame; returns the segments it completed.
+    pub fn push(&mut self, frame: Frame) -> Vec<CutSegment> {
+        let mut out = Vec::new();
+        match frame.kind {
+            TrackKind::Video => {
+                if self.video.is_none() {
+                    return out;
+                }
+                if frame.keyframe {
+                    let due = match self.boundaries.back() {
+                        None => true,
+                        Some(b) => frame.dts - b.start >= self.target,
+                    };
+                    if due {
+                        self.add_boundary(frame.dts);
+                    }
+                } else if self.boundaries.is_empty() {
+                    // A segment must open with a keyframe; drop frames until the first one.
+                    return out;
+                }
+                self.latest_video_dts = Some(frame.dts);
+                self.feed(frame, &mut out);
+                self.drain_audio(false, &mut out);
+            }
+            TrackKind::Audio => {
+                if self.audio.is_none() {
+                    return out;
+                }
+                if self.video.is_some() {
+                    self.audio_queue.push_back(frame);
+                    self.drain_audio(false, &mut out);
+                } else {
+                    let due = match self.boundaries.back() {
+                        None => true,
+                        Some(b) => frame.dts - b.start >= self.target,
+                    };
+                    if due {
+                        self.add_boundary(frame.dts);
+                    }
+                    self.feed(frame, &mut out);
+                }
+            }
+        }
+        out
+    }
+
+    /// Ends the stream: everything buffered becomes final segments.
+    pub fn finish(&mut self) -> Vec<CutSegment> {
+        let mut out = Vec::new();
+        self.drain_audio(true, &mut out);
+        let tracks = [
+            (TrackKind::Video, self.video.as_mut()),
+            (TrackKind::Audio, self.audio.as_mut()),
+        ];
+        for (kind, track) in tracks {
+            if let Some(track) = track {
+                if let Some(ts) = track.clock.flush() {
+                    Self::place(&self.boundaries, track, kind, ts, &mut out);
+                }
+                out.extend(track.take(kind));
+            }
+        }
+        out
+    }
+
+    fn slot(&mut self, kind: TrackKind) -> &mut Option<TrackCut> {
+        match kind {
+            TrackKind::Video => &mut self.video,
+            TrackKind::Audio => &mut self.audio,
+        }
+    }
+
+    fn add_boundary(&mut self, start: i64) {
+        self.boundaries.push_back(Boundary {
+            seq: self.next_seq,
+            start,
+        });
+        self.next_seq += 1;
+        if self.boundaries.len() > BOUNDARY_MEMORY {
+            self.boundaries.pop_front();
+        }
+    }
+
+    fn drain_audio(&mut self, all: bool, out: &mut Vec<CutSegment>) {
+        while let Some(front) = self.audio_queue.front() {
+            let ready = all
+                || self.latest_video_dts.is_some_and(|v| front.dts <= v)
+                || self
+                    .audio_queue
+                    .back()
+                    .is_some_and(|b| b.dts - front.dts > AUDIO_LEAD_LIMIT);
+            if !ready {
+                break;
+            }
+            if let Some(frame) = self.audio_queue.pop_front() {
+                self.feed(frame, out);
+            }
+        }
+    }
+
+    fn feed(&mut self, frame: Frame, out: &mut Vec<CutSegment>) {
+        let kind = frame.kind;
+        let boundaries = &self.boundaries;
+        let track = match kind {
+            TrackKind::Video => self.video.as_mut(),
+            TrackKind::Audio => self.audio.as_mut(),
+        };
+        let Some(track) = track else { return };
+        if let Some(ts) = track.clock.push(frame) {
+            Self::place(boundaries, track, kind, ts, out);
+        }
+        // Close the segment as soon as the held-back frame is known to open the next one,
+        // rather than one frame later.
+        if let (Some(pending), Some(current)) = (track.clock.pending_dts(), track.seq) {
+            if seq_for(boundaries, pending).is_some_and(|(s, _)| s > current) {
+                out.extend(track.take(kind));
+            }
+        }
+    }
+
+    fn place(
+        boundaries: &VecDeque<Boundary>,
+        track: &mut TrackCut,
+        kind: TrackKind,
+        ts: TimedSample,
+        out: &mut Vec<CutSegment>,
+    ) {
+        let Some((seq, start)) = seq_for(boundaries, ts.media_dts) else {
+            return; // before the first keyframe: nothing to align it with
+        };
+        match track.seq {
+            Some(current) if current >= seq => {}
+            _ => {
+                out.extend(track.take(kind));
+                track.seq = Some(seq);
+                track.media_start = start;
+            }
+        }
+        track.samples.push(ts.sample);
+    }
+}
+
+fn seq_for(boundaries: &VecDeque<Boundary>, dts: i64) -> Option<(u64, i64)> {
+    boundaries
+        .iter()
+        .rev()
+        .find(|b| b.start <= dts)
+        .map(|b| (b.seq, b.start))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn v(ms: i64, key: bool) -> Frame {
+        Frame {
+            kind: TrackKind::Video,
+            dts: ms * 90,
+            pts: ms * 90,
+            keyframe: key,
+            data: Bytes::from_static(b"v"),
+        }
+    }
+    fn a(ms: i64) -> Frame {
+        Frame {
+            kind: TrackKind::Audio,
+            dts: ms * 90,
+            pts: ms * 90,
+            keyframe: true,
+            data: Bytes::from_static(b"a"),
+        }
+    }
+
+    fn av_segmenter() -> Segmenter {
+        let mut s = Segmenter::new(Duration::from_secs(2), 1);
+        assert!(s.set_track(TrackKind::Video, 90_000, None).is_empty());
+        assert!(s.set_track(TrackKind::Audio, 48_000, Some(1024)).is_empty());
+        s
+    }
+
+    /// 30 fps video with a keyframe every `gop_ms`, 48 kHz AAC, interleaved by time.
+    fn run(s: &mut Segmenter, secs: i64, gop_ms: i64) -> Vec<CutSegment> {
+        let mut out = Vec::new();
+        let (mut vi, mut ai) = (0i64, 0i64);
+        loop {
+            let vt = vi * 1000 / 30;
+            let at = ai * 1024 * 1000 / 48_000;
+            if vt >= secs * 1000 && at >= secs * 1000 {
+                break;
+            }
+            if vt <= at {
+                out.extend(s.push(v(vt, vt % gop_ms == 0)));
+                vi += 1;
+            } else {
+                out.extend(s.push(a(at)));
+                ai += 1;
+            }
+        }
+        out.extend(s.finish());
+        out
+    }
+
+    #[test]
+    fn cuts_at_keyframes_after_target_and_aligns_audio() {
+        let mut s = av_segmenter();
+        let segs = run(&mut s, 10, 1000);
+        let video: Vec<_> = segs.iter().filter(|c| c.kind == TrackKind::Video).collect();
+        let audio: Vec<_> = segs.iter().filter(|c| c.kind == TrackKind::Audio).collect();
+        assert_eq!(
+            video.iter().map(|c| c.seq).collect::<Vec<_>>(),
+            vec![1, 2, 3, 4, 5]
+        );
+        assert_eq!(
+            audio.iter().map(|c| c.seq).collect::<Vec<_>>(),
+            vec![1, 2, 3, 4, 5]
+        );
+        for c in &video {
+            assert!(c.samples[0].keyframe);
+            assert!(
+                (c.duration_secs() - 2.0).abs() < 0.04,
+                "{}",
+                c.duration_secs()
+            );
+        }
+        for (vs, as_) in video.iter().zip(&audio) {
+            assert_eq!(vs.media_start, as_.media_start);
+            let audio_start = as_.start() as f64 / 48_000.0;
+            let video_start = vs.start() as f64 / 90_000.0;
+            // Audio's first frame is the first one at or after the video cut.
+            assert!(audio_start >= video_start && audio_start - video_start < 0.0214);
+        }
+        // No audio sample lost or duplicated: contiguous timeline.
+        let mut next = audio[0].start();
+        for c in &audio {
+            for smp in &c.samples {
+                assert_eq!(smp.dts, next);
+                next += i64::from(smp.duration);
+            }
+        }
+    }
+
+    #[test]
+    fn long_gop_makes_long_segments() {
+        let mut s = av_segmenter();
+        let segs = run(&mut s, 12, 3000);
+        let video: Vec<_> = segs.iter().filter(|c| c.kind == TrackKind::Video).collect();
+        assert_eq!(video.len(), 4);
+        assert!((video[0].duration_secs() - 3.0).abs() < 0.04);
+    }
+
+    #[test]
+    fn frames_before_first_keyframe_are_dropped() {
+        let mut s = av_segmenter();
+        assert!(s.push(v(0, false)).is_empty());
+        assert!(s.push(a(0)).is_empty());
+        assert!(s.push(v(33, true)).is_empty());
+        let segs = s.finish();
+        let video = segs.iter().find(|c| c.kind == TrackKind::Video).unwrap();
+        assert_eq!(video.samples.len(), 1);
+        assert_eq!(video.media_start, 33 * 90);
+    }
+
+    #[test]
+    fn audio_only_cuts_on_time() {
+        let mut s = Segmenter::new(Duration::from_secs(2), 7);
+        s.set_track(TrackKind::Audio, 48_000, Some(1024));
+        let mut segs = Vec::new();
+        for i in 0..(48_000 * 5 / 1024) {
+            segs.extend(s.push(a(i * 1024 * 1000 / 48_000)));
+        }
+        segs.extend(s.finish());
+        assert_eq!(
+            segs.iter().map(|c| c.seq).collect::<Vec<_>>(),
+            vec![7, 8, 9]
+        );
+        assert!((segs[0].duration_secs() - 2.0).abs() < 0.03);
+    }
+
+    #[test]
+    fn segment_closes_when_keyframe_arrives() {
+        let mut s = Segmenter::new(Duration::from_secs(2), 1);
+        s.set_track(TrackKind::Video, 90_000, None);
+        for i in 0..60 {
+            assert!(s.push(v(i * 1000 / 30, i == 0)).is_empty());
+        }
+        let out = s.push(v(2000, true));
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].samples.len(), 60);
+    }
+}

@@ -1,0 +1,218 @@
+//! The per-track window of finished segments, kept in memory as shared `Bytes`.
+//!
+//! A segment leaves the playlist when the window slides, but stays fetchable for a few
+//! more segment durations (RFC 8216bis 6.2.2: a client may still be loading a playlist
+//! that lists it).
+
+use std::collections::VecDeque;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+
+/// Segments kept fetchable after they leave the playlist.
+const GRACE_SEGMENTS: usize = 3;
+
+/// One finished segment of one track.
+#[derive(Clone, Debug)]
+pub struct StoredSegment {
+    /// Media sequence number.
+    pub seq: u64,
+    /// Decode time of the first sample, track timescale.
+    pub start: i64,
+    /// Duration, track timescale.
+    pub duration: u64,
+    /// The track's timescale.
+    pub timescale: u32,
+    /// Wall-clock time of the first sample (EXT-X-PROGRAM-DATE-TIME).
+    pub wall_clock: SystemTime,
+    /// Which init segment decodes it (bumps on reconnect or codec change).
+    pub init_version: u64,
+    /// True when the segment starts a new timeline (after a reconnect or codec change).
+    pub discontinuity: bool,
+    /// The CMAF segment bytes (styp + moof + mdat).
+    pub data: Bytes,
+}
+
+impl StoredSegment {
+    /// Duration in seconds.
+    pub fn duration_secs(&self) -> f64 {
+        self.duration as f64 / f64::from(self.timescale)
+    }
+}
+
+/// A sliding window of one track's segments plus the init segments they refer to.
+#[derive(Debug)]
+pub struct TrackWindow {
+    window: usize,
+    inits: VecDeque<(u64, Bytes)>,
+    segments: VecDeque<StoredSegment>,
+    /// Longest segment seen, seconds; EXT-X-TARGETDURATION never goes below it.
+    max_duration: f64,
+    discontinuities_dropped: u64,
+}
+
+impl TrackWindow {
+    /// An empty window listing `window` segments.
+    pub fn new(window: usize) -> Self {
+        TrackWindow {
+            window,
+            inits: VecDeque::new(),
+            segments: VecDeque::new(),
+            max_duration: 0.0,
+            discontinuities_dropped: 0,
+        }
+    }
+
+    /// Registers an init segment under `version`.
+    pub fn add_init(&mut self, version: u64, init: Bytes) {
+        self.inits.retain(|(v, _)| *v != version);
+        self.inits.push_back((version, init));
+    }
+
+    /// The init segment for `version`, if still kept.
+    pub fn init(&self, version: u64) -> Option<&Bytes> {
+        self.inits
+            .iter()
+            .find(|(v, _)| *v == version)
+            .map(|(_, b)| b)
+    }
+
+    /// Appends a finished segment and slides the window.
+    pub fn push(&mut self, segment: StoredSegment) {
+        self.max_duration = self.max_duration.max(segment.duration_secs());
+        self.segments.push_back(segment);
+        while self.segments.len() > self.window + GRACE_SEGMENTS {
+            if let Some(old) = self.segments.pop_front() {
+                if old.discontinuity {
+                    self.discontinuities_dropped += 1;
+                }
+            }
+        }
+        // Drop init versions no kept segment refers to, except the newest.
+        let newest = self.inits.back().map(|(v, _)| *v);
+        let segments = &self.segments;
+        self.inits
+            .retain(|(v, _)| Some(*v) == newest || segments.iter().any(|s| s.init_version == *v));
+    }
+
+    /// The segments a playlist lists now (the last `window`).
+    pub fn listed(&self) -> impl Iterator<Item = &StoredSegment> {
+        let skip = self.segments.len().saturating_sub(self.window);
+        self.segments.iter().skip(skip)
+    }
+
+    /// Count of discontinuities that have slid out of the playlist
+    /// (EXT-X-DISCONTINUITY-SEQUENCE).
+    pub fn discontinuity_sequence(&self) -> u64 {
+        let skip = self.segments.len().saturating_sub(self.window);
+        self.discontinuities_dropped
+            + self
+                .segments
+                .iter()
+                .take(skip)
+                .filter(|s| s.discontinuity)
+                .count() as u64
+    }
+
+    /// A segment by sequence number, while it is still kept.
+    pub fn get(&self, seq: u64) -> Option<&StoredSegment> {
+        let first = self.segments.front()?.seq;
+        let idx = usize::try_from(seq.checked_sub(first)?).ok()?;
+        self.segments.get(idx).filter(|s| s.seq == seq)
+    }
+
+    /// The newest segment.
+    pub fn last(&self) -> Option<&StoredSegment> {
+        self.segments.back()
+    }
+
+    /// True when no segment has been stored yet.
+    pub fn is_empty(&self) -> bool {
+        self.segments.is_empty()
+    }
+
+    /// Longest segment duration seen so far, in seconds.
+    pub fn max_duration(&self) -> f64 {
+        self.max_duration
+    }
+
+    /// Bytes held by kept segments and init segments (for metrics).
+    pub fn bytes_held(&self) -> usize {
+        self.segments.iter().map(|s| s.data.len()).sum::<usize>()
+            + self.inits.iter().map(|(_, b)| b.len()).sum::<usize>()
+    }
+
+    /// Peak and average bits per second over the listed segments.
+    pub fn bitrates(&self) -> (u64, u64) {
+        let (mut peak, mut bytes, mut secs) = (0f64, 0usize, 0f64);
+        for s in self.listed() {
+            let d = s.duration_secs();
+            if d > 0.0 {
+                peak = peak.max(s.data.len() as f64 * 8.0 / d);
+            }
+            bytes += s.data.len();
+            secs += d;
+        }
+        let avg = if secs > 0.0 {
+            bytes as f64 * 8.0 / secs
+        } else {
+            0.0
+        };
+        (peak.ceil() as u64, avg.ceil() as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seg(seq: u64, secs: u64, disc: bool) -> StoredSegment {
+        StoredSegment {
+            seq,
+            start: (seq * secs * 1000) as i64,
+            duration: secs * 1000,
+            timescale: 1000,
+            wall_clock: SystemTime::UNIX_EPOCH,
+            init_version: if disc { 1 } else { 0 },
+            discontinuity: disc,
+            data: Bytes::from(vec![0u8; 1000]),
+        }
+    }
+
+    #[test]
+    fn window_slides_but_keeps_grace_segments_fetchable() {
+        let mut w = TrackWindow::new(3);
+        w.add_init(0, Bytes::from_static(b"init"));
+        for seq in 1..=10 {
+            w.push(seg(seq, 2, false));
+        }
+        assert_eq!(
+            w.listed().map(|s| s.seq).collect::<Vec<_>>(),
+            vec![8, 9, 10]
+        );
+        assert!(w.get(5).is_some());
+        assert!(w.get(4).is_none());
+        assert!(w.get(11).is_none());
+        assert_eq!(w.bitrates(), (4000, 4000));
+        assert_eq!(w.max_duration(), 2.0);
+    }
+
+    #[test]
+    fn discontinuity_sequence_counts_what_slid_out() {
+        let mut w = TrackWindow::new(2);
+        w.add_init(0, Bytes::from_static(b"a"));
+        w.push(seg(1, 2, false));
+        w.add_init(1, Bytes::from_static(b"b"));
+        w.push(seg(2, 2, true));
+        assert_eq!(w.discontinuity_sequence(), 0);
+        for seq in 3..=10 {
+            w.push(StoredSegment {
+                init_version: 1,
+                ..seg(seq, 2, false)
+            });
+        }
+        assert_eq!(w.discontinuity_sequence(), 1);
+        assert!(w.init(0).is_none(), "unreferenced init is dropped");
+        assert!(w.init(1).is_some());
+    }
+}

@@ -1,0 +1,104 @@
+//! Shared helpers for the end-to-end tests: a running gateway on free loopback ports,
+//! real ffmpeg publishers, and a minimal HTTP client.
+#![allow(dead_code)]
+
+pub mod http;
+pub mod mp4;
+pub mod tools;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use packgate::config::Config;
+use packgate::server::Server;
+
+/// A config on free loopback ports with a short linger, for tests.
+pub fn test_config() -> Config {
+    let mut c = Config::default();
+    c.rtmp.listen = "127.0.0.1:0".parse().unwrap();
+    c.http.listen = "127.0.0.1:0".parse().unwrap();
+    c
+}
+
+/// Starts the gateway on a fresh runtime thread pool and returns it with the runtime.
+pub fn start(config: Config) -> (tokio::runtime::Runtime, Server) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let server = rt.block_on(Server::start(config)).expect("server starts");
+    (rt, server)
+}
+
+/// Path of a file in `samples/`.
+pub fn sample(name: &str) -> PathBuf {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("samples")
+        .join(name);
+    assert!(p.exists(), "missing sample {}", p.display());
+    p
+}
+
+/// A child process that is killed when dropped, so a failing test never leaks ffmpeg.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Proc {
+    /// Waits up to `limit` for the process to exit; returns its success.
+    pub fn wait_for(&mut self, limit: Duration) -> Option<bool> {
+        let end = Instant::now() + limit;
+        while Instant::now() < end {
+            if let Ok(Some(status)) = self.0.try_wait() {
+                return Some(status.success());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+/// Publishes `sample` to `rtmp://addr/app/name` in real time with ffmpeg 9, copying codecs.
+/// `loops` = -1 loops forever (until the returned guard is dropped).
+pub fn publish(
+    rtmp: std::net::SocketAddr,
+    app: &str,
+    name: &str,
+    sample: &std::path::Path,
+    loops: i32,
+) -> Proc {
+    let ffmpeg = tools::ffmpeg();
+    let child = Command::new(ffmpeg)
+        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-re"])
+        .args(["-stream_loop", &loops.to_string()])
+        .arg("-i")
+        .arg(sample)
+        .args(["-c", "copy", "-f", "flv"])
+        .arg(format!("rtmp://{rtmp}/{app}/{name}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn ffmpeg");
+    Proc(child)
+}
+
+/// Polls `f` every 100 ms until it returns `Some` or `limit` passes.
+pub fn poll<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let end = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= end {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -1,0 +1,59 @@
+//! Locating the external tools the end-to-end tests drive. A missing tool is a test
+//! failure that names the install step, never a silent pass.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn from_env(var: &str) -> Option<PathBuf> {
+    std::env::var_os(var)
+        .map(PathBuf::from)
+        .filter(|p| p.exists())
+}
+
+/// ffmpeg 9 from the PyPI package imageio-ffmpeg (Enhanced RTMP capable).
+pub fn ffmpeg() -> PathBuf {
+    if let Some(p) = from_env("PACKGATE_FFMPEG") {
+        return p;
+    }
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import imageio_ffmpeg as m; print(m.get_ffmpeg_exe())",
+        ])
+        .output();
+    match out {
+        Ok(o) if o.status.success() => PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()),
+        _ => panic!("ffmpeg not found: run `python3 -m pip install imageio-ffmpeg` (bash tests/run.sh does it)"),
+    }
+}
+
+/// ffprobe from Debian's ffmpeg package.
+pub fn ffprobe() -> PathBuf {
+    from_env("PACKGATE_FFPROBE")
+        .or_else(|| Some(PathBuf::from("/usr/bin/ffprobe")).filter(|p| p.exists()))
+        .unwrap_or_else(|| {
+            panic!("ffprobe not found: run `apt-get install ffmpeg` (bash tests/run.sh does it)")
+        })
+}
+
+/// node, for the browser test.
+pub fn node() -> PathBuf {
+    from_env("PACKGATE_NODE")
+        .or_else(|| Some(PathBuf::from("/usr/bin/node")).filter(|p| p.exists()))
+        .unwrap_or_else(|| panic!("node not found: install Node.js (apt-get install nodejs)"))
+}
+
+/// The folder holding play.mjs and its node_modules.
+pub fn browser_dir() -> PathBuf {
+    let dir = from_env("PACKGATE_BROWSER_DIR")
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser"));
+    assert!(
+        dir.join("node_modules/playwright-core").exists(),
+        "playwright-core missing: run `(cd tests/browser && npm ci)` (bash tests/run.sh does it)"
+    );
+    assert!(
+        PathBuf::from("/usr/bin/chromium").exists(),
+        "Chromium missing: run `apt-get install chromium` (bash tests/run.sh does it)"
+    );
+    dir
+}
