@@ -1,0 +1,123 @@
+// Plays a stream in Debian's headless Chromium with hls.js or dash.js and prints one JSON
+// line of what happened. The Rust tests assert on it.
+//
+//   node play.mjs --url http://127.0.0.1:PORT/live/show/index.m3u8 --seconds 10 [--player hls|dash] [--low-latency]
+//
+// The player page is injected by request interception on the stream's own origin, so
+// nothing is fetched from outside and no CORS or private-network rule gets in the way.
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const args = process.argv.slice(2);
+const opt = (name, dflt) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : dflt;
+};
+const url = opt('url');
+const seconds = Number(opt('seconds', '10'));
+const player = opt('player', 'hls');
+const lowLatency = args.includes('--low-latency');
+const chromiumPath = process.env.PACKGATE_CHROMIUM || '/usr/bin/chromium';
+
+function fail(msg) {
+  process.stderr.write(`play.mjs: ${msg}\n`);
+  process.exit(2);
+}
+if (!url) fail('--url is required');
+if (!existsSync(chromiumPath)) fail(`Chromium not found at ${chromiumPath}: run apt-get install chromium`);
+let chromium;
+try {
+  ({ chromium } = await import('playwright-core'));
+} catch {
+  fail('playwright-core missing: run (cd tests/browser && npm ci)');
+}
+const lib = player === 'dash' ? 'dashjs/dist/modern/umd/dash.all.min.js' : 'hls.js/dist/hls.min.js';
+const libPath = join(here, 'node_modules', lib);
+if (!existsSync(libPath)) fail(`${lib} missing: run (cd tests/browser && npm ci)`);
+
+const origin = new URL(url).origin;
+const page_html = `<!doctype html><html><body><video id="v" muted autoplay playsinline></video>
+<script src="/__packgate_test/player.js"></script>
+<script>
+const s = window.__s = { fatal: [], errors: [], playingAt: null, stalls: 0, latency: [], levels: 0 };
+const v = document.getElementById('v');
+v.addEventListener('playing', () => { if (s.playingAt === null) s.playingAt = performance.now(); });
+v.addEventListener('waiting', () => { if (s.playingAt !== null) s.stalls++; });
+if (${JSON.stringify(player)} === 'dash') {
+  const p = window.__p = dashjs.MediaPlayer().create();
+  if (${lowLatency}) p.updateSettings({ streaming: { lowLatencyEnabled: true, delay: { liveDelay: 1 } } });
+  p.on(dashjs.MediaPlayer.events.ERROR, e => s.fatal.push(JSON.stringify(e.error || e).slice(0, 300)));
+  p.on(dashjs.MediaPlayer.events.STREAM_INITIALIZED, () => { s.levels = p.getRepresentationsByType ? p.getRepresentationsByType('video').length : p.getBitrateInfoListFor('video').length; });
+  p.initialize(v, ${JSON.stringify(url)}, true);
+  setInterval(() => { try { const l = p.getCurrentLiveLatency(); if (l > 0) s.latency.push(l); } catch (e) {} }, 500);
+} else {
+  const h = window.__p = new Hls({ lowLatencyMode: ${lowLatency} });
+  h.on(Hls.Events.ERROR, (_, d) => (d.fatal ? s.fatal : s.errors).push(d.details + (d.response ? ' ' + d.response.code : '')));
+  h.on(Hls.Events.MANIFEST_PARSED, (_, d) => { s.levels = d.levels.length; });
+  h.loadSource(${JSON.stringify(url)});
+  h.attachMedia(v);
+  setInterval(() => { if (h.latency > 0) s.latency.push(h.latency); }, 500);
+}
+v.play().catch(() => {});
+</script></body></html>`;
+
+const profile = mkdtempSync(join(tmpdir(), 'packgate-chromium-'));
+let browser;
+const deadline = setTimeout(() => {
+  process.stderr.write('play.mjs: overall timeout\n');
+  process.exit(3);
+}, (seconds + 60) * 1000);
+try {
+  browser = await chromium.launchPersistentContext(profile, {
+    executablePath: chromiumPath,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--autoplay-policy=no-user-gesture-required'],
+  });
+  const page = browser.pages()[0] || (await browser.newPage());
+  await page.route(`${origin}/__packgate_test/**`, route => {
+    const path = new URL(route.request().url()).pathname;
+    if (path.endsWith('player.js')) return route.fulfill({ body: readFileSync(libPath), contentType: 'text/javascript' });
+    return route.fulfill({ body: page_html, contentType: 'text/html' });
+  });
+  await page.goto(`${origin}/__packgate_test/index.html`);
+  // Wait (bounded) for playback to start.
+  const startLimit = Date.now() + 30000;
+  let s = await page.evaluate(() => window.__s);
+  while (s.playingAt === null && s.fatal.length === 0 && Date.now() < startLimit) {
+    await page.waitForTimeout(200);
+    s = await page.evaluate(() => window.__s);
+  }
+  let advanced = 0;
+  if (s.playingAt !== null) {
+    const t0 = await page.evaluate(() => document.getElementById('v').currentTime);
+    await page.waitForTimeout(seconds * 1000);
+    const t1 = await page.evaluate(() => document.getElementById('v').currentTime);
+    advanced = t1 - t0;
+  }
+  const r = await page.evaluate(() => {
+    const v = document.getElementById('v');
+    const s = window.__s;
+    const lat = [...s.latency].sort((a, b) => a - b);
+    const q = p => (lat.length ? lat[Math.min(lat.length - 1, Math.floor(p * lat.length))] : null);
+    return {
+      played: s.playingAt !== null, videoWidth: v.videoWidth, videoHeight: v.videoHeight,
+      audioDecodedBytes: v.webkitAudioDecodedByteCount || 0, fatal: s.fatal, errors: s.errors.slice(0, 20),
+      levels: s.levels, stalls: s.stalls, latencyMedian: q(0.5), latencyP95: q(0.95), latencySamples: lat.length,
+    };
+  });
+  r.advanced = Math.round(advanced * 1000) / 1000;
+  r.window = seconds;
+  r.ok = r.played && r.fatal.length === 0 && advanced >= seconds * 0.8;
+  process.stdout.write(JSON.stringify(r) + '\n');
+} catch (e) {
+  process.stderr.write(`play.mjs: ${e.stack || e}\n`);
+  process.exitCode = 1;
+} finally {
+  clearTimeout(deadline);
+  if (browser) await browser.close().catch(() => {});
+  rmSync(profile, { recursive: true, force: true });
+}

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The one test command: installs what the tests need when it is missing (Debian packages,
+# ffmpeg 9 from PyPI, npm packages for the browser test), then runs every check and test.
+# Usage: bash tests/run.sh            (CI runs it through .ci/run)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+step() { printf '\n==> %s\n' "$*"; }
+die() { printf '\nFAILED: %s\n' "$*" >&2; exit 1; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# --- install what is missing -------------------------------------------------------------
+apt_missing=()
+[ -x /usr/bin/chromium ] || apt_missing+=(chromium)
+command -v ffprobe >/dev/null 2>&1 || apt_missing+=(ffmpeg)
+command -v node >/dev/null 2>&1 || apt_missing+=(nodejs npm)
+if [ ${#apt_missing[@]} -gt 0 ]; then
+  step "installing Debian packages: ${apt_missing[*]}"
+  as_root apt-get update -qq || die "apt-get update failed (needed to install ${apt_missing[*]})"
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${apt_missing[@]}" \
+    || die "tests need ${apt_missing[*]}: apt-get install ${apt_missing[*]} failed"
+fi
+
+if ! python3 -c 'import imageio_ffmpeg' >/dev/null 2>&1; then
+  step "installing ffmpeg 9 (pip install imageio-ffmpeg)"
+  python3 -m pip install -q imageio-ffmpeg || die "tests need ffmpeg 9: python3 -m pip install imageio-ffmpeg failed"
+fi
+
+if [ ! -d tests/browser/node_modules/playwright-core ] || [ ! -d tests/browser/node_modules/hls.js ]; then
+  step "installing npm packages for the browser test (npm ci in tests/browser)"
+  (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error) \
+    || die "browser test needs playwright-core and hls.js: (cd tests/browser && npm ci) failed"
+fi
+
+PACKGATE_FFMPEG=$(python3 -c 'import imageio_ffmpeg as m; print(m.get_ffmpeg_exe())') \
+  || die "imageio-ffmpeg is installed but has no ffmpeg binary"
+export PACKGATE_FFMPEG
+export PACKGATE_FFPROBE=${PACKGATE_FFPROBE:-$(command -v ffprobe)}
+export PACKGATE_NODE=${PACKGATE_NODE:-$(command -v node)}
+export PACKGATE_CHROMIUM=/usr/bin/chromium
+export PACKGATE_BROWSER_DIR="$root/tests/browser"
+echo "ffmpeg: $PACKGATE_FFMPEG"
+echo "ffprobe: $PACKGATE_FFPROBE, node: $PACKGATE_NODE, chromium: $PACKGATE_CHROMIUM"
+
+# --- checks and tests ----------------------------------------------------------------------
+# One build profile (release) for clippy and tests: the e2e tests need release speed anyway.
+step "cargo fmt --check"
+cargo fmt --check || die "code is not formatted: run cargo fmt"
+
+step "cargo clippy --release --all-targets -- -D warnings"
+cargo clippy --release --all-targets -- -D warnings
+
+step "cargo test --release (unit, integration, end-to-end with ffmpeg and Chromium)"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test --release 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+passed=$(grep -Eo '[0-9]+ passed' "$log" | awk '{s += $1} END {print s + 0}')
+failed=$(grep -Eo '[0-9]+ failed' "$log" | awk '{s += $1} END {print s + 0}')
+echo
+echo "tests: $passed passed, $failed failed"
+exit "$status"
