@@ -4,6 +4,8 @@
 //! → `hub` (streams, ladders, publish lifecycle) → `segment` (keyframe-aligned cuts) →
 //! `mux` (CMAF) → `store` (in-memory windows) → `playlist` → `http`.
 
+#![warn(missing_docs)]
+
 pub mod codec;
 pub mod config;
 pub mod flv;

@@ -87,6 +87,7 @@ fn bad_clients_are_closed_and_logged_while_good_stream_continues() {
 
     let mut config = test_config();
     config.rtmp.idle_timeout = 2.0;
+    config.segment.linger = 3.0;
     let (_rt, server) = start(config);
     let (rtmp, http) = (server.rtmp_addr, server.http_addr);
 
@@ -164,6 +165,16 @@ fn bad_clients_are_closed_and_logged_while_good_stream_continues() {
             .filter(|r| r.text().contains("#EXT-X-ENDLIST"))
     });
     assert!(ended.is_some(), "killed publisher's playlist did not end");
+    // After segment.linger the ended stream is removed: a 404 at once.
+    let gone = poll(Duration::from_secs(8), || {
+        get(http, "/live/victim/index.m3u8")
+            .ok()
+            .filter(|r| r.status == 404)
+    });
+    assert!(
+        gone.is_some(),
+        "ended stream still served after its linger time"
+    );
 
     // The good stream kept going through all of it.
     let after = poll(Duration::from_secs(10), || {
