@@ -72,18 +72,37 @@ impl TagDemuxer {
                 if self.video.is_none() {
                     return Err(FlvError::NoConfig("video"));
                 }
-                let dts = self.clock.unwrap(timestamp_ms) * TICKS_PER_MS;
-                Ok(Some(DemuxEvent::Frame(Frame {
-                    kind: TrackKind::Video,
-                    dts,
-                    pts: dts + i64::from(cts_ms) * TICKS_PER_MS,
+                Ok(Some(self.frame(
+                    TrackKind::Video,
+                    timestamp_ms,
+                    cts_ms,
                     keyframe,
                     data,
-                })))
+                )))
             }
             VideoTag::AvcEndOfSequence => Ok(Some(DemuxEvent::EndOfSequence(TrackKind::Video))),
             VideoTag::Command => Ok(None),
         }
+    }
+
+    /// A frame at RTMP time `timestamp_ms`, on the shared unwrapped 90 kHz timeline.
+    fn frame(
+        &mut self,
+        kind: TrackKind,
+        timestamp_ms: u32,
+        cts_ms: i32,
+        keyframe: bool,
+        data: Bytes,
+    ) -> DemuxEvent {
+        let dts = self.clock.unwrap(timestamp_ms) * TICKS_PER_MS;
+        let pts = dts + i64::from(cts_ms) * TICKS_PER_MS;
+        DemuxEvent::Frame(Frame {
+            kind,
+            dts,
+            pts,
+            keyframe,
+            data,
+        })
     }
 
     /// One audio message body at RTMP time `timestamp_ms`.
@@ -106,14 +125,13 @@ impl TagDemuxer {
                 if self.audio.is_none() {
                     return Err(FlvError::NoConfig("audio"));
                 }
-                let dts = self.clock.unwrap(timestamp_ms) * TICKS_PER_MS;
-                Ok(Some(DemuxEvent::Frame(Frame {
-                    kind: TrackKind::Audio,
-                    dts,
-                    pts: dts,
-                    keyframe: true,
+                Ok(Some(self.frame(
+                    TrackKind::Audio,
+                    timestamp_ms,
+                    0,
+                    true,
                     data,
-                })))
+                )))
             }
         }
     }

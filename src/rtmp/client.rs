@@ -7,6 +7,7 @@ use super::amf0::Amf0Value;
 use super::chunk::{ChunkDecoder, ChunkEncoder};
 use super::handshake::ClientHandshake;
 use super::message::Message;
+use super::outbox::Outbox;
 use super::session::SessionError;
 
 /// What the client session reports.
@@ -27,27 +28,25 @@ pub enum ClientEvent {
 pub struct ClientSession {
     handshake: Option<ClientHandshake>,
     decoder: ChunkDecoder,
-    encoder: ChunkEncoder,
+    outbox: Outbox,
     app: String,
     stream_key: String,
     stream_id: u32,
-    out: BytesMut,
 }
 
 impl ClientSession {
     /// A client that will publish `stream_key` in `app`; returns it with C0+C1 to send.
     pub fn new(app: &str, stream_key: &str, digest: bool, chunk_size: usize) -> (Self, Bytes) {
         let (hs, c0c1) = ClientHandshake::start(digest);
-        let mut encoder = ChunkEncoder::default();
-        encoder.set_chunk_size(chunk_size);
+        let mut outbox = Outbox::default();
+        outbox.set_chunk_size(chunk_size);
         let s = ClientSession {
             handshake: Some(hs),
             decoder: ChunkDecoder::new(),
-            encoder,
+            outbox,
             app: app.to_string(),
             stream_key: stream_key.to_string(),
             stream_id: 0,
-            out: BytesMut::new(),
         };
         (s, c0c1)
     }
@@ -55,31 +54,6 @@ impl ClientSession {
     /// The stream id the server gave us.
     pub fn stream_id(&self) -> u32 {
         self.stream_id
-    }
-
-    fn send(&mut self, msg: Message, stream_id: u32, timestamp: u32) {
-        let raw = msg.encode(stream_id, timestamp);
-        self.encoder.encode(&raw, &mut self.out);
-    }
-
-    fn command(
-        &mut self,
-        name: &str,
-        tx: f64,
-        object: Amf0Value,
-        args: Vec<Amf0Value>,
-        stream_id: u32,
-    ) {
-        self.send(
-            Message::Command {
-                name: name.into(),
-                transaction: tx,
-                object,
-                args,
-            },
-            stream_id,
-            0,
-        );
     }
 
     /// Feeds server bytes.
@@ -92,12 +66,12 @@ impl ClientSession {
             self.handshake = None;
             events.push(ClientEvent::Send(c2));
             // Our chunk size first, so large messages go out in few chunks.
-            let size = self.encoder.chunk_size() as u32;
-            self.out.extend_from_slice(&{
-                let mut b = BytesMut::new();
-                ChunkEncoder::default().encode(&Message::SetChunkSize(size).encode(0, 0), &mut b);
-                b
-            });
+            let size = self.outbox.chunk_size() as u32;
+            // Set Chunk Size itself travels at the default chunk size.
+            let mut announce = BytesMut::new();
+            ChunkEncoder::default()
+                .encode(&Message::SetChunkSize(size).encode(0, 0), &mut announce);
+            events.push(ClientEvent::Send(announce.freeze()));
             let obj = Amf0Value::object([
                 ("app", Amf0Value::String(self.app.clone())),
                 ("type", Amf0Value::String("nonprivate".into())),
@@ -106,7 +80,7 @@ impl ClientSession {
                     Amf0Value::String(format!("rtmp://localhost/{}", self.app)),
                 ),
             ]);
-            self.command("connect", 1.0, obj, vec![], 0);
+            self.outbox.command("connect", 1.0, obj, vec![], 0);
             self.decoder.push_bytes(rest);
         } else {
             self.decoder.push(input);
@@ -129,9 +103,17 @@ impl ClientSession {
                     ("_result", 1) => {
                         events.push(ClientEvent::Connected);
                         let key = Amf0Value::String(self.stream_key.clone());
-                        self.command("releaseStream", 2.0, Amf0Value::Null, vec![key.clone()], 0);
-                        self.command("FCPublish", 3.0, Amf0Value::Null, vec![key], 0);
-                        self.command("createStream", 4.0, Amf0Value::Null, vec![], 0);
+                        self.outbox.command(
+                            "releaseStream",
+                            2.0,
+                            Amf0Value::Null,
+                            vec![key.clone()],
+                            0,
+                        );
+                        self.outbox
+                            .command("FCPublish", 3.0, Amf0Value::Null, vec![key], 0);
+                        self.outbox
+                            .command("createStream", 4.0, Amf0Value::Null, vec![], 0);
                     }
                     ("_result", 4) => {
                         self.stream_id =
@@ -140,7 +122,8 @@ impl ClientSession {
                             Amf0Value::String(self.stream_key.clone()),
                             Amf0Value::String("live".into()),
                         ];
-                        self.command("publish", 5.0, Amf0Value::Null, args, self.stream_id);
+                        self.outbox
+                            .command("publish", 5.0, Amf0Value::Null, args, self.stream_id);
                     }
                     ("onStatus", _) if code == "NetStream.Publish.Start" => {
                         events.push(ClientEvent::PublishAccepted)
@@ -152,22 +135,22 @@ impl ClientSession {
                 }
             }
         }
-        if !self.out.is_empty() {
-            events.push(ClientEvent::Send(self.out.split().freeze()));
-        }
+        events.extend(self.outbox.take().map(ClientEvent::Send));
         Ok(events)
     }
 
     /// Bytes of one video message.
     pub fn video(&mut self, timestamp: u32, body: Bytes) -> Bytes {
-        self.send(Message::Video(body), self.stream_id, timestamp);
-        self.out.split().freeze()
+        self.outbox
+            .send(Message::Video(body), self.stream_id, timestamp);
+        self.outbox.take().unwrap_or_default()
     }
 
     /// Bytes of one audio message.
     pub fn audio(&mut self, timestamp: u32, body: Bytes) -> Bytes {
-        self.send(Message::Audio(body), self.stream_id, timestamp);
-        self.out.split().freeze()
+        self.outbox
+            .send(Message::Audio(body), self.stream_id, timestamp);
+        self.outbox.take().unwrap_or_default()
     }
 
     /// Bytes of @setDataFrame onMetaData.
@@ -177,26 +160,26 @@ impl ClientSession {
             Amf0Value::String("onMetaData".into()),
             data,
         ];
-        self.send(Message::Data(values), self.stream_id, 0);
-        self.out.split().freeze()
+        self.outbox.send(Message::Data(values), self.stream_id, 0);
+        self.outbox.take().unwrap_or_default()
     }
 
     /// Bytes of FCUnpublish + deleteStream.
     pub fn unpublish(&mut self) -> Bytes {
-        self.command(
+        self.outbox.command(
             "FCUnpublish",
             6.0,
             Amf0Value::Null,
             vec![Amf0Value::String(self.stream_key.clone())],
             0,
         );
-        self.command(
+        self.outbox.command(
             "deleteStream",
             7.0,
             Amf0Value::Null,
             vec![Amf0Value::Number(f64::from(self.stream_id))],
             0,
         );
-        self.out.split().freeze()
+        self.outbox.take().unwrap_or_default()
     }
 }

@@ -5,6 +5,7 @@ pub mod chunk;
 pub mod client;
 pub mod handshake;
 pub mod message;
+pub mod outbox;
 pub mod server;
 pub mod session;
 #[cfg(test)]

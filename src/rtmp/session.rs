@@ -1,12 +1,13 @@
 //! The server session: bytes in, events and bytes-to-send out. It owns the handshake,
 //! the chunk stream and the command dialogue, and never touches a socket.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 use super::amf0::Amf0Value;
-use super::chunk::{ChunkDecoder, ChunkEncoder, ChunkError, RawMessage};
+use super::chunk::{ChunkDecoder, ChunkError, RawMessage};
 use super::handshake::{Handshake, HandshakeError};
 use super::message::{user_control, Message, MessageError};
+use super::outbox::Outbox;
 
 /// Settings of a server session.
 #[derive(Clone, Debug)]
@@ -99,7 +100,7 @@ pub struct ServerSession {
     config: SessionConfig,
     handshake: Option<Handshake>,
     decoder: ChunkDecoder,
-    encoder: ChunkEncoder,
+    outbox: Outbox,
     app: Option<String>,
     next_stream_id: u32,
     /// Streams whose publish was requested or accepted: (id, accepted).
@@ -107,7 +108,6 @@ pub struct ServerSession {
     received: u64,
     acked: u64,
     peer_window: u32,
-    out: BytesMut,
 }
 
 impl ServerSession {
@@ -117,14 +117,13 @@ impl ServerSession {
             config,
             handshake: Some(Handshake::new()),
             decoder: ChunkDecoder::new(),
-            encoder: ChunkEncoder::default(),
+            outbox: Outbox::default(),
             app: None,
             next_stream_id: 1,
             publishing: Vec::new(),
             received: 0,
             acked: 0,
             peer_window: 2_500_000,
-            out: BytesMut::new(),
         }
     }
 
@@ -203,14 +202,11 @@ impl ServerSession {
     }
 
     fn flush(&mut self, events: &mut Vec<SessionEvent>) {
-        if !self.out.is_empty() {
-            events.push(SessionEvent::Send(self.out.split().freeze()));
-        }
+        events.extend(self.outbox.take().map(SessionEvent::Send));
     }
 
     fn send(&mut self, msg: Message, stream_id: u32) {
-        let raw = msg.encode(stream_id, 0);
-        self.encoder.encode(&raw, &mut self.out);
+        self.outbox.send(msg, stream_id, 0);
     }
 
     fn status(&mut self, stream_id: u32, level: &str, code: &str, description: &str) {
@@ -361,7 +357,7 @@ impl ServerSession {
                     0,
                 );
                 self.send(Message::SetChunkSize(self.config.chunk_size), 0);
-                self.encoder.set_chunk_size(self.config.chunk_size as usize);
+                self.outbox.set_chunk_size(self.config.chunk_size as usize);
                 let props = Amf0Value::object([
                     ("fmsVer", Amf0Value::String("FMS/3,0,1,123".into())),
                     ("capabilities", Amf0Value::Number(31.0)),
