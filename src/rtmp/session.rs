@@ -229,20 +229,12 @@ impl ServerSession {
     fn reply(
         &mut self,
         name: &str,
-        transaction: f64,
+        tx: f64,
         object: Amf0Value,
         args: Vec<Amf0Value>,
         stream_id: u32,
     ) {
-        self.send(
-            Message::Command {
-                name: name.into(),
-                transaction,
-                object,
-                args,
-            },
-            stream_id,
-        );
+        self.outbox.command(name, tx, object, args, stream_id);
     }
 
     fn is_accepted(&self, stream_id: u32) -> bool {
