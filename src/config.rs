@@ -50,6 +50,38 @@ pub struct Config {
     pub segment: SegmentConfig,
     /// Ladder grouping of stream names.
     pub ladder: LadderConfig,
+    /// Which outputs are produced.
+    pub outputs: OutputConfig,
+}
+
+/// Which outputs are produced for every stream. Each is made once per segment, whatever
+/// the number of viewers; DASH and CMAF HLS share the same CMAF segments.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutputConfig {
+    /// HLS with CMAF (fMP4) segments: `/{app}/{name}/index.m3u8`.
+    pub hls_cmaf: bool,
+    /// HLS with MPEG-TS segments: `/{app}/{name}/ts.m3u8`.
+    pub hls_ts: bool,
+    /// DASH: `/{app}/{name}/index.mpd`.
+    pub dash: bool,
+}
+
+impl Default for OutputConfig {
+    fn default() -> Self {
+        OutputConfig {
+            hls_cmaf: true,
+            hls_ts: true,
+            dash: true,
+        }
+    }
+}
+
+impl OutputConfig {
+    /// True when CMAF segments are needed (for CMAF HLS or DASH).
+    pub fn cmaf(&self) -> bool {
+        self.hls_cmaf || self.dash
+    }
 }
 
 /// RTMP ingest settings.
@@ -216,6 +248,12 @@ impl Config {
                 problem: "must be at least 1".to_string(),
             });
         }
+        if !(self.outputs.hls_cmaf || self.outputs.hls_ts || self.outputs.dash) {
+            return Err(ConfigError::Invalid {
+                key: "outputs",
+                problem: "at least one of hls_cmaf, hls_ts, dash must be true".to_string(),
+            });
+        }
         for label in &self.ladder.labels {
             if label.is_empty() || !label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
                 return Err(ConfigError::Invalid {
@@ -254,6 +292,11 @@ linger = 60.0
 
 [ladder]
 labels = ["src", "hi", "mid", "low"]
+
+[outputs]
+hls_cmaf = true
+hls_ts = true
+dash = true
 "#;
 
 #[cfg(test)]
@@ -291,6 +334,9 @@ mod tests {
     fn out_of_range_value_names_key() {
         let err = Config::from_toml("[segment]\nwindow = 1\n").unwrap_err();
         assert!(err.to_string().contains("segment.window"), "{err}");
+        let err = Config::from_toml("[outputs]\nhls_cmaf = false\nhls_ts = false\ndash = false\n")
+            .unwrap_err();
+        assert!(err.to_string().contains("outputs"), "{err}");
         let err = Config::from_toml("[segment]\ntarget_duration = -2\n").unwrap_err();
         assert!(err.to_string().contains("segment.target_duration"), "{err}");
     }

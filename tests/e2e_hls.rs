@@ -229,7 +229,7 @@ fn ffmpeg_publish_reads_back_as_cmaf_hls() {
 
 #[test]
 fn hls_js_plays_in_headless_chromium() {
-    let dir = tools::browser_dir();
+    tools::browser_dir();
     let (_rt, server) = start(test_config());
     let http = server.http_addr;
     let _ffmpeg = publish(
@@ -245,38 +245,13 @@ fn hls_js_plays_in_headless_chromium() {
             .filter(|r| r.status == 200)
     })
     .expect("stream becomes playable");
-    let out = Command::new(tools::node())
-        .arg(dir.join("play.mjs"))
-        .args([
-            "--url",
-            &format!("http://{http}/live/browser/index.m3u8"),
-            "--seconds",
-            "10",
-        ])
-        .output()
-        .expect("run node play.mjs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "play.mjs failed:\n{stderr}\n{stdout}");
-    let line = stdout.lines().last().unwrap_or_default();
-    let r: serde_json::Value =
-        serde_json::from_str(line).unwrap_or_else(|e| panic!("bad JSON {line:?}: {e}\n{stderr}"));
-    eprintln!("hls.js result: {r}");
-    assert_eq!(
-        r["fatal"].as_array().map(Vec::len),
-        Some(0),
-        "fatal hls.js errors: {r}"
+    let r = common::browser::play(
+        &format!("http://{http}/live/browser/index.m3u8"),
+        "hls",
+        10,
+        &[],
     );
-    assert!(
-        r["advanced"].as_f64().unwrap_or(0.0) >= 8.0,
-        "currentTime advanced too little: {r}"
-    );
-    assert_eq!(r["videoWidth"], 640, "{r}");
-    assert_eq!(r["videoHeight"], 360, "{r}");
-    assert!(
-        r["audioDecodedBytes"].as_f64().unwrap_or(0.0) > 0.0,
-        "no audio decoded: {r}"
-    );
+    common::browser::assert_played(&r, 640, 360);
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! Media routes under `/{app}/{base}/`: master playlist, media playlists, init segments
+//! Media routes under `/{app}/{base}/`: master playlists, media playlists, init segments
 //! and segments, all read straight from the hub's in-memory windows.
 
 use std::sync::Arc;
@@ -10,7 +10,51 @@ use super::response::{error, ok, Caching, M3U8};
 use crate::hub::rendition::RenditionState;
 use crate::hub::{Hub, Ladder, Rendition};
 use crate::media::{CodecConfig, TrackKind};
-use crate::playlist::hls::{self, AudioRendition, Variant};
+use crate::playlist::hls::{self, AudioRendition, Container, Variant};
+use crate::store::TrackWindow;
+
+/// One sequence of segments a rendition publishes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Feed {
+    /// A demuxed CMAF track.
+    Cmaf(TrackKind),
+    /// Muxed MPEG-TS.
+    Ts,
+}
+
+impl Feed {
+    fn parse(name: &str) -> Option<Feed> {
+        match name {
+            "video" => Some(Feed::Cmaf(TrackKind::Video)),
+            "audio" => Some(Feed::Cmaf(TrackKind::Audio)),
+            "ts" => Some(Feed::Ts),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Feed::Cmaf(k) => k.as_str(),
+            Feed::Ts => "ts",
+        }
+    }
+
+    /// The feed's window in a rendition, if it has segments there.
+    pub fn window(self, state: &RenditionState) -> Option<&TrackWindow> {
+        match self {
+            Feed::Cmaf(kind) => state.track(kind).map(|t| &t.window),
+            Feed::Ts => state.ts.as_ref(),
+        }
+    }
+
+    fn enabled(self, hub: &Hub) -> bool {
+        let o = &hub.config().outputs;
+        match self {
+            Feed::Cmaf(_) => o.cmaf(),
+            Feed::Ts => o.hls_ts,
+        }
+    }
+}
 
 /// Answers one media path (already split into segments), or `None` if the path is not a
 /// media path at all.
@@ -18,27 +62,33 @@ pub async fn handle(hub: Arc<Hub>, parts: Vec<String>) -> Option<warp::reply::Re
     let [app, base, rest @ ..] = parts.as_slice() else {
         return None;
     };
+    let outputs = &hub.config().outputs;
     let reply = match rest {
-        [file] if file == "index.m3u8" => master(&hub, app, base).await,
-        [label, file] => match track_of(file, ".m3u8") {
-            Some(kind) => media_playlist(&hub, app, base, label, kind).await,
-            None => error(StatusCode::NOT_FOUND, format!("no such object: {file}")),
+        [file] if file == "index.m3u8" && outputs.hls_cmaf => {
+            master(&hub, app, base, Container::Cmaf).await
+        }
+        [file] if file == "ts.m3u8" && outputs.hls_ts => {
+            master(&hub, app, base, Container::Ts).await
+        }
+        [file] if file == "index.mpd" && outputs.dash => {
+            super::dash::manifest(&hub, app, base).await
+        }
+        [file] if matches!(file.as_str(), "index.m3u8" | "ts.m3u8" | "index.mpd") => error(
+            StatusCode::NOT_FOUND,
+            format!("{file}: that output is disabled in [outputs]"),
+        ),
+        [label, file] => match file.strip_suffix(".m3u8").and_then(Feed::parse) {
+            Some(feed) if feed.enabled(&hub) => media_playlist(&hub, app, base, label, feed).await,
+            _ => error(StatusCode::NOT_FOUND, format!("no such playlist: {file}")),
         },
-        [label, track, file] => object(&hub, app, base, label, track, file),
+        [label, feed, file] => object(&hub, app, base, label, feed, file),
         _ => return None,
     };
     Some(reply)
 }
 
-fn track_of(name: &str, suffix: &str) -> Option<TrackKind> {
-    match name.strip_suffix(suffix)? {
-        "video" => Some(TrackKind::Video),
-        "audio" => Some(TrackKind::Audio),
-        _ => None,
-    }
-}
-
-fn not_found(app: &str, base: &str) -> warp::reply::Response {
+/// A 404 that says the stream is not live.
+pub fn not_found(app: &str, base: &str) -> warp::reply::Response {
     error(
         StatusCode::NOT_FOUND,
         format!("stream {app}/{base} is not live"),
@@ -48,7 +98,7 @@ fn not_found(app: &str, base: &str) -> warp::reply::Response {
 /// Waits (bounded by `http.startup_wait`) until `ready` holds for the ladder: a player
 /// that asks right after publish starts gets the first playlist as soon as it exists,
 /// instead of a 404 it would have to retry.
-async fn wait_until(hub: &Hub, ladder: &Ladder, ready: impl Fn() -> bool) -> bool {
+pub async fn wait_until(hub: &Hub, ladder: &Ladder, ready: impl Fn() -> bool) -> bool {
     let mut updates = ladder.subscribe();
     let wait = Duration::from_secs_f64(hub.config().http.startup_wait);
     let deadline = tokio::time::Instant::now() + wait;
@@ -63,13 +113,16 @@ async fn wait_until(hub: &Hub, ladder: &Ladder, ready: impl Fn() -> bool) -> boo
     }
 }
 
-/// The renditions a master playlist lists: the live, ready ones; once all have ended,
-/// the ended ones (so the tail of the show still plays until it is removed).
-fn listed(ladder: &Ladder) -> Vec<Arc<Rendition>> {
+/// The renditions a manifest lists: the live, ready ones; once all have ended, the ended
+/// ones (so the tail of the show still plays until it is removed).
+pub fn listed(
+    ladder: &Ladder,
+    feed_ready: impl Fn(&RenditionState) -> bool,
+) -> Vec<Arc<Rendition>> {
     let ready: Vec<_> = ladder
         .renditions()
         .into_iter()
-        .filter(|r| r.read().ready())
+        .filter(|r| feed_ready(&r.read()))
         .collect();
     let live: Vec<_> = ready.iter().filter(|r| !r.read().ended).cloned().collect();
     if live.is_empty() {
@@ -79,39 +132,43 @@ fn listed(ladder: &Ladder) -> Vec<Arc<Rendition>> {
     }
 }
 
-async fn master(hub: &Hub, app: &str, base: &str) -> warp::reply::Response {
+/// True once a player can start on the CMAF tracks: every known track has a segment.
+pub fn cmaf_ready(state: &RenditionState) -> bool {
+    state.ready()
+}
+
+fn ts_ready(state: &RenditionState) -> bool {
+    state.ts.as_ref().is_some_and(|w| !w.is_empty())
+}
+
+async fn master(hub: &Hub, app: &str, base: &str, container: Container) -> warp::reply::Response {
     let Some(ladder) = hub.ladder(app, base) else {
         return not_found(app, base);
     };
-    if !wait_until(hub, &ladder, || !listed(&ladder).is_empty()).await {
+    let ready = match container {
+        Container::Cmaf => cmaf_ready,
+        Container::Ts => ts_ready,
+    };
+    if !wait_until(hub, &ladder, || !listed(&ladder, ready).is_empty()).await {
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("stream {app}/{base} has no segment yet"),
         );
     }
-    let renditions = listed(&ladder);
-    // One audio rendition serves the whole ladder: the first listed one that has audio.
-    let audio = renditions.iter().find_map(|r| {
-        let state = r.read();
-        let track = state.audio.as_ref()?;
-        let CodecConfig::Aac(aac) = &track.config else {
-            return None;
-        };
-        Some((
-            AudioRendition {
-                uri: format!("{}/audio.m3u8", r.label),
-                channels: aac.channels,
-            },
-            track.config.codec_string(),
-            track.window.bitrates(),
-        ))
-    });
+    let renditions = listed(&ladder, ready);
+    // One audio rendition serves the whole CMAF ladder: the first listed one with audio.
+    // TS variants carry their own audio, muxed.
+    let audio = match container {
+        Container::Cmaf => renditions.iter().find_map(|r| shared_audio(r)),
+        Container::Ts => None,
+    };
     let variants: Vec<Variant> = renditions
         .iter()
         .filter_map(|r| {
             variant(
                 r,
                 &r.read(),
+                container,
                 audio.as_ref().map(|(_, c, b)| (c.as_str(), *b)),
             )
         })
@@ -120,41 +177,83 @@ async fn master(hub: &Hub, app: &str, base: &str) -> warp::reply::Response {
     ok(text, M3U8, Caching::Live)
 }
 
+fn shared_audio(r: &Rendition) -> Option<(AudioRendition, String, (u64, u64))> {
+    let state = r.read();
+    let track = state.audio.as_ref()?;
+    let CodecConfig::Aac(aac) = &track.config else {
+        return None;
+    };
+    let rendition = AudioRendition {
+        uri: format!("{}/audio.m3u8", r.label),
+        channels: aac.channels,
+    };
+    Some((
+        rendition,
+        track.config.codec_string(),
+        track.window.bitrates(),
+    ))
+}
+
 fn variant(
     r: &Rendition,
     state: &RenditionState,
+    container: Container,
     audio: Option<(&str, (u64, u64))>,
 ) -> Option<Variant> {
-    let Some(video) = state.video.as_ref() else {
-        // An audio-only rendition is a variant on its own.
-        let a = state.audio.as_ref()?;
-        let (peak, avg) = a.window.bitrates();
-        return Some(Variant {
-            uri: format!("{}/audio.m3u8", r.label),
-            bandwidth: peak,
-            average_bandwidth: avg,
-            codecs: a.config.codec_string(),
-            resolution: None,
-            frame_rate: None,
-        });
+    let video_codec = state.video.as_ref().map(|v| v.config.codec_string());
+    let own_audio = state.audio.as_ref().map(|a| a.config.codec_string());
+    let avc = match state.video.as_ref().map(|t| &t.config) {
+        Some(CodecConfig::H264(c)) => Some(c),
+        _ => None,
     };
-    let CodecConfig::H264(avc) = &video.config else {
-        return None;
+    let (uri, (mut peak, mut avg), codecs) = match container {
+        Container::Ts => {
+            let codecs = [video_codec, own_audio]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(",");
+            (
+                format!("{}/ts.m3u8", r.label),
+                state.ts.as_ref()?.bitrates(),
+                codecs,
+            )
+        }
+        Container::Cmaf => match (state.video.as_ref(), state.audio.as_ref()) {
+            (Some(v), _) => {
+                let codecs = [video_codec, audio.map(|(c, _)| c.to_string())]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join(",");
+                (
+                    format!("{}/video.m3u8", r.label),
+                    v.window.bitrates(),
+                    codecs,
+                )
+            }
+            // An audio-only rendition is a variant on its own.
+            (None, Some(a)) => (
+                format!("{}/audio.m3u8", r.label),
+                a.window.bitrates(),
+                own_audio.unwrap_or_default(),
+            ),
+            (None, None) => return None,
+        },
     };
-    let (mut peak, mut avg) = video.window.bitrates();
-    let mut codecs = video.config.codec_string();
-    if let Some((audio_codec, (apeak, aavg))) = audio {
+    if let (Container::Cmaf, Some(_), Some((_, (apeak, aavg)))) =
+        (container, state.video.as_ref(), audio)
+    {
         peak += apeak;
         avg += aavg;
-        codecs = format!("{codecs},{audio_codec}");
     }
     Some(Variant {
-        uri: format!("{}/video.m3u8", r.label),
+        uri,
         bandwidth: peak,
         average_bandwidth: avg,
         codecs,
-        resolution: Some((avc.width, avc.height)),
-        frame_rate: avc.frame_rate,
+        resolution: avc.map(|c| (c.width, c.height)),
+        frame_rate: avc.and_then(|c| c.frame_rate),
     })
 }
 
@@ -163,7 +262,7 @@ async fn media_playlist(
     app: &str,
     base: &str,
     label: &str,
-    kind: TrackKind,
+    feed: Feed,
 ) -> warp::reply::Response {
     let Some(ladder) = hub.ladder(app, base) else {
         return not_found(app, base);
@@ -175,31 +274,37 @@ async fn media_playlist(
         );
     };
     let has_segment = || {
-        let state = rendition.read();
-        state.track(kind).is_some_and(|t| !t.window.is_empty())
+        feed.window(&rendition.read())
+            .is_some_and(|w| !w.is_empty())
     };
     if !wait_until(hub, &ladder, has_segment).await {
         return error(
             StatusCode::NOT_FOUND,
-            format!(
-                "stream {app}/{base}/{label} has no {} segment",
-                kind.as_str()
-            ),
+            format!("stream {app}/{base}/{label} has no {} segment", feed.name()),
         );
     }
     let state = rendition.read();
-    let Some(track) = state.track(kind) else {
+    let Some(window) = feed.window(&state) else {
         return error(StatusCode::NOT_FOUND, "track vanished");
     };
-    let target = hls::target_duration(hub.config().segment.target_duration, &track.window);
-    // Audio and video playlists of a rendition share one target duration, as players
-    // expect when switching between them.
-    let target = [state.video.as_ref(), state.audio.as_ref()]
-        .into_iter()
-        .flatten()
-        .map(|t| hls::target_duration(hub.config().segment.target_duration, &t.window))
-        .fold(target, u64::max);
-    let text = hls::media_playlist(&track.window, kind.as_str(), target, state.ended);
+    // All playlists of a rendition share one target duration, as players expect when
+    // switching between them.
+    let configured = hub.config().segment.target_duration;
+    let target = [
+        Feed::Cmaf(TrackKind::Video),
+        Feed::Cmaf(TrackKind::Audio),
+        Feed::Ts,
+    ]
+    .into_iter()
+    .filter_map(|f| f.window(&state))
+    .map(|w| hls::target_duration(configured, w))
+    .fold(1, u64::max);
+    let container = if feed == Feed::Ts {
+        Container::Ts
+    } else {
+        Container::Cmaf
+    };
+    let text = hls::media_playlist(window, feed.name(), container, target, state.ended);
     ok(text, M3U8, Caching::Live)
 }
 
@@ -208,22 +313,23 @@ fn object(
     app: &str,
     base: &str,
     label: &str,
-    track: &str,
+    feed: &str,
     file: &str,
 ) -> warp::reply::Response {
-    let Some(kind) = track_of(track, "") else {
-        return error(StatusCode::NOT_FOUND, format!("no such track: {track}"));
+    let Some(feed) = Feed::parse(feed).filter(|f| f.enabled(hub)) else {
+        return error(StatusCode::NOT_FOUND, format!("no such track: {feed}"));
     };
     let Some(rendition) = hub.ladder(app, base).and_then(|l| l.rendition(label)) else {
         return not_found(app, base);
     };
     let state = rendition.read();
-    let Some(window) = state.track(kind).map(|t| &t.window) else {
-        return error(StatusCode::NOT_FOUND, format!("no {track} track"));
+    let Some(window) = feed.window(&state) else {
+        return error(StatusCode::NOT_FOUND, format!("no {} track", feed.name()));
     };
-    let content_type = match kind {
-        TrackKind::Video => "video/mp4",
-        TrackKind::Audio => "audio/mp4",
+    let (content_type, extension) = match feed {
+        Feed::Cmaf(TrackKind::Video) => ("video/mp4", ".m4s"),
+        Feed::Cmaf(TrackKind::Audio) => ("audio/mp4", ".m4s"),
+        Feed::Ts => ("video/mp2t", ".ts"),
     };
     let number = |prefix: &str, suffix: &str| -> Option<u64> {
         file.strip_prefix(prefix)?
@@ -231,13 +337,13 @@ fn object(
             .parse()
             .ok()
     };
-    if let Some(version) = number("init-", ".mp4") {
+    if let Some(version) = number("init-", ".mp4").filter(|_| feed != Feed::Ts) {
         return match window.init(version) {
             Some(b) => ok(b.clone(), content_type, Caching::Immutable),
             None => error(StatusCode::NOT_FOUND, format!("no init segment {version}")),
         };
     }
-    if let Some(seq) = number("", ".m4s") {
+    if let Some(seq) = number("", extension) {
         return match window.get(seq) {
             Some(s) => ok(s.data.clone(), content_type, Caching::Immutable),
             None => error(

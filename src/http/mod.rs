@@ -1,6 +1,7 @@
 //! HTTP output (warp): playlists, segments, the JSON API, metrics and the web page.
 
 pub mod api;
+pub mod dash;
 pub mod media;
 pub mod metrics;
 pub mod response;
@@ -86,6 +87,12 @@ async fn dispatch(method: Method, path: FullPath, hub: Arc<Hub>) -> warp::reply:
     match refs.as_slice() {
         [] => web::index(),
         ["vendor", file] => web::vendor(file),
+        // DASH UTCTiming (urn:mpeg:dash:utc:http-iso:2014): players sync to our clock.
+        ["time"] => ok(
+            crate::wallclock::iso8601(std::time::SystemTime::now()),
+            "text/plain",
+            Caching::NoStore,
+        ),
         ["metrics"] => ok(
             metrics::render(),
             "text/plain; version=0.0.4",

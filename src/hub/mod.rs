@@ -4,6 +4,7 @@ pub mod ladder;
 pub mod naming;
 pub mod publisher;
 pub mod rendition;
+pub mod ts_output;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};

@@ -5,14 +5,17 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use bytes::Bytes;
 use tracing::{debug, info, warn};
 
 use super::ladder::Ladder;
 use super::rendition::{Rendition, TrackOutput};
+use super::ts_output::{TsPackager, TsSegment};
 use super::Hub;
+use crate::codec::aac::AacConfig;
+use crate::codec::h264::AvcConfig;
 use crate::media::{CodecConfig, Frame, TrackKind, MEDIA_CLOCK};
 use crate::mux::fmp4;
+use crate::mux::ts::TsError;
 use crate::segment::{CutSegment, Segmenter};
 use crate::store::{StoredSegment, TrackWindow};
 
@@ -37,6 +40,13 @@ pub struct Publisher {
     /// Media time and wall-clock time of the first frame, for PROGRAM-DATE-TIME.
     anchor: Option<(i64, SystemTime)>,
     finished: bool,
+    /// TS muxing state, when the TS output is on.
+    ts: Option<TsPackager>,
+    /// Current configs, kept here for the TS muxer (it needs SPS/PPS and the ASC).
+    avc: Option<AvcConfig>,
+    aac: Option<AacConfig>,
+    /// The next TS segment starts a new timeline.
+    ts_discontinuity: bool,
 }
 
 /// Target durations elapsed since the Unix epoch.
@@ -70,13 +80,17 @@ impl Publisher {
         // name published again later never reuses a segment URL a CDN may have cached.
         let first_seq = first_seq.unwrap_or_else(|| clock_sequence(target));
         Publisher {
-            hub,
             ladder,
             rendition,
             segmenter: Segmenter::new(target, first_seq),
             discontinuity: [resumed; 2],
             anchor: None,
             finished: false,
+            ts: hub.config().outputs.hls_ts.then(TsPackager::default),
+            avc: None,
+            aac: None,
+            ts_discontinuity: resumed,
+            hub,
         }
     }
 
@@ -114,6 +128,10 @@ impl Publisher {
             CodecConfig::Aac(c) => Some(c.samples_per_frame()),
             CodecConfig::H264(_) => None,
         };
+        match &config {
+            CodecConfig::H264(c) => self.avc = Some(c.clone()),
+            CodecConfig::Aac(c) => self.aac = Some(c.clone()),
+        }
         let flushed = self
             .segmenter
             .set_track(kind, config.timescale(), frame_duration);
@@ -145,7 +163,10 @@ impl Publisher {
     /// One frame of media.
     pub fn frame(&mut self, frame: Frame) {
         if self.anchor.is_none() {
-            self.anchor = Some((frame.dts, SystemTime::now()));
+            let now = SystemTime::now();
+            self.anchor = Some((frame.dts, now));
+            let origin = offset(now, -frame.dts);
+            self.rendition.write().timeline_origin = Some(origin);
         }
         let done = self.segmenter.push(frame);
         self.store(done);
@@ -159,6 +180,10 @@ impl Publisher {
         self.finished = true;
         let done = self.segmenter.finish();
         self.store(done);
+        if let Some(ts) = self.ts.as_mut() {
+            let rest = ts.flush(self.avc.as_ref(), self.aac.as_ref());
+            self.store_ts(rest);
+        }
         let generation = {
             let mut state = self.rendition.write();
             state.ended = true;
@@ -181,14 +206,39 @@ impl Publisher {
     }
 
     fn wall_clock(&self, media_start: i64) -> SystemTime {
-        let Some((anchor_media, anchor_wall)) = self.anchor else {
-            return SystemTime::now();
-        };
-        let secs = (media_start - anchor_media) as f64 / f64::from(MEDIA_CLOCK);
-        if secs >= 0.0 {
-            anchor_wall + Duration::from_secs_f64(secs)
-        } else {
-            anchor_wall - Duration::from_secs_f64(-secs)
+        match self.anchor {
+            Some((anchor_media, anchor_wall)) => offset(anchor_wall, media_start - anchor_media),
+            None => SystemTime::now(),
+        }
+    }
+
+    fn store_ts(&mut self, segments: Vec<Result<TsSegment, TsError>>) {
+        let window_len = self.hub.config().segment.window;
+        for seg in segments {
+            let seg = match seg {
+                Ok(s) => s,
+                Err(e) => {
+                    warn!(error = %e, "cannot mux TS segment; dropped");
+                    continue;
+                }
+            };
+            let stored = StoredSegment {
+                seq: seg.seq,
+                start: seg.start,
+                duration: seg.duration,
+                timescale: MEDIA_CLOCK,
+                wall_clock: self.wall_clock(seg.media_start),
+                init_version: 0,
+                discontinuity: std::mem::take(&mut self.ts_discontinuity),
+                data: seg.data,
+            };
+            let mut state = self.rendition.write();
+            state
+                .ts
+                .get_or_insert_with(|| TrackWindow::new(window_len))
+                .push(stored);
+            drop(state);
+            metrics::counter!("packgate_segments_total", "track" => "ts").increment(1);
         }
     }
 
@@ -196,47 +246,67 @@ impl Publisher {
         if segments.is_empty() {
             return;
         }
+        let cmaf = self.hub.config().outputs.cmaf();
         for cut in segments {
-            let kind = cut.kind;
-            let data: Bytes = match fmp4::media_segment(
-                track_id(kind),
-                cut.seq as u32,
-                &cut.samples,
-            ) {
-                Ok(b) => b,
-                Err(e) => {
-                    warn!(track = kind.as_str(), seq = cut.seq, error = %e, "cannot mux segment; dropped");
-                    continue;
-                }
+            let discontinuity = std::mem::take(&mut self.discontinuity[slot(cut.kind)]);
+            self.ts_discontinuity |= discontinuity;
+            if cmaf {
+                self.store_cmaf(&cut, discontinuity);
+            }
+            let has = {
+                let state = self.rendition.read();
+                (state.video.is_some(), state.audio.is_some())
             };
-            let discontinuity = std::mem::take(&mut self.discontinuity[slot(kind)]);
-            let segment = StoredSegment {
+            let done = match self.ts.as_mut() {
+                Some(ts) => ts.push(cut, has, self.avc.as_ref(), self.aac.as_ref()),
+                None => Vec::new(),
+            };
+            self.store_ts(done);
+        }
+        self.ladder.notify();
+    }
+
+    fn store_cmaf(&mut self, cut: &CutSegment, discontinuity: bool) {
+        let kind = cut.kind;
+        let data = match fmp4::media_segment(track_id(kind), cut.seq as u32, &cut.samples) {
+            Ok(b) => b,
+            Err(e) => {
+                warn!(track = kind.as_str(), seq = cut.seq, error = %e, "cannot mux segment; dropped");
+                return;
+            }
+        };
+        let wall_clock = self.wall_clock(cut.media_start);
+        let mut state = self.rendition.write();
+        if let Some(track) = state.track_mut(kind).as_mut() {
+            track.window.push(StoredSegment {
                 seq: cut.seq,
                 start: cut.start(),
                 duration: cut.duration(),
                 timescale: cut.timescale,
-                wall_clock: self.wall_clock(cut.media_start),
-                init_version: 0,
+                wall_clock,
+                init_version: track.init_version,
                 discontinuity,
                 data,
-            };
-            let mut state = self.rendition.write();
-            if let Some(track) = state.track_mut(kind).as_mut() {
-                track.window.push(StoredSegment {
-                    init_version: track.init_version,
-                    ..segment
-                });
-            }
-            drop(state);
-            metrics::counter!("packgate_segments_total", "track" => kind.as_str()).increment(1);
-            debug!(
-                track = kind.as_str(),
-                seq = cut.seq,
-                secs = cut.duration_secs(),
-                "segment ready"
-            );
+            });
         }
-        self.ladder.notify();
+        drop(state);
+        metrics::counter!("packgate_segments_total", "track" => kind.as_str()).increment(1);
+        debug!(
+            track = kind.as_str(),
+            seq = cut.seq,
+            secs = cut.duration_secs(),
+            "segment ready"
+        );
+    }
+}
+
+/// `t` moved by `ticks` of the media clock (either direction).
+fn offset(t: SystemTime, ticks: i64) -> SystemTime {
+    let d = Duration::from_secs_f64(ticks.unsigned_abs() as f64 / f64::from(MEDIA_CLOCK));
+    if ticks >= 0 {
+        t + d
+    } else {
+        t - d
     }
 }
 

@@ -1,6 +1,7 @@
 //! One rendition of a ladder: its tracks' codec configs and segment windows.
 
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::SystemTime;
 
 use crate::media::{CodecConfig, TrackKind};
 use crate::store::TrackWindow;
@@ -23,6 +24,11 @@ pub struct RenditionState {
     pub video: Option<TrackOutput>,
     /// The audio track, once its sequence header arrived.
     pub audio: Option<TrackOutput>,
+    /// Muxed MPEG-TS segments (video + audio), when that output is on.
+    pub ts: Option<TrackWindow>,
+    /// Wall-clock time of media time zero of the current timeline (DASH's
+    /// availabilityStartTime).
+    pub timeline_origin: Option<SystemTime>,
     /// True while no publisher feeds it (after unpublish, before removal).
     pub ended: bool,
     /// Counts publish sessions; lets a delayed removal see a republish happened.
@@ -74,6 +80,8 @@ impl Rendition {
             state: RwLock::new(RenditionState {
                 video: None,
                 audio: None,
+                ts: None,
+                timeline_origin: None,
                 ended: false,
                 generation: 0,
                 publisher,

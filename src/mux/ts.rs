@@ -314,3 +314,133 @@ fn crc32_mpeg(data: &[u8]) -> u32 {
     }
     crc
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::h264::tests::AVCC_640X360;
+    use mpeg2ts::ts::{ReadTsPacket, TsPacketReader, TsPayload};
+
+    fn avc() -> AvcConfig {
+        AvcConfig::parse(Bytes::from_static(AVCC_640X360)).unwrap()
+    }
+
+    fn aac() -> AacConfig {
+        AacConfig::parse(Bytes::from_static(&[0x12, 0x10])).unwrap()
+    }
+
+    /// A length-prefixed IDR of `n` payload bytes.
+    fn idr(n: usize) -> Bytes {
+        let mut v = ((n + 1) as u32).to_be_bytes().to_vec();
+        v.push(0x65);
+        v.extend(std::iter::repeat_n(0xAB, n));
+        Bytes::from(v)
+    }
+
+    fn parse(data: &[u8]) -> Vec<mpeg2ts::ts::TsPacket> {
+        assert_eq!(data.len() % PACKET, 0);
+        let mut r = TsPacketReader::new(data);
+        let mut out = Vec::new();
+        while let Some(p) = r.read_ts_packet().expect("valid TS") {
+            out.push(p);
+        }
+        out
+    }
+
+    #[test]
+    fn every_payload_size_packs_into_whole_packets() {
+        // Sizes around packet boundaries exercise 0-, 1- and 2-byte stuffing.
+        let mut muxer = TsMuxer::new();
+        for n in 100..600 {
+            let s = Sample {
+                dts: 9000,
+                duration: 3000,
+                cts: 3000,
+                keyframe: true,
+                data: idr(n),
+            };
+            let out = muxer
+                .segment(Some((&avc(), std::slice::from_ref(&s))), None)
+                .unwrap();
+            let packets = parse(&out);
+            let pes: Vec<u8> = packets
+                .iter()
+                .filter(|p| p.header.pid.as_u16() == VIDEO_PID)
+                .flat_map(|p| match &p.payload {
+                    Some(TsPayload::PesStart(pes)) => pes.data.to_vec(),
+                    Some(TsPayload::PesContinuation(b)) | Some(TsPayload::Raw(b)) => b.to_vec(),
+                    _ => Vec::new(),
+                })
+                .collect();
+            assert!(pes.ends_with(&[0xAB; 10]), "payload cut short for n = {n}");
+            assert_eq!(pes.iter().filter(|b| **b == 0xAB).count(), n, "n = {n}");
+        }
+    }
+
+    #[test]
+    fn psi_timestamps_and_counters() {
+        let mut muxer = TsMuxer::new();
+        let video = [Sample {
+            dts: 90_000,
+            duration: 3000,
+            cts: 6000,
+            keyframe: true,
+            data: idr(50),
+        }];
+        let audio = [Sample {
+            dts: 90_000,
+            duration: 2090,
+            cts: 0,
+            keyframe: true,
+            data: Bytes::from_static(&[1, 2, 3]),
+        }];
+        let mut ccs: std::collections::HashMap<u16, u8> = Default::default();
+        for round in 0..20 {
+            let out = muxer
+                .segment(Some((&avc(), &video)), Some((&aac(), &audio)))
+                .unwrap();
+            let packets = parse(&out);
+            assert!(
+                matches!(packets[0].payload, Some(TsPayload::Pat(_))),
+                "PAT first"
+            );
+            assert!(
+                matches!(packets[1].payload, Some(TsPayload::Pmt(_))),
+                "PMT second"
+            );
+            for p in &packets {
+                let (pid, cc) = (p.header.pid.as_u16(), p.header.continuity_counter.as_u8());
+                if let Some(prev) = ccs.insert(pid, cc) {
+                    assert_eq!(cc, (prev + 1) % 16, "round {round} pid {pid:#x}");
+                }
+                if let Some(TsPayload::PesStart(pes)) = &p.payload {
+                    let pts = pes.header.pts.unwrap().as_u64();
+                    if pid == VIDEO_PID {
+                        assert_eq!((pts, pes.header.dts.unwrap().as_u64()), (96_000, 90_000));
+                        let pcr = p.adaptation_field.as_ref().and_then(|a| a.pcr).unwrap();
+                        assert_eq!(pcr.as_u64(), (90_000 - PCR_LEAD as u64) * 300);
+                        assert_eq!(&pes.data[..6], &[0, 0, 0, 1, 0x09, 0xF0]);
+                    } else {
+                        assert_eq!(pts, 90_000);
+                        assert_eq!(&pes.data[..2], &[0xFF, 0xF1]);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn bad_samples_are_errors() {
+        let mut muxer = TsMuxer::new();
+        let s = Sample {
+            dts: 0,
+            duration: 1,
+            cts: 0,
+            keyframe: true,
+            data: Bytes::from_static(&[0, 0, 0, 9, 1]),
+        };
+        assert!(muxer.segment(Some((&avc(), &[s][..])), None).is_err());
+        assert_eq!(muxer.segment(None, None), Err(TsError::Empty));
+        assert_eq!(crc32_mpeg(b"123456789"), 0x0376_E6E7);
+    }
+}

@@ -65,13 +65,21 @@ pub fn mpd(m: &Manifest) -> String {
         .video
         .iter()
         .chain(m.audio.iter())
-        .map(|t| t.window.listed().map(|s| s.duration_secs()).sum::<f64>())
+        .map(|t| {
+            current_timeline(t.window)
+                .iter()
+                .map(|s| s.duration_secs())
+                .sum::<f64>()
+        })
         .fold(0.0, f64::max);
     out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     out.push_str("<MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\" profiles=\"urn:mpeg:dash:profile:isoff-live:2011,urn:mpeg:dash:profile:cmaf:2019\"");
     if m.ended {
         let total: f64 = m.video.first().or(m.audio.first()).map_or(0.0, |t| {
-            t.window.listed().map(|s| s.duration_secs()).sum::<f64>()
+            current_timeline(t.window)
+                .iter()
+                .map(|s| s.duration_secs())
+                .sum::<f64>()
         });
         let _ = write!(
             out,
@@ -104,7 +112,7 @@ pub fn mpd(m: &Manifest) -> String {
             "    <AdaptationSet id=\"{id}\" contentType=\"{content}\" mimeType=\"{mime}\" segmentAlignment=\"true\" startWithSAP=\"1\">"
         );
         for t in tracks.iter() {
-            representation(&mut out, t);
+            representation(&mut out, t, m.ended);
         }
         out.push_str("    </AdaptationSet>\n");
     }
@@ -120,7 +128,15 @@ pub fn mpd(m: &Manifest) -> String {
     out
 }
 
-fn representation(out: &mut String, t: &DashTrack) {
+/// The segments of the current timeline: a reconnect starts a new one, and SegmentTimeline
+/// times must only grow.
+fn current_timeline(window: &TrackWindow) -> Vec<&crate::store::StoredSegment> {
+    let listed: Vec<_> = window.listed().collect();
+    let from = listed.iter().rposition(|s| s.discontinuity).unwrap_or(0);
+    listed[from..].to_vec()
+}
+
+fn representation(out: &mut String, t: &DashTrack, ended: bool) {
     let _ = write!(
         out,
         "      <Representation id=\"{}\" codecs=\"{}\" bandwidth=\"{}\"",
@@ -144,14 +160,21 @@ fn representation(out: &mut String, t: &DashTrack) {
             "        <AudioChannelConfiguration schemeIdUri=\"urn:mpeg:dash:23003:3:audio_channel_configuration:2011\" value=\"{ch}\"/>"
         );
     }
-    let mut segments = t.window.listed().peekable();
-    let Some(first) = segments.peek() else {
+    let segments = current_timeline(t.window);
+    let Some(first) = segments.first() else {
         out.push_str("      </Representation>\n");
         return;
     };
+    // A static (ended) presentation starts at its first segment; a live one at
+    // availabilityStartTime, which is media time zero.
+    let pto = if ended {
+        format!(" presentationTimeOffset=\"{}\"", first.start)
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         out,
-        "        <SegmentTemplate timescale=\"{}\" initialization=\"{}/init-{}.mp4\" media=\"{}/$Number$.m4s\" startNumber=\"{}\">",
+        "        <SegmentTemplate timescale=\"{}\"{pto} initialization=\"{}/init-{}.mp4\" media=\"{}/$Number$.m4s\" startNumber=\"{}\">",
         first.timescale, t.prefix, first.init_version, t.prefix, first.seq
     );
     out.push_str("          <SegmentTimeline>\n");

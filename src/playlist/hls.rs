@@ -19,9 +19,23 @@ pub fn target_duration(configured: f64, window: &TrackWindow) -> u64 {
     (configured.ceil() as u64).max(longest).max(1)
 }
 
-/// Writes the media playlist of one track. Segment URIs are `{prefix}/{seq}.m4s` and init
-/// URIs `{prefix}/init-{version}.mp4`, relative to the playlist.
-pub fn media_playlist(window: &TrackWindow, prefix: &str, target: u64, ended: bool) -> String {
+/// How a playlist names its segments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Container {
+    /// CMAF: `{prefix}/{seq}.m4s` with EXT-X-MAP `{prefix}/init-{version}.mp4`.
+    Cmaf,
+    /// MPEG-TS: `{prefix}/{seq}.ts`, self-initialising.
+    Ts,
+}
+
+/// Writes the media playlist of one track (or of muxed TS), with URIs relative to it.
+pub fn media_playlist(
+    window: &TrackWindow,
+    prefix: &str,
+    container: Container,
+    target: u64,
+    ended: bool,
+) -> String {
     let mut out = String::with_capacity(512);
     let first = window.listed().next().map_or(0, |s| s.seq);
     let _ = write!(
@@ -38,7 +52,7 @@ pub fn media_playlist(window: &TrackWindow, prefix: &str, target: u64, ended: bo
         if seg.discontinuity && i > 0 {
             out.push_str("#EXT-X-DISCONTINUITY\n");
         }
-        if map != Some(seg.init_version) {
+        if container == Container::Cmaf && map != Some(seg.init_version) {
             let _ = writeln!(
                 out,
                 "#EXT-X-MAP:URI=\"{prefix}/init-{}.mp4\"",
@@ -49,10 +63,14 @@ pub fn media_playlist(window: &TrackWindow, prefix: &str, target: u64, ended: bo
         // Every segment gets a date: cheap, and players use it for sync across renditions.
         let _ = write!(
             out,
-            "#EXT-X-PROGRAM-DATE-TIME:{}\n#EXTINF:{:.3},\n{prefix}/{}.m4s\n",
+            "#EXT-X-PROGRAM-DATE-TIME:{}\n#EXTINF:{:.3},\n{prefix}/{}.{}\n",
             iso8601(seg.wall_clock),
             seg.duration_secs(),
-            seg.seq
+            seg.seq,
+            match container {
+                Container::Cmaf => "m4s",
+                Container::Ts => "ts",
+            }
         );
     }
     if ended {
@@ -165,7 +183,12 @@ mod tests {
     #[test]
     fn media_playlist_parses_and_lists_the_window() {
         let w = window(5, 2002);
-        let text = media_playlist(&w, "video", target_duration(2.0, &w), true);
+        let text = media_playlist(&w, "video", Container::Cmaf, target_duration(2.0, &w), true);
+        let ts = media_playlist(&w, "ts", Container::Ts, 2, false);
+        assert!(
+            ts.contains("\nts/5.ts\n") && !ts.contains("EXT-X-MAP") && !ts.contains("ENDLIST"),
+            "{ts}"
+        );
         let pl = match m3u8_rs::parse_playlist_res(text.as_bytes()).expect("parses") {
             m3u8_rs::Playlist::MediaPlaylist(p) => p,
             other => panic!("not a media playlist: {other:?}"),

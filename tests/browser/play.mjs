@@ -20,6 +20,7 @@ const url = opt('url');
 const seconds = Number(opt('seconds', '10'));
 const player = opt('player', 'hls');
 const lowLatency = args.includes('--low-latency');
+const trace = args.includes('--trace');
 const chromiumPath = process.env.PACKGATE_CHROMIUM || '/usr/bin/chromium';
 
 function fail(msg) {
@@ -49,6 +50,7 @@ v.addEventListener('waiting', () => { if (s.playingAt !== null) s.stalls++; });
 if (${JSON.stringify(player)} === 'dash') {
   const p = window.__p = dashjs.MediaPlayer().create();
   if (${lowLatency}) p.updateSettings({ streaming: { lowLatencyEnabled: true, delay: { liveDelay: 1 } } });
+  if (${trace}) p.updateSettings({ debug: { logLevel: 5 } });
   p.on(dashjs.MediaPlayer.events.ERROR, e => s.fatal.push(JSON.stringify(e.error || e).slice(0, 300)));
   p.on(dashjs.MediaPlayer.events.STREAM_INITIALIZED, () => { s.levels = p.getRepresentationsByType ? p.getRepresentationsByType('video').length : p.getBitrateInfoListFor('video').length; });
   p.initialize(v, ${JSON.stringify(url)}, true);
@@ -61,7 +63,15 @@ if (${JSON.stringify(player)} === 'dash') {
   h.attachMedia(v);
   setInterval(() => { if (h.latency > 0) s.latency.push(h.latency); }, 500);
 }
-v.play().catch(() => {});
+s.trace = [];
+const t0 = performance.now();
+setInterval(() => {
+  const b = v.buffered;
+  s.trace.push([Math.round(performance.now() - t0), +v.currentTime.toFixed(2), b.length ? +b.end(b.length - 1).toFixed(2) : null, v.readyState]);
+}, 500);
+// dash.js must start playback itself (autoplay in initialize): a direct video.play()
+// leaves its manifest updater believing the player is paused.
+if (${JSON.stringify(player)} !== 'dash') v.play().catch(() => {});
 </script></body></html>`;
 
 const profile = mkdtempSync(join(tmpdir(), 'packgate-chromium-'));
@@ -78,6 +88,15 @@ try {
       '--disable-component-update', '--disable-sync', '--autoplay-policy=no-user-gesture-required'],
   });
   const page = browser.pages()[0] || (await browser.newPage());
+  const httpErrors = [];
+  const requests = [];
+  const tStart = Date.now();
+  const logs = [];
+  if (trace) page.on('console', m => { const t = m.text(); if (/Manifest|update|refresh|Timeline|error|rror/i.test(t)) logs.push(t.slice(0, 200)); });
+  if (trace) page.on('request', req => requests.push(`${Date.now() - tStart} ${new URL(req.url()).pathname}`));
+  page.on('response', resp => {
+    if (resp.status() >= 400) httpErrors.push(`${resp.status()} ${new URL(resp.url()).pathname}`);
+  });
   await page.route(`${origin}/__packgate_test/**`, route => {
     const path = new URL(route.request().url()).pathname;
     if (path.endsWith('player.js')) return route.fulfill({ body: readFileSync(libPath), contentType: 'text/javascript' });
@@ -106,10 +125,13 @@ try {
     return {
       played: s.playingAt !== null, videoWidth: v.videoWidth, videoHeight: v.videoHeight,
       audioDecodedBytes: v.webkitAudioDecodedByteCount || 0, fatal: s.fatal, errors: s.errors.slice(0, 20),
-      levels: s.levels, stalls: s.stalls, latencyMedian: q(0.5), latencyP95: q(0.95), latencySamples: lat.length,
+      levels: s.levels, stalls: s.stalls, trace: s.trace, latencyMedian: q(0.5), latencyP95: q(0.95), latencySamples: lat.length,
     };
   });
   r.advanced = Math.round(advanced * 1000) / 1000;
+  r.httpErrors = httpErrors.slice(0, 20);
+  if (!trace) delete r.trace;
+  else { r.requests = requests; r.logs = logs.slice(0, 60); }
   r.window = seconds;
   r.ok = r.played && r.fatal.length === 0 && advanced >= seconds * 0.8;
   process.stdout.write(JSON.stringify(r) + '\n');

@@ -2,6 +2,7 @@
 //! real ffmpeg publishers, and a minimal HTTP client.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod http;
 pub mod mp4;
 pub mod tools;

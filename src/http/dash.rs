@@ -1,0 +1,87 @@
+//! `/{app}/{base}/index.mpd`: the live DASH manifest over the very CMAF segments the HLS
+//! playlists list.
+
+use std::time::SystemTime;
+
+use warp::http::StatusCode;
+
+use super::media::{cmaf_ready, listed, not_found, wait_until};
+use super::response::{error, ok, Caching};
+use crate::hub::Hub;
+use crate::media::{CodecConfig, TrackKind};
+use crate::playlist::dash::{self, DashTrack, Manifest};
+
+/// Content type of an MPD.
+const MPD: &str = "application/dash+xml";
+
+/// Answers the MPD of ladder `app/base`.
+pub async fn manifest(hub: &Hub, app: &str, base: &str) -> warp::reply::Response {
+    let Some(ladder) = hub.ladder(app, base) else {
+        return not_found(app, base);
+    };
+    if !wait_until(hub, &ladder, || !listed(&ladder, cmaf_ready).is_empty()).await {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("stream {app}/{base} has no segment yet"),
+        );
+    }
+    let renditions = listed(&ladder, cmaf_ready);
+    let guards: Vec<_> = renditions
+        .iter()
+        .map(|r| (r.label.as_str(), r.read()))
+        .collect();
+    let mut video = Vec::new();
+    let mut audio = Vec::new();
+    for (label, state) in &guards {
+        if let Some(t) = state.video.as_ref() {
+            let avc = match &t.config {
+                CodecConfig::H264(c) => Some(c),
+                _ => None,
+            };
+            video.push(DashTrack {
+                id: format!("{label}-video"),
+                prefix: format!("{label}/video"),
+                window: &t.window,
+                kind: TrackKind::Video,
+                codecs: t.config.codec_string(),
+                bandwidth: t.window.bitrates().0,
+                resolution: avc.map(|c| (c.width, c.height)),
+                frame_rate: avc.and_then(|c| c.frame_rate),
+                sample_rate: None,
+                channels: None,
+            });
+        }
+        // One audio Representation for the ladder, as in the HLS master playlist.
+        if let (Some(t), true) = (state.audio.as_ref(), audio.is_empty()) {
+            if let CodecConfig::Aac(aac) = &t.config {
+                audio.push(DashTrack {
+                    id: "audio".to_string(),
+                    prefix: format!("{label}/audio"),
+                    window: &t.window,
+                    kind: TrackKind::Audio,
+                    codecs: t.config.codec_string(),
+                    bandwidth: t.window.bitrates().0,
+                    resolution: None,
+                    frame_rate: None,
+                    sample_rate: Some(aac.sample_rate),
+                    channels: Some(aac.channels),
+                });
+            }
+        }
+    }
+    let ended = guards.iter().all(|(_, s)| s.ended);
+    let origin = guards
+        .iter()
+        .find_map(|(_, s)| s.timeline_origin)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    let text = dash::mpd(&Manifest {
+        availability_start: origin,
+        publish_time: SystemTime::now(),
+        ended,
+        target_duration: hub.config().segment.target_duration,
+        video,
+        audio,
+        utc_timing_url: "/time".to_string(),
+    });
+    ok(text, MPD, Caching::Live)
+}
