@@ -2,6 +2,7 @@
 //! frames on the stream's 90 kHz media clock.
 
 pub mod demux;
+pub mod file;
 pub mod tag;
 pub mod timestamp;
 

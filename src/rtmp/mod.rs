@@ -4,6 +4,7 @@ pub mod amf0;
 pub mod chunk;
 pub mod client;
 pub mod handshake;
+pub mod ingest;
 pub mod message;
 pub mod outbox;
 pub mod server;

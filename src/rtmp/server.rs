@@ -7,16 +7,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
-use tracing::{debug, info, info_span, warn, Instrument, Span};
+use tracing::{info, info_span, warn, Instrument};
 
-use super::session::{ServerSession, SessionConfig, SessionEvent};
-use crate::flv::{DemuxEvent, TagDemuxer};
-use crate::hub::{Hub, Publisher};
-use crate::media::TrackKind;
+use super::ingest::Ingest;
+use crate::hub::Hub;
 
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
 
@@ -70,16 +67,7 @@ async fn connection(
     let _ = socket.set_nodelay(true);
     metrics::gauge!("packgate_rtmp_connections").increment(1.0);
     let idle = Duration::from_secs_f64(hub.config().rtmp.idle_timeout);
-    let mut conn = Connection {
-        hub: hub.clone(),
-        id,
-        session: ServerSession::new(SessionConfig {
-            chunk_size: hub.config().rtmp.chunk_size,
-            ..SessionConfig::default()
-        }),
-        publishing: None,
-        out: Vec::new(),
-    };
+    let mut conn = Ingest::new(hub.clone(), id);
     let mut buf = vec![0u8; 64 * 1024];
     let reason = loop {
         let n = tokio::select! {
@@ -105,154 +93,13 @@ async fn connection(
     finish(conn, peer, &reason);
 }
 
-fn finish(mut conn: Connection, peer: SocketAddr, reason: &str) {
-    let was_publishing = conn.publishing.is_some();
+fn finish(mut conn: Ingest, peer: SocketAddr, reason: &str) {
+    let was_publishing = conn.is_publishing();
     conn.unpublish();
     metrics::gauge!("packgate_rtmp_connections").decrement(1.0);
     if was_publishing {
         warn!(%peer, reason, "RTMP connection closed while publishing");
     } else {
         info!(%peer, reason, "RTMP connection closed");
-    }
-}
-
-struct Publishing {
-    stream_id: u32,
-    publisher: Publisher,
-    demux: TagDemuxer,
-    dropped: u64,
-}
-
-struct Connection {
-    hub: Arc<Hub>,
-    id: u64,
-    session: ServerSession,
-    publishing: Option<Publishing>,
-    out: Vec<Bytes>,
-}
-
-impl Connection {
-    /// Feeds bytes to the session and handles what comes out; an error closes the connection.
-    fn input(&mut self, bytes: &[u8]) -> Result<(), String> {
-        let events = self
-            .session
-            .handle_input(bytes)
-            .map_err(|e| format!("protocol error: {e}"))?;
-        for event in events {
-            self.event(event);
-        }
-        Ok(())
-    }
-
-    fn event(&mut self, event: SessionEvent) {
-        match event {
-            SessionEvent::Send(bytes) => self.out.push(bytes),
-            SessionEvent::PublishRequested {
-                app,
-                stream_key,
-                stream_id,
-                ..
-            } => self.publish(&app, &stream_key, stream_id),
-            SessionEvent::Audio {
-                stream_id,
-                timestamp,
-                payload,
-            } => self.media(TrackKind::Audio, stream_id, timestamp, payload),
-            SessionEvent::Video {
-                stream_id,
-                timestamp,
-                payload,
-            } => self.media(TrackKind::Video, stream_id, timestamp, payload),
-            SessionEvent::Metadata { data, .. } => debug!(?data, "stream metadata"),
-            SessionEvent::PublishFinished { stream_id } => {
-                if self
-                    .publishing
-                    .as_ref()
-                    .is_some_and(|p| p.stream_id == stream_id)
-                {
-                    self.unpublish();
-                }
-            }
-            SessionEvent::Unhandled { description } => debug!(description, "ignored RTMP message"),
-        }
-    }
-
-    fn publish(&mut self, app: &str, name: &str, stream_id: u32) {
-        let span = Span::current();
-        span.record("app", app);
-        span.record("stream", name);
-        if self.publishing.is_some() {
-            warn!("second publish on one connection refused");
-            let ev = self.session.reject_publish(
-                stream_id,
-                "NetStream.Publish.BadName",
-                "this connection already publishes a stream",
-            );
-            self.extend(ev);
-            return;
-        }
-        match self.hub.publish(app, name, self.id) {
-            Ok(publisher) => {
-                info!("publish started");
-                self.publishing = Some(Publishing {
-                    stream_id,
-                    publisher,
-                    demux: TagDemuxer::new(),
-                    dropped: 0,
-                });
-                let ev = self.session.accept_publish(stream_id);
-                self.extend(ev);
-            }
-            Err(e) => {
-                warn!(error = %e, "publish refused");
-                let ev = self.session.reject_publish(
-                    stream_id,
-                    "NetStream.Publish.BadName",
-                    &e.to_string(),
-                );
-                self.extend(ev);
-            }
-        }
-    }
-
-    fn extend(&mut self, events: Vec<SessionEvent>) {
-        for e in events {
-            self.event(e);
-        }
-    }
-
-    fn media(&mut self, kind: TrackKind, stream_id: u32, timestamp: u32, payload: Bytes) {
-        let Some(p) = self
-            .publishing
-            .as_mut()
-            .filter(|p| p.stream_id == stream_id)
-        else {
-            return;
-        };
-        metrics::counter!("packgate_rtmp_media_messages_total", "track" => kind.as_str())
-            .increment(1);
-        let parsed = match kind {
-            TrackKind::Audio => p.demux.audio(timestamp, payload),
-            TrackKind::Video => p.demux.video(timestamp, payload),
-        };
-        match parsed {
-            Ok(Some(DemuxEvent::Config(c))) => p.publisher.config(c),
-            Ok(Some(DemuxEvent::Frame(f))) => p.publisher.frame(f),
-            Ok(Some(DemuxEvent::EndOfSequence(_))) | Ok(None) => {}
-            Err(e) => {
-                // Log the first few and then every thousandth, so a broken encoder cannot
-                // flood the log.
-                p.dropped += 1;
-                if p.dropped <= 5 || p.dropped % 1000 == 0 {
-                    warn!(track = kind.as_str(), error = %e, dropped = p.dropped, "dropping media message");
-                }
-            }
-        }
-    }
-
-    fn unpublish(&mut self) {
-        if let Some(mut p) = self.publishing.take() {
-            p.publisher.finish();
-        }
     }
 }
