@@ -116,9 +116,9 @@ impl TrackWindow {
 
     /// A segment by sequence number, while it is still kept.
     pub fn get(&self, seq: u64) -> Option<&StoredSegment> {
-        let first = self.segments.front()?.seq;
-        let idx = usize::try_from(seq.checked_sub(first)?).ok()?;
-        self.segments.get(idx).filter(|s| s.seq == seq)
+        // Numbers are increasing but not always contiguous across renditions' histories.
+        let idx = self.segments.binary_search_by_key(&seq, |s| s.seq).ok()?;
+        self.segments.get(idx)
     }
 
     /// The newest segment.

@@ -14,6 +14,8 @@ pub struct StreamInfo {
     pub name: String,
     /// True while at least one rendition is being published.
     pub live: bool,
+    /// True when every rendition is aligned with the ladder timeline.
+    pub aligned: bool,
     /// URL path of the CMAF HLS master playlist.
     pub hls: String,
     /// The renditions.
@@ -43,6 +45,10 @@ pub struct RenditionInfo {
     pub segments: usize,
     /// Newest segment's sequence number.
     pub last_sequence: Option<u64>,
+    /// Largest distance (ms) of its recent cuts from the ladder's shared boundaries.
+    pub misalignment_ms: f64,
+    /// True when its segments start at the ladder's boundaries with the ladder's numbers.
+    pub aligned: bool,
 }
 
 /// Describes one ladder.
@@ -78,6 +84,8 @@ pub fn stream_info(ladder: &Ladder) -> StreamInfo {
                     .iter()
                     .filter_map(|t| t.window.last().map(|s| s.seq))
                     .max(),
+                misalignment_ms: state.misalignment_ms,
+                aligned: state.misalignment_ms == 0.0,
             }
         })
         .collect();
@@ -85,6 +93,7 @@ pub fn stream_info(ladder: &Ladder) -> StreamInfo {
         app: ladder.app.clone(),
         name: ladder.base.clone(),
         live: renditions.iter().any(|r| r.live),
+        aligned: renditions.iter().all(|r| r.aligned),
         hls: format!("/{}/{}/index.m3u8", ladder.app, ladder.base),
         renditions,
     }

@@ -70,6 +70,7 @@ pub async fn manifest(hub: &Hub, app: &str, base: &str) -> warp::reply::Response
         }
     }
     let ended = guards.iter().all(|(_, s)| s.ended);
+    let aligned = guards.iter().all(|(_, s)| s.misalignment_ms == 0.0);
     let origin = guards
         .iter()
         .find_map(|(_, s)| s.timeline_origin)
@@ -82,6 +83,7 @@ pub async fn manifest(hub: &Hub, app: &str, base: &str) -> warp::reply::Response
         video,
         audio,
         utc_timing_url: "/time".to_string(),
+        aligned,
     });
     ok(text, MPD, Caching::Live)
 }

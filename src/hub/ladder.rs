@@ -2,10 +2,12 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::watch;
 
 use super::rendition::Rendition;
+use crate::segment::timeline::LadderTimeline;
 
 /// The renditions published under one base name in one app.
 #[derive(Debug)]
@@ -16,16 +18,29 @@ pub struct Ladder {
     pub base: String,
     renditions: RwLock<BTreeMap<String, Arc<Rendition>>>,
     updates: watch::Sender<u64>,
+    /// The cut points and numbers all renditions share.
+    pub timeline: Arc<LadderTimeline>,
+}
+
+/// Target durations elapsed since the Unix epoch: the first segment number of a new
+/// ladder, so a name published again later never reuses a segment URL a CDN may have
+/// cached.
+fn clock_sequence(target: Duration) -> u64 {
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO);
+    (now.as_millis() / target.as_millis().max(1)) as u64
 }
 
 impl Ladder {
-    /// An empty ladder.
-    pub fn new(app: &str, base: &str) -> Self {
+    /// An empty ladder cutting segments at `target`.
+    pub fn new(app: &str, base: &str, target: Duration) -> Self {
         Ladder {
             app: app.to_string(),
             base: base.to_string(),
             renditions: RwLock::new(BTreeMap::new()),
             updates: watch::Sender::new(0),
+            timeline: Arc::new(LadderTimeline::new(target, clock_sequence(target))),
         }
     }
 

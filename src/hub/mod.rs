@@ -65,7 +65,9 @@ impl Hub {
             let mut ladders = self.ladders.write().unwrap_or_else(|e| e.into_inner());
             ladders
                 .entry((app.to_string(), ln.base.clone()))
-                .or_insert_with(|| Arc::new(Ladder::new(app, &ln.base)))
+                .or_insert_with(|| {
+                    Arc::new(Ladder::new(app, &ln.base, self.config.segment.target()))
+                })
                 .clone()
         };
         let rendition = match ladder.rendition(&ln.label) {

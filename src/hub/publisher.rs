@@ -2,6 +2,7 @@
 //! the rendition's windows out. Runs on the publishing connection's task, so one slow
 //! stream never holds up another.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -37,8 +38,14 @@ pub struct Publisher {
     segmenter: Segmenter,
     /// Per track: the next segment starts a new timeline.
     discontinuity: [bool; 2],
-    /// Media time and wall-clock time of the first frame, for PROGRAM-DATE-TIME.
-    anchor: Option<(i64, SystemTime)>,
+    /// Added to this publisher's media times to put them on the ladder timeline; set by
+    /// the first frame, corrected once by the first keyframe's snap.
+    offset: Option<i64>,
+    /// Frames that arrived before the first keyframe fixed the offset.
+    held: Vec<Frame>,
+    snapped: bool,
+    /// Misalignment (ticks) of the recent cuts, newest last.
+    misalignments: VecDeque<i64>,
     finished: bool,
     /// TS muxing state, when the TS output is on.
     ts: Option<TsPackager>,
@@ -49,13 +56,8 @@ pub struct Publisher {
     ts_discontinuity: bool,
 }
 
-/// Target durations elapsed since the Unix epoch.
-fn clock_sequence(target: Duration) -> u64 {
-    let now = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO);
-    (now.as_millis() / target.as_millis().max(1)) as u64
-}
+/// Frames held while waiting for the first keyframe (about 10 s of 30 fps video + audio).
+const MAX_HELD: usize = 800;
 
 fn slot(kind: TrackKind) -> usize {
     match kind {
@@ -66,25 +68,28 @@ fn slot(kind: TrackKind) -> usize {
 
 impl Publisher {
     pub(super) fn new(hub: Arc<Hub>, ladder: Arc<Ladder>, rendition: Arc<Rendition>) -> Self {
-        let (first_seq, resumed) = {
+        let (last_seq, resumed) = {
             let state = rendition.read();
             let last = [state.video.as_ref(), state.audio.as_ref()]
                 .into_iter()
                 .flatten()
                 .filter_map(|t| t.window.last().map(|s| s.seq))
                 .max();
-            (last.map(|s| s + 1), last.is_some())
+            (last, last.is_some())
         };
         let target = hub.config().segment.target();
-        // A fresh rendition numbers its segments by target durations since the epoch, so a
-        // name published again later never reuses a segment URL a CDN may have cached.
-        let first_seq = first_seq.unwrap_or_else(|| clock_sequence(target));
+        // A fresh rendition takes the ladder's numbers; a reconnecting one continues its
+        // own, since a playlist's numbers must stay contiguous.
+        let timeline = ladder.timeline.clone();
         Publisher {
             ladder,
             rendition,
-            segmenter: Segmenter::new(target, first_seq),
+            segmenter: Segmenter::with_timeline(target, timeline, last_seq),
             discontinuity: [resumed; 2],
-            anchor: None,
+            offset: None,
+            held: Vec::new(),
+            snapped: false,
+            misalignments: VecDeque::new(),
             finished: false,
             ts: hub.config().outputs.hls_ts.then(TsPackager::default),
             avc: None,
@@ -162,11 +167,44 @@ impl Publisher {
 
     /// One frame of media.
     pub fn frame(&mut self, frame: Frame) {
-        if self.anchor.is_none() {
-            let now = SystemTime::now();
-            self.anchor = Some((frame.dts, now));
-            let origin = offset(now, -frame.dts);
-            self.rendition.write().timeline_origin = Some(origin);
+        let timeline = self.ladder.timeline.clone();
+        let offset = *self
+            .offset
+            .get_or_insert_with(|| timeline.join(frame.dts, SystemTime::now()));
+        if !self.snapped {
+            let has_video = self.avc.is_some();
+            let anchor = if has_video {
+                frame.kind == TrackKind::Video && frame.keyframe
+            } else {
+                true
+            };
+            if !anchor && self.held.len() < MAX_HELD {
+                self.held.push(frame);
+                return;
+            }
+            // Land the first keyframe exactly on the ladder boundary it is nearest to.
+            let corrected = offset
+                + if anchor {
+                    timeline.snap(frame.dts + offset)
+                } else {
+                    0
+                };
+            self.offset = Some(corrected);
+            self.snapped = true;
+            self.rendition.write().timeline_origin = timeline.origin();
+            for held in std::mem::take(&mut self.held) {
+                self.push(held, corrected);
+            }
+        }
+        let offset = self.offset.unwrap_or(offset);
+        self.push(frame, offset);
+    }
+
+    fn push(&mut self, mut frame: Frame, offset: i64) {
+        frame.dts += offset;
+        frame.pts += offset;
+        if frame.dts < 0 {
+            return; // before the ladder began: nothing to align it with
         }
         let done = self.segmenter.push(frame);
         self.store(done);
@@ -205,11 +243,31 @@ impl Publisher {
         }
     }
 
+    /// Wall-clock time of ladder time `media_start` (EXT-X-PROGRAM-DATE-TIME).
     fn wall_clock(&self, media_start: i64) -> SystemTime {
-        match self.anchor {
-            Some((anchor_media, anchor_wall)) => offset(anchor_wall, media_start - anchor_media),
+        match self.ladder.timeline.origin() {
+            Some(origin) => offset(origin, media_start),
             None => SystemTime::now(),
         }
+    }
+
+    /// Records how far the latest cut was from the ladder boundary; logs changes.
+    fn note_alignment(&mut self) {
+        let m = self.segmenter.misalignment();
+        let was = self.misalignments.iter().copied().max().unwrap_or(0);
+        self.misalignments.push_back(m);
+        if self.misalignments.len() > self.hub.config().segment.window {
+            self.misalignments.pop_front();
+        }
+        let now = self.misalignments.iter().copied().max().unwrap_or(0);
+        let ms = now as f64 * 1000.0 / f64::from(MEDIA_CLOCK);
+        if m > 0 && was == 0 {
+            warn!(ladder = %self.ladder.base, rendition = %self.rendition.label, misalignment_ms = ms,
+                "keyframes not aligned with the ladder: players may stall when switching to this rendition");
+        } else if now == 0 && was > 0 {
+            info!(ladder = %self.ladder.base, rendition = %self.rendition.label, "keyframes aligned with the ladder again");
+        }
+        self.rendition.write().misalignment_ms = ms;
     }
 
     fn store_ts(&mut self, segments: Vec<Result<TsSegment, TsError>>) {
@@ -248,6 +306,9 @@ impl Publisher {
         }
         let cmaf = self.hub.config().outputs.cmaf();
         for cut in segments {
+            if cut.kind == TrackKind::Video || self.avc.is_none() {
+                self.note_alignment();
+            }
             let discontinuity = std::mem::take(&mut self.discontinuity[slot(cut.kind)]);
             self.ts_discontinuity |= discontinuity;
             if cmaf {

@@ -29,6 +29,8 @@ pub struct RenditionState {
     /// Wall-clock time of media time zero of the current timeline (DASH's
     /// availabilityStartTime).
     pub timeline_origin: Option<SystemTime>,
+    /// Largest distance (ms) of its recent cuts from the ladder's boundaries; 0 = aligned.
+    pub misalignment_ms: f64,
     /// True while no publisher feeds it (after unpublish, before removal).
     pub ended: bool,
     /// Counts publish sessions; lets a delayed removal see a republish happened.
@@ -82,6 +84,7 @@ impl Rendition {
                 audio: None,
                 ts: None,
                 timeline_origin: None,
+                misalignment_ms: 0.0,
                 ended: false,
                 generation: 0,
                 publisher,

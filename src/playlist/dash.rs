@@ -48,6 +48,8 @@ pub struct Manifest<'a> {
     pub audio: Vec<DashTrack<'a>>,
     /// Absolute or relative URL of the server's clock (`UTCTiming`).
     pub utc_timing_url: String,
+    /// True when all Representations start segments at the same times (segmentAlignment).
+    pub aligned: bool,
 }
 
 fn duration(d: Duration) -> String {
@@ -109,7 +111,8 @@ pub fn mpd(m: &Manifest) -> String {
         };
         let _ = writeln!(
             out,
-            "    <AdaptationSet id=\"{id}\" contentType=\"{content}\" mimeType=\"{mime}\" segmentAlignment=\"true\" startWithSAP=\"1\">"
+            "    <AdaptationSet id=\"{id}\" contentType=\"{content}\" mimeType=\"{mime}\" segmentAlignment=\"{}\" startWithSAP=\"1\">",
+            m.aligned
         );
         for t in tracks.iter() {
             representation(&mut out, t, m.ended);

@@ -1,6 +1,7 @@
 //! Cutting a stream's frames into keyframe-aligned segments on one shared timeline.
 
 pub mod segmenter;
+pub mod timeline;
 pub mod timing;
 
 pub use segmenter::{CutSegment, Segmenter};

@@ -8,8 +8,10 @@
 //! A stream without video is cut on audio time alone.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
+use super::timeline::{Cut, LadderTimeline};
 use super::timing::{SampleClock, TimedSample};
 use crate::media::{Frame, Sample, TrackKind, MEDIA_CLOCK};
 
@@ -90,6 +92,13 @@ pub struct Segmenter {
     audio: Option<TrackCut>,
     audio_queue: VecDeque<Frame>,
     latest_video_dts: Option<i64>,
+    /// The ladder's shared timeline, when cut decisions are shared with other renditions.
+    timeline: Option<Arc<LadderTimeline>>,
+    /// Last sequence number of a previous publish of this rendition (a reconnect keeps
+    /// numbering contiguously).
+    resume: Option<u64>,
+    /// Distance of the latest cut from the ladder's boundary, media clock ticks.
+    misalignment: i64,
 }
 
 impl Segmenter {
@@ -103,6 +112,48 @@ impl Segmenter {
             audio: None,
             audio_queue: VecDeque::new(),
             latest_video_dts: None,
+            timeline: None,
+            resume: None,
+            misalignment: 0,
+        }
+    }
+
+    /// A segmenter whose cuts follow a ladder's shared timeline; `resume` is the last
+    /// sequence number of this rendition's previous publish, if any.
+    pub fn with_timeline(
+        target: Duration,
+        timeline: Arc<LadderTimeline>,
+        resume: Option<u64>,
+    ) -> Self {
+        Segmenter {
+            timeline: Some(timeline),
+            resume,
+            ..Segmenter::new(target, 0)
+        }
+    }
+
+    /// How far (media clock ticks) the latest cut was from the ladder's boundary.
+    pub fn misalignment(&self) -> i64 {
+        self.misalignment
+    }
+
+    /// Whether a sync frame at `dts` opens a segment, and with which number.
+    fn cut_at(&mut self, dts: i64) -> Option<u64> {
+        let last = self.boundaries.back().map(|b| (b.seq, b.start));
+        match &self.timeline {
+            Some(tl) => {
+                let current = last.or(self.resume.map(|seq| (seq, i64::MIN / 2)));
+                match tl.keyframe(dts, current) {
+                    Cut::At { seq, misaligned } => {
+                        self.misalignment = misaligned;
+                        Some(seq)
+                    }
+                    Cut::No => None,
+                }
+            }
+            None => last
+                .is_none_or(|(_, start)| dts - start >= self.target)
+                .then_some(self.next_seq),
         }
     }
 
@@ -148,12 +199,8 @@ impl Segmenter {
                     return out;
                 }
                 if frame.keyframe {
-                    let due = match self.boundaries.back() {
-                        None => true,
-                        Some(b) => frame.dts - b.start >= self.target,
-                    };
-                    if due {
-                        self.add_boundary(frame.dts);
+                    if let Some(seq) = self.cut_at(frame.dts) {
+                        self.add_boundary(seq, frame.dts);
                     }
                 } else if self.boundaries.is_empty() {
                     // A segment must open with a keyframe; drop frames until the first one.
@@ -171,12 +218,8 @@ impl Segmenter {
                     self.audio_queue.push_back(frame);
                     self.drain_audio(false, &mut out);
                 } else {
-                    let due = match self.boundaries.back() {
-                        None => true,
-                        Some(b) => frame.dts - b.start >= self.target,
-                    };
-                    if due {
-                        self.add_boundary(frame.dts);
+                    if let Some(seq) = self.cut_at(frame.dts) {
+                        self.add_boundary(seq, frame.dts);
                     }
                     self.feed(frame, &mut out);
                 }
@@ -211,12 +254,9 @@ impl Segmenter {
         }
     }
 
-    fn add_boundary(&mut self, start: i64) {
-        self.boundaries.push_back(Boundary {
-            seq: self.next_seq,
-            start,
-        });
-        self.next_seq += 1;
+    fn add_boundary(&mut self, seq: u64, start: i64) {
+        self.boundaries.push_back(Boundary { seq, start });
+        self.next_seq = seq + 1;
         if self.boundaries.len() > BOUNDARY_MEMORY {
             self.boundaries.pop_front();
         }

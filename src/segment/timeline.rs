@@ -1,0 +1,257 @@
+//! The shared ladder timeline: every rendition of a ladder is cut at the same media times
+//! and numbers its segments the same way, so players can switch between renditions at
+//! any segment boundary.
+//!
+//! Renditions arrive on separate connections with their own RTMP clocks. A rendition's
+//! clock is mapped onto the ladder's by wall-clock arrival, then snapped so that its first
+//! keyframe lands exactly on the nearest existing boundary (encoders that emit aligned
+//! keyframes then align exactly). Boundaries follow the usual rule, the first keyframe at
+//! or after the target since the last boundary, and whichever rendition reaches a
+//! boundary first records it: connections race, so no rendition may wait for another.
+//! Each rendition numbers its segments contiguously (`last + 1`), which equals the
+//! boundary's number exactly when it is aligned; a keyframe that misses the boundaries is
+//! reported as misalignment, and the ladder still plays.
+
+use std::collections::VecDeque;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use crate::media::MEDIA_CLOCK;
+
+/// A keyframe within this many ticks of a boundary is on it (half a frame at 60 fps).
+const ALIGN_TOLERANCE: i64 = MEDIA_CLOCK as i64 / 120;
+/// Boundaries remembered.
+const MEMORY: usize = 32;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Boundary {
+    seq: u64,
+    start: i64,
+}
+
+#[derive(Debug)]
+struct State {
+    origin: Option<SystemTime>,
+    boundaries: VecDeque<Boundary>,
+    next_seq: u64,
+}
+
+/// One ladder's timeline, shared by its renditions' segmenters.
+#[derive(Debug)]
+pub struct LadderTimeline {
+    target: i64,
+    state: Mutex<State>,
+}
+
+/// What the timeline says about a keyframe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cut {
+    /// Not a segment start.
+    No,
+    /// Start segment `seq` here; `misaligned` is how far (ticks) the cut is from the
+    /// ladder's boundary with that number, 0 when aligned.
+    At {
+        /// Sequence number of the new segment.
+        seq: u64,
+        /// Distance to the ladder's boundary, ticks.
+        misaligned: i64,
+    },
+}
+
+impl LadderTimeline {
+    /// A timeline cutting at `target`, numbering from `first_seq`.
+    pub fn new(target: Duration, first_seq: u64) -> Self {
+        LadderTimeline {
+            target: (target.as_secs_f64() * f64::from(MEDIA_CLOCK)).round() as i64,
+            state: Mutex::new(State {
+                origin: None,
+                boundaries: VecDeque::new(),
+                next_seq: first_seq,
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Wall-clock time of ladder time zero, once a rendition started.
+    pub fn origin(&self) -> Option<SystemTime> {
+        self.lock().origin
+    }
+
+    /// The offset (ticks) that maps a rendition's media clock onto the ladder's, given its
+    /// first frame's time `dts` arriving at `now`. The first rendition defines the ladder
+    /// clock (offset 0).
+    pub fn join(&self, dts: i64, now: SystemTime) -> i64 {
+        let mut s = self.lock();
+        let Some(origin) = s.origin else {
+            s.origin = Some(offset_wall(now, -dts));
+            return 0;
+        };
+        let since = match now.duration_since(origin) {
+            Ok(d) => d.as_secs_f64(),
+            Err(e) => -e.duration().as_secs_f64(),
+        };
+        (since * f64::from(MEDIA_CLOCK)).round() as i64 - dts
+    }
+
+    /// Snaps a joining rendition's first keyframe at ladder time `t` onto the nearest
+    /// boundary within half a target duration; returns the correction to add.
+    pub fn snap(&self, t: i64) -> i64 {
+        let s = self.lock();
+        s.boundaries
+            .iter()
+            .map(|b| b.start - t)
+            .filter(|d| d.abs() <= self.target / 2)
+            .min_by_key(|d| d.abs())
+            .unwrap_or(0)
+    }
+
+    /// Decides whether a keyframe at ladder time `t` starts a segment, given the
+    /// rendition's current segment `(seq, start)`.
+    pub fn keyframe(&self, t: i64, current: Option<(u64, i64)>) -> Cut {
+        let mut s = self.lock();
+        let own_next = current.map(|(seq, _)| seq + 1);
+        let after_current =
+            |start: i64| current.is_none_or(|(_, cur)| start > cur + ALIGN_TOLERANCE);
+        let at = |seq: u64, b: Boundary| Cut::At {
+            seq,
+            misaligned: if seq == b.seq {
+                (t - b.start).abs()
+            } else {
+                (t - b.start).abs().max(1)
+            },
+        };
+        // A keyframe on a recorded boundary.
+        if let Some(b) = s
+            .boundaries
+            .iter()
+            .rev()
+            .find(|b| (b.start - t).abs() <= ALIGN_TOLERANCE)
+            .copied()
+        {
+            if !after_current(b.start) {
+                return Cut::No;
+            }
+            let seq = own_next.unwrap_or(b.seq);
+            return if seq == b.seq {
+                Cut::At { seq, misaligned: 0 }
+            } else {
+                at(seq, b)
+            };
+        }
+        // The first to reach a due keyframe records the boundary.
+        let due = s
+            .boundaries
+            .back()
+            .is_none_or(|l| t - l.start >= self.target);
+        if due {
+            let b = Boundary {
+                seq: s.next_seq,
+                start: t,
+            };
+            s.next_seq += 1;
+            s.boundaries.push_back(b);
+            if s.boundaries.len() > MEMORY {
+                s.boundaries.pop_front();
+            }
+            let seq = own_next.unwrap_or(b.seq);
+            return if seq == b.seq {
+                Cut::At { seq, misaligned: 0 }
+            } else {
+                at(seq, b)
+            };
+        }
+        // Off every boundary: cut once a boundary has passed since this segment began.
+        let passed = s
+            .boundaries
+            .iter()
+            .rev()
+            .find(|b| b.start < t && after_current(b.start))
+            .copied();
+        match passed {
+            Some(b) => at(own_next.unwrap_or(b.seq), b),
+            None => Cut::No,
+        }
+    }
+}
+
+fn offset_wall(t: SystemTime, ticks: i64) -> SystemTime {
+    let d = Duration::from_secs_f64(ticks.unsigned_abs() as f64 / f64::from(MEDIA_CLOCK));
+    if ticks >= 0 {
+        t + d
+    } else {
+        t - d
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: i64 = MEDIA_CLOCK as i64;
+
+    fn cut(seq: u64) -> Cut {
+        Cut::At { seq, misaligned: 0 }
+    }
+
+    #[test]
+    fn renditions_share_numbers_whoever_comes_first() {
+        let tl = LadderTimeline::new(Duration::from_secs(2), 100);
+        let now = SystemTime::now();
+        assert_eq!(tl.join(0, now), 0);
+        assert_eq!(tl.keyframe(0, None), cut(100));
+        assert_eq!(tl.keyframe(2 * S, Some((100, 0))), cut(101));
+        // Rendition 2 joins 300 ms later with its own clock at 0; it is mapped by wall
+        // clock and its first keyframe snapped onto the boundary at 0.
+        let off = tl.join(0, now + Duration::from_millis(300));
+        assert_eq!(off, 3 * S / 10);
+        assert_eq!(tl.snap(off), -off);
+        assert_eq!(tl.keyframe(0, None), cut(100));
+        assert_eq!(
+            tl.keyframe(S, Some((100, 0))),
+            Cut::No,
+            "mid-segment keyframe"
+        );
+        assert_eq!(tl.keyframe(2 * S, Some((100, 0))), cut(101));
+        // Rendition 2 gets to 4 s before rendition 1: it records the boundary, 1 finds it.
+        assert_eq!(tl.keyframe(4 * S, Some((101, 2 * S))), cut(102));
+        assert_eq!(tl.keyframe(4 * S + 10, Some((101, 2 * S))), cut(102));
+        assert_eq!(
+            tl.keyframe(4 * S, Some((102, 4 * S))),
+            Cut::No,
+            "same boundary twice"
+        );
+    }
+
+    #[test]
+    fn misaligned_keyframes_are_measured_and_numbers_stay_contiguous() {
+        let tl = LadderTimeline::new(Duration::from_secs(2), 1);
+        tl.join(0, SystemTime::now());
+        tl.keyframe(0, None);
+        tl.keyframe(2 * S, Some((1, 0)));
+        tl.keyframe(4 * S, Some((2, 2 * S)));
+        assert_eq!(tl.keyframe(0, None), cut(1));
+        // 2.5 s GOP: the keyframe at 2.5 s missed the boundary at 2 s by 500 ms.
+        assert_eq!(
+            tl.keyframe(5 * S / 2, Some((1, 0))),
+            Cut::At {
+                seq: 2,
+                misaligned: S / 2
+            }
+        );
+        assert_eq!(
+            tl.keyframe(5 * S, Some((2, 5 * S / 2))),
+            Cut::At {
+                seq: 3,
+                misaligned: S
+            }
+        );
+        assert_eq!(
+            tl.keyframe(6 * S, Some((3, 5 * S))),
+            cut(4),
+            "due: records the 6 s boundary"
+        );
+    }
+}
