@@ -73,6 +73,7 @@ pub async fn handle(hub: Arc<Hub>, parts: Vec<String>) -> Option<warp::reply::Re
         [file] if file == "index.mpd" && outputs.dash => {
             super::dash::manifest(&hub, app, base).await
         }
+        [file] if file == "audio.m3u8" && outputs.hls_cmaf => ladder_audio(&hub, app, base).await,
         [file] if matches!(file.as_str(), "index.m3u8" | "ts.m3u8" | "index.mpd") => error(
             StatusCode::NOT_FOUND,
             format!("{file}: that output is disabled in [outputs]"),
@@ -183,8 +184,9 @@ fn shared_audio(r: &Rendition) -> Option<(AudioRendition, String, (u64, u64))> {
     let CodecConfig::Aac(aac) = &track.config else {
         return None;
     };
+    // The ladder-level playlist, so audio survives the leaving of the rendition it came from.
     let rendition = AudioRendition {
-        uri: format!("{}/audio.m3u8", r.label),
+        uri: "audio.m3u8".to_string(),
         channels: aac.channels,
     };
     Some((
@@ -255,6 +257,38 @@ fn variant(
         resolution: avc.map(|c| (c.width, c.height)),
         frame_rate: avc.and_then(|c| c.frame_rate),
     })
+}
+
+/// `/{app}/{base}/audio.m3u8`: the ladder's one audio track, taken from the first listed
+/// rendition that has audio. Renditions share numbers and timeline, so when that
+/// publisher leaves, the next one's audio continues the same playlist.
+async fn ladder_audio(hub: &Hub, app: &str, base: &str) -> warp::reply::Response {
+    let Some(ladder) = hub.ladder(app, base) else {
+        return not_found(app, base);
+    };
+    let has_audio = |s: &RenditionState| cmaf_ready(s) && s.audio.is_some();
+    if !wait_until(hub, &ladder, || !listed(&ladder, has_audio).is_empty()).await {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("stream {app}/{base} has no audio"),
+        );
+    }
+    let Some(source) = listed(&ladder, has_audio).into_iter().next() else {
+        return error(StatusCode::NOT_FOUND, "audio vanished");
+    };
+    let state = source.read();
+    let Some(audio) = state.audio.as_ref() else {
+        return error(StatusCode::NOT_FOUND, "audio vanished");
+    };
+    let configured = hub.config().segment.target_duration;
+    let target = [state.video.as_ref(), state.audio.as_ref()]
+        .into_iter()
+        .flatten()
+        .map(|t| hls::target_duration(configured, &t.window))
+        .fold(1, u64::max);
+    let prefix = format!("{}/audio", source.label);
+    let text = hls::media_playlist(&audio.window, &prefix, Container::Cmaf, target, state.ended);
+    ok(text, M3U8, Caching::Live)
 }
 
 async fn media_playlist(

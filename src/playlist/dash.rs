@@ -112,7 +112,8 @@ pub fn mpd(m: &Manifest) -> String {
         let _ = writeln!(
             out,
             "    <AdaptationSet id=\"{id}\" contentType=\"{content}\" mimeType=\"{mime}\" segmentAlignment=\"{}\" startWithSAP=\"1\">",
-            m.aligned
+            // One audio Representation is aligned with itself; video depends on the ladder.
+            m.aligned || first.kind == TrackKind::Audio
         );
         for t in tracks.iter() {
             representation(&mut out, t, m.ended);

@@ -21,6 +21,8 @@ const seconds = Number(opt('seconds', '10'));
 const player = opt('player', 'hls');
 const lowLatency = args.includes('--low-latency');
 const trace = args.includes('--trace');
+// Force hls.js to the lowest, highest and middle level during the window.
+const switchLevels = args.includes('--switch-levels');
 const chromiumPath = process.env.PACKGATE_CHROMIUM || '/usr/bin/chromium';
 
 function fail(msg) {
@@ -43,7 +45,7 @@ const origin = new URL(url).origin;
 const page_html = `<!doctype html><html><body><video id="v" muted autoplay playsinline></video>
 <script src="/__packgate_test/player.js"></script>
 <script>
-const s = window.__s = { fatal: [], errors: [], playingAt: null, stalls: 0, latency: [], levels: 0 };
+const s = window.__s = { fatal: [], errors: [], playingAt: null, stalls: 0, latency: [], levels: 0, switched: [] };
 const v = document.getElementById('v');
 v.addEventListener('playing', () => { if (s.playingAt === null) s.playingAt = performance.now(); });
 v.addEventListener('waiting', () => { if (s.playingAt !== null) s.stalls++; });
@@ -59,6 +61,15 @@ if (${JSON.stringify(player)} === 'dash') {
   const h = window.__p = new Hls({ lowLatencyMode: ${lowLatency} });
   h.on(Hls.Events.ERROR, (_, d) => (d.fatal ? s.fatal : s.errors).push(d.details + (d.response ? ' ' + d.response.code : '')));
   h.on(Hls.Events.MANIFEST_PARSED, (_, d) => { s.levels = d.levels.length; });
+  h.on(Hls.Events.LEVEL_SWITCHED, (_, d) => s.switched.push(d.level));
+  if (${switchLevels}) {
+    v.addEventListener('playing', () => {
+      const w = ${seconds} * 1000, n = () => h.levels.length;
+      setTimeout(() => { h.currentLevel = 0; }, w * 0.2);
+      setTimeout(() => { h.currentLevel = n() - 1; }, w * 0.45);
+      setTimeout(() => { h.currentLevel = Math.floor(n() / 2); }, w * 0.7);
+    }, { once: true });
+  }
   h.loadSource(${JSON.stringify(url)});
   h.attachMedia(v);
   setInterval(() => { if (h.latency > 0) s.latency.push(h.latency); }, 500);
@@ -125,7 +136,7 @@ try {
     return {
       played: s.playingAt !== null, videoWidth: v.videoWidth, videoHeight: v.videoHeight,
       audioDecodedBytes: v.webkitAudioDecodedByteCount || 0, fatal: s.fatal, errors: s.errors.slice(0, 20),
-      levels: s.levels, stalls: s.stalls, trace: s.trace, latencyMedian: q(0.5), latencyP95: q(0.95), latencySamples: lat.length,
+      levels: s.levels, stalls: s.stalls, trace: s.trace, switched: s.switched, latencyMedian: q(0.5), latencyP95: q(0.95), latencySamples: lat.length,
     };
   });
   r.advanced = Math.round(advanced * 1000) / 1000;
