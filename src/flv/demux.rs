@@ -13,7 +13,8 @@ const TICKS_PER_MS: i64 = MEDIA_CLOCK as i64 / 1000;
 /// Something the demuxer produced.
 #[derive(Debug, PartialEq)]
 pub enum DemuxEvent {
-    /// A (new) decoder configuration for a track.
+    /// A decoder configuration for a track, sent for every sequence header (even an
+    /// unchanged one: the consumer decides what a repeat means).
     Config(CodecConfig),
     /// A frame.
     Frame(Frame),
@@ -24,7 +25,9 @@ pub enum DemuxEvent {
 /// Demuxes one published stream.
 ///
 /// Audio and video share one unwrapper: RTMP stamps both from the same clock, and one
-/// timeline keeps their relative timing exact across a 2^32 ms wrap.
+/// timeline keeps their relative timing exact across a 2^32 ms wrap. (Per-track unwrappers
+/// could each decide a wrap on their own, and a track that starts late or pauses for days
+/// would then land a whole 2^32 ms away from the other.)
 #[derive(Debug, Default)]
 pub struct TagDemuxer {
     clock: Unwrapper,
@@ -49,6 +52,10 @@ impl TagDemuxer {
     }
 
     /// One video message body at RTMP time `timestamp_ms`.
+    ///
+    /// `Ok(None)` for bodies that carry nothing to package (empty messages, command
+    /// frames, empty coded frames). A bad sequence header is an error and keeps the
+    /// previous configuration.
     pub fn video(
         &mut self,
         timestamp_ms: u32,
@@ -72,6 +79,11 @@ impl TagDemuxer {
                 if self.video.is_none() {
                     return Err(FlvError::NoConfig("video"));
                 }
+                // Some encoders send header-only packets; an empty sample would only
+                // confuse the muxers.
+                if data.is_empty() {
+                    return Ok(None);
+                }
                 Ok(Some(self.frame(
                     TrackKind::Video,
                     timestamp_ms,
@@ -82,6 +94,41 @@ impl TagDemuxer {
             }
             VideoTag::AvcEndOfSequence => Ok(Some(DemuxEvent::EndOfSequence(TrackKind::Video))),
             VideoTag::Command => Ok(None),
+        }
+    }
+
+    /// One audio message body at RTMP time `timestamp_ms`; `Ok(None)` for empty ones.
+    pub fn audio(
+        &mut self,
+        timestamp_ms: u32,
+        body: Bytes,
+    ) -> Result<Option<DemuxEvent>, FlvError> {
+        if body.is_empty() {
+            return Ok(None);
+        }
+        match parse_audio(body)? {
+            AudioTag::AacSequenceHeader(asc) => {
+                let config =
+                    AacConfig::parse(asc).map_err(|e| FlvError::BadConfig(e.to_string()))?;
+                self.audio = Some(config.clone());
+                Ok(Some(DemuxEvent::Config(CodecConfig::Aac(config))))
+            }
+            AudioTag::AacFrame(data) => {
+                if self.audio.is_none() {
+                    return Err(FlvError::NoConfig("audio"));
+                }
+                if data.is_empty() {
+                    return Ok(None);
+                }
+                // Every AAC frame decodes on its own, and audio has no reordering.
+                Ok(Some(self.frame(
+                    TrackKind::Audio,
+                    timestamp_ms,
+                    0,
+                    true,
+                    data,
+                )))
+            }
         }
     }
 
@@ -104,48 +151,35 @@ impl TagDemuxer {
             data,
         })
     }
-
-    /// One audio message body at RTMP time `timestamp_ms`.
-    pub fn audio(
-        &mut self,
-        timestamp_ms: u32,
-        body: Bytes,
-    ) -> Result<Option<DemuxEvent>, FlvError> {
-        if body.is_empty() {
-            return Ok(None);
-        }
-        match parse_audio(body)? {
-            AudioTag::AacSequenceHeader(asc) => {
-                let config =
-                    AacConfig::parse(asc).map_err(|e| FlvError::BadConfig(e.to_string()))?;
-                self.audio = Some(config.clone());
-                Ok(Some(DemuxEvent::Config(CodecConfig::Aac(config))))
-            }
-            AudioTag::AacFrame(data) => {
-                if self.audio.is_none() {
-                    return Err(FlvError::NoConfig("audio"));
-                }
-                Ok(Some(self.frame(
-                    TrackKind::Audio,
-                    timestamp_ms,
-                    0,
-                    true,
-                    data,
-                )))
-            }
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::codec::h264::tests::AVCC_640X360;
+    use crate::flv::file::read_tags;
 
     fn avc_header() -> Bytes {
         let mut b = vec![0x17, 0x00, 0, 0, 0];
         b.extend_from_slice(AVCC_640X360);
         Bytes::from(b)
+    }
+
+    const AAC_HEADER: &[u8] = &[0xAF, 0, 0x12, 0x10];
+
+    /// A demuxer that has seen both sequence headers.
+    fn configured() -> TagDemuxer {
+        let mut d = TagDemuxer::new();
+        d.video(0, avc_header()).unwrap();
+        d.audio(0, Bytes::from_static(AAC_HEADER)).unwrap();
+        d
+    }
+
+    fn frame(event: Result<Option<DemuxEvent>, FlvError>) -> Frame {
+        match event {
+            Ok(Some(DemuxEvent::Frame(f))) => f,
+            other => panic!("expected a frame, got {other:?}"),
+        }
     }
 
     #[test]
@@ -155,47 +189,192 @@ mod tests {
             d.video(0, Bytes::from_static(&[0x27, 1, 0, 0, 0, 0, 0, 0, 1, 0x41])),
             Err(FlvError::NoConfig("video"))
         );
+        assert!(d.video_config().is_none());
         match d.video(0, avc_header()).unwrap() {
             Some(DemuxEvent::Config(CodecConfig::H264(c))) => assert_eq!(c.width, 640),
             other => panic!("{other:?}"),
         }
-        let frame = d
-            .video(
-                1000,
-                Bytes::from_static(&[0x17, 1, 0, 0, 0x21, 0, 0, 0, 1, 0x65]),
-            )
-            .unwrap();
-        let Some(DemuxEvent::Frame(f)) = frame else {
-            panic!("{frame:?}")
-        };
+        assert_eq!(d.video_config().map(|c| c.height), Some(360));
+        let body = Bytes::from_static(&[0x17, 1, 0, 0, 0x21, 0, 0, 0, 1, 0x65]);
+        let f = frame(d.video(1000, body.clone()));
+        assert_eq!(f.kind, TrackKind::Video);
         assert_eq!((f.dts, f.pts, f.keyframe), (90_000, 90_000 + 33 * 90, true));
         assert_eq!(&f.data[..], &[0, 0, 0, 1, 0x65]);
+        assert_eq!(f.data.as_ptr(), body[5..].as_ptr(), "zero-copy");
         assert_eq!(
             d.audio(0, Bytes::from_static(&[0xAF, 1, 7])),
             Err(FlvError::NoConfig("audio"))
         );
         assert!(matches!(
-            d.audio(0, Bytes::from_static(&[0xAF, 0, 0x12, 0x10]))
-                .unwrap(),
+            d.audio(0, Bytes::from_static(AAC_HEADER)).unwrap(),
             Some(DemuxEvent::Config(CodecConfig::Aac(_)))
         ));
-        let Some(DemuxEvent::Frame(a)) = d.audio(1023, Bytes::from_static(&[0xAF, 1, 7])).unwrap()
-        else {
-            panic!()
-        };
-        assert_eq!((a.dts, a.kind), (1023 * 90, TrackKind::Audio));
-        assert_eq!(d.video(5, Bytes::new()), Ok(None));
+        assert_eq!(d.audio_config().map(|c| c.sample_rate), Some(44_100));
+        let a = frame(d.audio(1023, Bytes::from_static(&[0xAF, 1, 7])));
+        assert_eq!(
+            (a.dts, a.pts, a.kind, a.keyframe),
+            (1023 * 90, 1023 * 90, TrackKind::Audio, true)
+        );
     }
 
     #[test]
-    fn bad_sequence_header_is_an_error() {
-        let mut d = TagDemuxer::new();
+    fn composition_offsets_both_ways() {
+        let mut d = configured();
+        let f = frame(d.video(
+            100,
+            Bytes::from_static(&[0x27, 1, 0, 0, 0x42, 0, 0, 0, 1, 0x41]),
+        ));
+        assert_eq!((f.dts, f.pts, f.keyframe), (9_000, 9_000 + 66 * 90, false));
+        // Negative CTS (some encoders shift DTS forward instead of PTS back).
+        let f = frame(d.video(
+            200,
+            Bytes::from_static(&[0x27, 1, 0xFF, 0xFF, 0xDF, 0, 0, 0, 1, 0x41]),
+        ));
+        assert_eq!((f.dts, f.pts), (18_000, 18_000 - 33 * 90));
+    }
+
+    #[test]
+    fn nothing_to_package_is_none() {
+        let mut d = configured();
+        assert_eq!(d.video(5, Bytes::new()), Ok(None));
+        assert_eq!(d.audio(5, Bytes::new()), Ok(None));
+        assert_eq!(
+            d.video(5, Bytes::from_static(&[0x17, 1, 0, 0, 0])),
+            Ok(None)
+        );
+        assert_eq!(d.audio(5, Bytes::from_static(&[0xAF, 1])), Ok(None));
+        assert_eq!(d.video(5, Bytes::from_static(&[0x57, 0])), Ok(None));
+        assert_eq!(
+            d.video(5, Bytes::from_static(&[0x17, 2, 0, 0, 0])),
+            Ok(Some(DemuxEvent::EndOfSequence(TrackKind::Video)))
+        );
+        // Still configured after the end of sequence: the encoder may carry on.
+        assert!(d.video_config().is_some());
+    }
+
+    #[test]
+    fn errors_not_panics() {
+        let mut d = configured();
+        let unsupported =
+            |r: Result<Option<DemuxEvent>, FlvError>| matches!(r, Err(FlvError::Unsupported(_)));
+        assert!(unsupported(d.video(0, Bytes::from_static(&[0x12, 0]))));
+        assert!(unsupported(d.audio(0, Bytes::from_static(&[0x2F, 0]))));
+        assert_eq!(
+            d.video(0, Bytes::from_static(&[0x90, b'h', b'v', b'c', b'1'])),
+            Err(FlvError::Unsupported(
+                "Enhanced RTMP video (FourCC hvc1) not supported yet".into()
+            ))
+        );
+        assert!(unsupported(
+            d.audio(0, Bytes::from_static(&[0x90, b'O', b'p', b'u', b's']))
+        ));
+        assert_eq!(
+            d.video(0, Bytes::from_static(&[0x17, 1, 0])),
+            Err(FlvError::Truncated("AVC video"))
+        );
+        assert_eq!(
+            d.audio(0, Bytes::from_static(&[0xAF])),
+            Err(FlvError::Truncated("AAC audio"))
+        );
+    }
+
+    #[test]
+    fn bad_sequence_header_keeps_the_old_config() {
+        let mut d = configured();
         let e = d
             .video(0, Bytes::from_static(&[0x17, 0, 0, 0, 0, 1, 2]))
             .unwrap_err();
         assert!(matches!(e, FlvError::BadConfig(_)), "{e:?}");
-        assert!(d
+        assert_eq!(d.video_config().map(|c| c.width), Some(640));
+        let e = d
             .audio(0, Bytes::from_static(&[0xAF, 0, 0x16, 0x90]))
-            .is_err());
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "bad sequence header: reserved sampling frequency index 13"
+        );
+        assert_eq!(d.audio_config().map(|c| c.sample_rate), Some(44_100));
+        // A fresh demuxer with only a broken header still has no config.
+        let mut d = TagDemuxer::new();
+        assert!(d.audio(0, Bytes::from_static(&[0xAF, 0])).is_err());
+        assert!(d.audio_config().is_none());
+    }
+
+    #[test]
+    fn one_clock_across_the_wrap() {
+        let mut d = configured();
+        let v = frame(d.video(u32::MAX - 20, Bytes::from_static(&[0x17, 1, 0, 0, 0, 9])));
+        let a = frame(d.audio(u32::MAX - 1, Bytes::from_static(&[0xAF, 1, 7])));
+        let v2 = frame(d.video(13, Bytes::from_static(&[0x27, 1, 0, 0, 0, 9])));
+        // Audio slightly behind video across the wrap stays behind it.
+        let a2 = frame(d.audio(3, Bytes::from_static(&[0xAF, 1, 7])));
+        let wrap = (1i64 << 32) * 90;
+        assert_eq!(v.dts, (i64::from(u32::MAX) - 20) * 90);
+        assert_eq!(a.dts, (i64::from(u32::MAX) - 1) * 90);
+        assert_eq!(v2.dts, wrap + 13 * 90);
+        assert_eq!(a2.dts, wrap + 3 * 90);
+    }
+
+    #[test]
+    fn random_bodies_never_panic() {
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut d = configured();
+        for _ in 0..20_000 {
+            let len = (next() % 24) as usize;
+            let mut body: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            // Steer half the bodies into the interesting AVC/AAC paths.
+            if let Some(b) = body.first_mut().filter(|_| next() % 2 == 0) {
+                *b = if next() % 2 == 0 { 0x17 } else { 0xAF };
+            }
+            let ts = next() as u32;
+            let _ = d.video(ts, Bytes::from(body.clone()));
+            let _ = d.audio(ts, Bytes::from(body));
+        }
+    }
+
+    #[test]
+    fn demuxes_the_sample_file() {
+        let data = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/samples/h264_aac_640x360.flv"
+        ))
+        .unwrap();
+        let mut d = TagDemuxer::new();
+        let (mut video, mut audio, mut keys, mut configs, mut eos) = (vec![], 0, 0, 0, 0);
+        for tag in read_tags(Bytes::from(data)).unwrap() {
+            let event = match tag.kind {
+                8 => d.audio(tag.timestamp, tag.body),
+                9 => d.video(tag.timestamp, tag.body),
+                _ => continue,
+            };
+            match event.unwrap() {
+                Some(DemuxEvent::Config(_)) => configs += 1,
+                Some(DemuxEvent::Frame(f)) if f.kind == TrackKind::Video => {
+                    keys += usize::from(f.keyframe);
+                    video.push(f);
+                }
+                Some(DemuxEvent::Frame(_)) => audio += 1,
+                Some(DemuxEvent::EndOfSequence(_)) => eos += 1,
+                None => {}
+            }
+        }
+        assert_eq!((configs, eos), (2, 1));
+        assert_eq!(video.len(), 360, "12 s at 30 fps");
+        assert_eq!(keys, 6, "2 s GOPs");
+        assert!(audio > 500);
+        assert!(video[0].keyframe);
+        assert_eq!(video[0].dts, 0);
+        // B-frames: some PTS ahead of DTS, never behind.
+        assert!(video.iter().any(|f| f.pts > f.dts));
+        assert!(video.iter().all(|f| f.pts >= f.dts));
+        assert!(video.windows(2).all(|w| w[1].dts > w[0].dts));
+        let c = d.video_config().unwrap();
+        assert_eq!((c.width, c.height, c.frame_rate), (640, 360, Some(30.0)));
     }
 }

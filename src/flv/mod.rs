@@ -1,7 +1,14 @@
 //! FLV tag bodies (as carried in RTMP audio and video messages) → codec configurations and
 //! frames on the stream's 90 kHz media clock.
+//!
+//! - [`tag`]: one body → [`tag::VideoTag`] / [`tag::AudioTag`] (legacy H.264 + AAC).
+//! - [`enhanced`]: Enhanced RTMP ExHeaders, recognised and reported as unsupported.
+//! - [`timestamp`]: 32-bit RTMP milliseconds → one unwrapped i64 timeline.
+//! - [`demux`]: per-stream state (configurations, clock) → [`DemuxEvent`]s.
+//! - [`file`]: FLV files, for benchmarks and load generation.
 
 pub mod demux;
+pub mod enhanced;
 pub mod file;
 pub mod tag;
 pub mod timestamp;
