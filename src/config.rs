@@ -3,6 +3,7 @@
 //! Unknown keys are errors (a typo must not silently fall back to a default), and every
 //! validation message names the key it is about, so a bad file fails fast with exit code 2.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
@@ -161,12 +162,30 @@ impl Default for SegmentConfig {
 pub struct LadderConfig {
     /// Labels that make `{base}_{label}` a rendition of ladder `{base}`, besides any `\d+p`.
     pub labels: Vec<String>,
+    /// Per-app label lists (`[ladder.apps.tv] labels = ["hd", "sd"]`) replacing `labels`.
+    pub apps: BTreeMap<String, AppLadderConfig>,
+}
+
+/// Ladder grouping for one app.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AppLadderConfig {
+    /// Labels that group names in this app, besides any `\d+p`.
+    pub labels: Vec<String>,
+}
+
+impl LadderConfig {
+    /// The labels that apply in `app`.
+    pub fn labels_for(&self, app: &str) -> &[String] {
+        self.apps.get(app).map_or(&self.labels, |a| &a.labels)
+    }
 }
 
 impl Default for LadderConfig {
     fn default() -> Self {
         LadderConfig {
             labels: ["src", "hi", "mid", "low"].map(String::from).to_vec(),
+            apps: BTreeMap::new(),
         }
     }
 }
@@ -254,7 +273,8 @@ impl Config {
                 problem: "at least one of hls_cmaf, hls_ts, dash must be true".to_string(),
             });
         }
-        for label in &self.ladder.labels {
+        let per_app = self.ladder.apps.values().flat_map(|a| a.labels.iter());
+        for label in self.ladder.labels.iter().chain(per_app) {
             if label.is_empty() || !label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
                 return Err(ConfigError::Invalid {
                     key: "ladder.labels",
@@ -315,6 +335,15 @@ mod tests {
         assert_eq!(c.segment.target_duration, 4.0);
         assert_eq!(c.segment.window, 6);
         assert_eq!(c.http, HttpConfig::default());
+    }
+
+    #[test]
+    fn ladder_labels_per_app() {
+        let c = Config::from_toml("[ladder.apps.tv]\nlabels = [\"hd\", \"sd\"]\n").unwrap();
+        assert_eq!(c.ladder.labels_for("tv"), ["hd", "sd"]);
+        assert_eq!(c.ladder.labels_for("live"), ["src", "hi", "mid", "low"]);
+        let err = Config::from_toml("[ladder.apps.tv]\nlabels = [\"a b\"]\n").unwrap_err();
+        assert!(err.to_string().contains("ladder.labels"), "{err}");
     }
 
     #[test]

@@ -60,7 +60,7 @@ impl Hub {
                 return Err(PublishError::InvalidName(part.to_string()));
             }
         }
-        let ln = ladder_name(name, &self.config.ladder.labels);
+        let ln = ladder_name(name, self.config.ladder.labels_for(app));
         let ladder = {
             let mut ladders = self.ladders.write().unwrap_or_else(|e| e.into_inner());
             ladders
@@ -129,5 +129,37 @@ impl Hub {
         if ladder.is_empty() && ladders.get(&key).is_some_and(|l| Arc::ptr_eq(l, ladder)) {
             ladders.remove(&key);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grouping_follows_the_apps_labels_and_refuses_doubles() {
+        let config = Config::from_toml("[ladder.apps.tv]\nlabels = [\"hd\"]\n").unwrap();
+        let hub = Hub::new(Arc::new(config));
+        let tv = hub.publish("tv", "news_hd", 1).unwrap();
+        let live = hub.publish("live", "news_hd", 2).unwrap();
+        assert_eq!(
+            (tv.ladder().base.as_str(), tv.rendition().label.as_str()),
+            ("news", "hd")
+        );
+        assert_eq!(
+            (live.ladder().base.as_str(), live.rendition().label.as_str()),
+            ("news_hd", "src")
+        );
+        let p720 = hub.publish("live", "news_720p", 3).unwrap();
+        assert_eq!(p720.ladder().base, "news");
+        assert_eq!(
+            hub.publish("tv", "news_hd", 4).unwrap_err(),
+            PublishError::AlreadyPublishing("tv/news_hd".into())
+        );
+        assert!(matches!(
+            hub.publish("tv", "a/b", 5),
+            Err(PublishError::InvalidName(_))
+        ));
+        assert_eq!(hub.ladders().len(), 3);
     }
 }
