@@ -237,8 +237,12 @@ impl ServerSession {
         self.outbox.command(name, tx, object, args, stream_id);
     }
 
-    fn is_accepted(&self, stream_id: u32) -> bool {
-        self.publishing.iter().any(|p| p.0 == stream_id && p.1)
+    /// Media is delivered for a stream once its publish was requested, not only once it
+    /// was accepted: encoders may send sequence headers right behind `publish`, before the
+    /// driver has answered. The driver answers in event order, before those media events,
+    /// and drops media of a refused stream.
+    fn is_publishing(&self, stream_id: u32) -> bool {
+        self.publishing.iter().any(|p| p.0 == stream_id)
     }
 
     fn message(
@@ -249,14 +253,14 @@ impl ServerSession {
         let stream_id = raw.stream_id;
         let timestamp = raw.timestamp;
         match Message::decode(&raw)? {
-            Message::Audio(payload) if self.is_accepted(stream_id) => {
+            Message::Audio(payload) if self.is_publishing(stream_id) => {
                 events.push(SessionEvent::Audio {
                     stream_id,
                     timestamp,
                     payload,
                 })
             }
-            Message::Video(payload) if self.is_accepted(stream_id) => {
+            Message::Video(payload) if self.is_publishing(stream_id) => {
                 events.push(SessionEvent::Video {
                     stream_id,
                     timestamp,

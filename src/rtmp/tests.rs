@@ -242,3 +242,53 @@ fn garbage_after_handshake_is_an_error_not_a_panic() {
     let bad = [0x03, 0, 0, 0, 0, 0, 3, 20, 0, 0, 0, 0, 0x02, 0xFF, 0xFF];
     assert!(server.handle_input(&bad).is_err());
 }
+
+#[test]
+fn media_sent_right_behind_publish_is_not_lost() {
+    // Some encoders do not wait for onStatus: publish, metadata and sequence headers can
+    // arrive in one read, before the driver has answered the publish request.
+    let mut server = ServerSession::new(SessionConfig::default());
+    let (mut client, c0c1) = ClientSession::new("live", "eager", false, 4096);
+    let mut to_server = vec![c0c1];
+    for _ in 0..10 {
+        let mut to_client = Vec::new();
+        for b in to_server.drain(..) {
+            for e in server.handle_input(&b).unwrap() {
+                match e {
+                    SessionEvent::Send(b) => to_client.push(b),
+                    SessionEvent::PublishRequested { .. } => {
+                        panic!("publish arrived without media")
+                    }
+                    _ => {}
+                }
+            }
+        }
+        for b in to_client {
+            for e in client.handle_input(&b).unwrap() {
+                if let ClientEvent::Send(mut bytes) = e {
+                    if client.stream_id() != 0 && bytes.len() > 20 {
+                        // The publish command: send a sequence header in the same write.
+                        let header = client.video(0, Bytes::from_static(&[0x17, 0, 0, 0, 0, 1]));
+                        let mut joined = bytes.to_vec();
+                        joined.extend_from_slice(&header);
+                        bytes = Bytes::from(joined);
+                        let events = server.handle_input(&bytes).unwrap();
+                        let kinds: Vec<_> = events
+                            .iter()
+                            .filter(|e| !matches!(e, SessionEvent::Send(_)))
+                            .map(|e| match e {
+                                SessionEvent::PublishRequested { .. } => "publish",
+                                SessionEvent::Video { .. } => "video",
+                                _ => "other",
+                            })
+                            .collect();
+                        assert_eq!(kinds, vec!["publish", "video"], "{events:?}");
+                        return;
+                    }
+                    to_server.push(bytes);
+                }
+            }
+        }
+    }
+    panic!("never reached publish");
+}
