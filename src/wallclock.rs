@@ -2,6 +2,18 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::media::MEDIA_CLOCK;
+
+/// `t` moved by `ticks` of the 90 kHz media clock, in either direction.
+pub fn shift(t: SystemTime, ticks: i64) -> SystemTime {
+    let d = Duration::from_secs_f64(ticks.unsigned_abs() as f64 / f64::from(MEDIA_CLOCK));
+    if ticks >= 0 {
+        t + d
+    } else {
+        t - d
+    }
+}
+
 /// Formats `t` as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
 pub fn iso8601(t: SystemTime) -> String {
     let since = t.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);

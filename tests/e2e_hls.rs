@@ -232,19 +232,13 @@ fn hls_js_plays_in_headless_chromium() {
     tools::browser_dir();
     let (_rt, server) = start(test_config());
     let http = server.http_addr;
-    let _ffmpeg = publish(
-        server.rtmp_addr,
-        "live",
+    let _ffmpeg = common::publish_and_wait(
+        &server,
         "browser",
-        &sample("h264_aac_640x360.flv"),
+        "h264_aac_640x360.flv",
         -1,
+        "/live/browser/index.m3u8",
     );
-    poll(Duration::from_secs(20), || {
-        get(http, "/live/browser/index.m3u8")
-            .ok()
-            .filter(|r| r.status == 200)
-    })
-    .expect("stream becomes playable");
     let r = common::browser::play(
         &format!("http://{http}/live/browser/index.m3u8"),
         "hls",

@@ -307,19 +307,13 @@ fn outputs_can_be_switched_off() {
     config.outputs.dash = false;
     let (_rt, server) = start(config);
     let http = server.http_addr;
-    let _ffmpeg = publish(
-        server.rtmp_addr,
-        "live",
+    let _ffmpeg = common::publish_and_wait(
+        &server,
         "cmafonly",
-        &sample("h264_aac_640x360.flv"),
+        "h264_aac_640x360.flv",
         -1,
+        "/live/cmafonly/index.m3u8",
     );
-    poll(Duration::from_secs(20), || {
-        get(http, "/live/cmafonly/index.m3u8")
-            .ok()
-            .filter(|r| r.status == 200)
-    })
-    .expect("CMAF HLS on");
     for path in [
         "/live/cmafonly/ts.m3u8",
         "/live/cmafonly/index.mpd",
@@ -348,19 +342,13 @@ fn hls_js_plays_ts_and_dash_js_plays_the_mpd() {
     tools::browser_dir();
     let (_rt, server) = start(test_config());
     let http = server.http_addr;
-    let _ffmpeg = publish(
-        server.rtmp_addr,
-        "live",
+    let _ffmpeg = common::publish_and_wait(
+        &server,
         "players",
-        &sample("h264_aac_640x360.flv"),
+        "h264_aac_640x360.flv",
         -1,
+        "/live/players/ts.m3u8",
     );
-    poll(Duration::from_secs(20), || {
-        get(http, "/live/players/ts.m3u8")
-            .ok()
-            .filter(|r| r.status == 200)
-    })
-    .expect("TS playable");
     let r = common::browser::play(
         &format!("http://{http}/live/players/ts.m3u8"),
         "hls",

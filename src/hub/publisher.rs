@@ -246,7 +246,7 @@ impl Publisher {
     /// Wall-clock time of ladder time `media_start` (EXT-X-PROGRAM-DATE-TIME).
     fn wall_clock(&self, media_start: i64) -> SystemTime {
         match self.ladder.timeline.origin() {
-            Some(origin) => offset(origin, media_start),
+            Some(origin) => crate::wallclock::shift(origin, media_start),
             None => SystemTime::now(),
         }
     }
@@ -358,16 +358,6 @@ impl Publisher {
             secs = cut.duration_secs(),
             "segment ready"
         );
-    }
-}
-
-/// `t` moved by `ticks` of the media clock (either direction).
-fn offset(t: SystemTime, ticks: i64) -> SystemTime {
-    let d = Duration::from_secs_f64(ticks.unsigned_abs() as f64 / f64::from(MEDIA_CLOCK));
-    if ticks >= 0 {
-        t + d
-    } else {
-        t - d
     }
 }
 

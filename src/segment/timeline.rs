@@ -86,7 +86,7 @@ impl LadderTimeline {
     pub fn join(&self, dts: i64, now: SystemTime) -> i64 {
         let mut s = self.lock();
         let Some(origin) = s.origin else {
-            s.origin = Some(offset_wall(now, -dts));
+            s.origin = Some(crate::wallclock::shift(now, -dts));
             return 0;
         };
         let since = match now.duration_since(origin) {
@@ -174,15 +174,6 @@ impl LadderTimeline {
             Some(b) => at(own_next.unwrap_or(b.seq), b),
             None => Cut::No,
         }
-    }
-}
-
-fn offset_wall(t: SystemTime, ticks: i64) -> SystemTime {
-    let d = Duration::from_secs_f64(ticks.unsigned_abs() as f64 / f64::from(MEDIA_CLOCK));
-    if ticks >= 0 {
-        t + d
-    } else {
-        t - d
     }
 }
 

@@ -90,6 +90,23 @@ pub fn publish(
     Proc(child)
 }
 
+/// Publishes like [`publish`] and waits (20 s at most) until `path` answers 200.
+pub fn publish_and_wait(
+    server: &Server,
+    name: &str,
+    sample_file: &str,
+    loops: i32,
+    path: &str,
+) -> Proc {
+    let p = publish(server.rtmp_addr, "live", name, &sample(sample_file), loops);
+    let http = server.http_addr;
+    poll(Duration::from_secs(20), || {
+        http::get(http, path).ok().filter(|r| r.status == 200)
+    })
+    .unwrap_or_else(|| panic!("{path} never became available"));
+    p
+}
+
 /// Polls `f` every 100 ms until it returns `Some` or `limit` passes.
 pub fn poll<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
     let end = Instant::now() + limit;
