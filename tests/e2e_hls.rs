@@ -276,3 +276,57 @@ fn bad_config_exits_2_naming_the_key() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn gstreamer_rtmp2sink_publishes() {
+    let gst = tools::gst_launch();
+    let (_rt, server) = start(test_config());
+    let http = server.http_addr;
+    // 10 s of 640x360 H.264 (2 s GOP) + AAC, live-paced, then EOS.
+    let pipeline = format!(
+        "videotestsrc is-live=true num-buffers=300 ! video/x-raw,format=I420,width=640,height=360,framerate=30/1 \
+         ! x264enc tune=zerolatency key-int-max=60 bitrate=600 ! h264parse ! queue ! flvmux name=m streamable=true \
+         ! rtmp2sink location=rtmp://{}/live/gst \
+         audiotestsrc is-live=true num-buffers=430 ! audio/x-raw,rate=44100,channels=2 ! voaacenc ! aacparse ! queue ! m.",
+        server.rtmp_addr
+    );
+    let mut child = common::Proc(
+        Command::new(gst)
+            .arg("-q")
+            .args(pipeline.split_whitespace())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn gst-launch-1.0"),
+    );
+    assert_eq!(
+        child.wait_for(Duration::from_secs(40)),
+        Some(true),
+        "gst-launch-1.0 failed"
+    );
+    let video = poll(Duration::from_secs(5), || {
+        let p = media(&get(http, "/live/gst/src/video.m3u8").ok()?.text());
+        p.end_list.then_some(p)
+    })
+    .expect("GStreamer's stream ends with EXT-X-ENDLIST");
+    assert!(
+        video.segments.len() >= 4,
+        "{} segments",
+        video.segments.len()
+    );
+    let m = master(&get(http, "/live/gst/index.m3u8").unwrap().text());
+    assert_eq!(
+        m.variants[0].codecs.as_deref(),
+        Some("avc1.64001e,mp4a.40.2")
+    );
+    let out = Command::new(tools::ffmpeg())
+        .args(["-v", "error", "-nostdin", "-i"])
+        .arg(format!("http://{http}/live/gst/index.m3u8"))
+        .args(["-f", "null", "-"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

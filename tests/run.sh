@@ -18,6 +18,10 @@ apt_missing=()
 [ -x /usr/bin/chromium ] || apt_missing+=(chromium)
 command -v ffprobe >/dev/null 2>&1 || apt_missing+=(ffmpeg)
 command -v node >/dev/null 2>&1 || apt_missing+=(nodejs npm)
+# GStreamer publishes with rtmp2sink (plugins-bad), x264enc (ugly) and voaacenc (bad).
+if ! gst-inspect-1.0 rtmp2sink >/dev/null 2>&1 || ! gst-inspect-1.0 x264enc >/dev/null 2>&1; then
+  apt_missing+=(gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly)
+fi
 if [ ${#apt_missing[@]} -gt 0 ]; then
   step "installing Debian packages: ${apt_missing[*]}"
   as_root apt-get update -qq || die "apt-get update failed (needed to install ${apt_missing[*]})"

@@ -36,6 +36,21 @@ pub fn ffprobe() -> PathBuf {
         })
 }
 
+/// gst-launch-1.0 with rtmp2sink, x264enc and voaacenc, from Debian's GStreamer packages.
+pub fn gst_launch() -> PathBuf {
+    let ok = |el: &str| {
+        Command::new("gst-inspect-1.0")
+            .arg(el)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    assert!(
+        ok("rtmp2sink") && ok("x264enc") && ok("voaacenc"),
+        "GStreamer missing: run `apt-get install gstreamer1.0-tools gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly` (bash tests/run.sh does it)"
+    );
+    PathBuf::from("gst-launch-1.0")
+}
+
 /// node, for the browser test.
 pub fn node() -> PathBuf {
     from_env("PACKGATE_NODE")
