@@ -13,6 +13,9 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 pub const DEFAULT_CHUNK_SIZE: usize = 128;
 /// Largest message accepted; bigger ones are a protocol error (and a memory guard).
 pub const MAX_MESSAGE_SIZE: usize = 8 * 1024 * 1024;
+/// Chunk streams one connection may use. Encoders use a handful; the cap stops a client
+/// from spreading partial messages over thousands of ids to exhaust memory.
+pub const MAX_CHUNK_STREAMS: usize = 64;
 const EXTENDED: u32 = 0x00FF_FFFF;
 
 /// A reassembled RTMP message.
@@ -42,6 +45,9 @@ pub enum ChunkError {
     /// Set Chunk Size with 0 or the high bit set.
     #[error("invalid chunk size {0}")]
     BadChunkSize(u32),
+    /// More chunk streams than [`MAX_CHUNK_STREAMS`].
+    #[error("more than {MAX_CHUNK_STREAMS} chunk streams on one connection")]
+    TooManyStreams,
     /// A message header changed length in the middle of a message.
     #[error("chunk stream {0} started a new message header in the middle of a message")]
     HeaderMidMessage(u32),
@@ -159,6 +165,9 @@ impl ChunkDecoder {
         let h = &b[pos..pos + header_len];
         pos += header_len;
         let u24 = |x: &[u8]| (u32::from(x[0]) << 16) | (u32::from(x[1]) << 8) | u32::from(x[2]);
+        if !self.streams.contains_key(&csid) && self.streams.len() >= MAX_CHUNK_STREAMS {
+            return Err(ChunkError::TooManyStreams);
+        }
         let state = self.streams.entry(csid).or_default();
         if fmt != 0 && state.length == 0 && !state.started && state.type_id == 0 {
             return Err(ChunkError::NoPreviousHeader(csid));
@@ -228,7 +237,9 @@ impl ChunkDecoder {
             })));
         }
         if !mid_message {
-            state.partial = BytesMut::with_capacity(length);
+            // Grow with the bytes that actually arrive: the declared length is the peer's
+            // claim, and reserving it up front would let a few headers reserve gigabytes.
+            state.partial = BytesMut::with_capacity(length.min(64 * 1024));
             state.started = true;
         }
         state.partial.extend_from_slice(&data);
@@ -457,6 +468,33 @@ mod tests {
         let got = decode_all(&mut d);
         assert_eq!(got.len(), 2);
         assert_eq!(got[1], fresh);
+    }
+
+    #[test]
+    fn declared_lengths_do_not_reserve_memory_and_streams_are_capped() {
+        let mut d = ChunkDecoder::new();
+        let mut wire = Vec::new();
+        for csid in 3..(3 + MAX_CHUNK_STREAMS as u32 + 1) {
+            // fmt 0 with a 2-byte basic header (csid ≥ 64 needs it), 8 MiB - 1 declared,
+            // one chunk of 128 bytes sent.
+            wire.extend_from_slice(&[0x00, (csid + 64 - 64) as u8]);
+            wire.extend_from_slice(&[0, 0, 0, 0x7F, 0xFF, 0xFF, 9, 1, 0, 0, 0]);
+            wire.extend_from_slice(&[0u8; 128]);
+        }
+        d.push(&wire);
+        let mut result = Ok(None);
+        for _ in 0..(MAX_CHUNK_STREAMS + 1) {
+            result = d.next_message();
+            if result.is_err() {
+                break;
+            }
+        }
+        assert_eq!(result, Err(ChunkError::TooManyStreams));
+        let reserved: usize = d.streams.values().map(|s| s.partial.capacity()).sum();
+        assert!(
+            reserved <= MAX_CHUNK_STREAMS * 64 * 1024,
+            "reserved {reserved} bytes for 8 KiB of input"
+        );
     }
 
     #[test]
