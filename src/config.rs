@@ -53,6 +53,40 @@ pub struct Config {
     pub ladder: LadderConfig,
     /// Which outputs are produced.
     pub outputs: OutputConfig,
+    /// Low-Latency HLS parts and low-latency DASH chunks.
+    pub low_latency: LowLatencyConfig,
+}
+
+/// Low-latency output: the segmenter also cuts parts, which LL-HLS lists as EXT-X-PART and
+/// LL-DASH streams as CMAF chunks of the segment in progress. Players without LL support
+/// ignore the extra tags and play the whole segments.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LowLatencyConfig {
+    /// Cut parts and publish the LL-HLS / LL-DASH signalling.
+    pub enabled: bool,
+    /// Part target duration in seconds (EXT-X-PART-INF PART-TARGET); no part is longer.
+    pub part_target: f64,
+    /// Live latency low-latency DASH players aim for (MPD ServiceDescription), seconds.
+    pub dash_target_latency: f64,
+}
+
+impl Default for LowLatencyConfig {
+    fn default() -> Self {
+        LowLatencyConfig {
+            enabled: true,
+            part_target: 0.2,
+            dash_target_latency: 1.5,
+        }
+    }
+}
+
+impl LowLatencyConfig {
+    /// The part target, or `None` when low latency is off.
+    pub fn part_target(&self) -> Option<Duration> {
+        self.enabled
+            .then(|| Duration::from_secs_f64(self.part_target))
+    }
 }
 
 /// Which outputs are produced for every stream. Each is made once per segment, whatever
@@ -243,6 +277,23 @@ impl Config {
         positive("segment.linger", self.segment.linger, 86_400.0)?;
         positive("rtmp.idle_timeout", self.rtmp.idle_timeout, 3_600.0)?;
         positive("http.startup_wait", self.http.startup_wait, 600.0)?;
+        positive(
+            "low_latency.dash_target_latency",
+            self.low_latency.dash_target_latency,
+            60.0,
+        )?;
+        let max_part = self.segment.target_duration / 2.0;
+        if !(self.low_latency.part_target.is_finite()
+            && (0.05..=max_part).contains(&self.low_latency.part_target))
+        {
+            return Err(ConfigError::Invalid {
+                key: "low_latency.part_target",
+                problem: format!(
+                    "must be between 0.05 s and half the segment target ({max_part} s), got {}",
+                    self.low_latency.part_target
+                ),
+            });
+        }
         if !(2..=1000).contains(&self.segment.window) {
             return Err(ConfigError::Invalid {
                 key: "segment.window",
@@ -317,6 +368,11 @@ labels = ["src", "hi", "mid", "low"]
 hls_cmaf = true
 hls_ts = true
 dash = true
+
+[low_latency]
+enabled = true
+part_target = 0.2
+dash_target_latency = 1.5
 "#;
 
 #[cfg(test)]
@@ -368,5 +424,7 @@ mod tests {
         assert!(err.to_string().contains("outputs"), "{err}");
         let err = Config::from_toml("[segment]\ntarget_duration = -2\n").unwrap_err();
         assert!(err.to_string().contains("segment.target_duration"), "{err}");
+        let err = Config::from_toml("[low_latency]\npart_target = 1.5\n").unwrap_err();
+        assert!(err.to_string().contains("low_latency.part_target"), "{err}");
     }
 }

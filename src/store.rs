@@ -3,6 +3,11 @@
 //! A segment leaves the playlist when the window slides, but stays fetchable for a few
 //! more segment durations (RFC 8216bis 6.2.2: a client may still be loading a playlist
 //! that lists it).
+//!
+//! A segment is stored as its parts: with low latency on, the LL-HLS parts (each a CMAF
+//! chunk, `moof` + `mdat`, the first one led by `styp`); otherwise one part holding the whole
+//! segment. Serving a segment writes its parts back to back, so a segment and its parts share
+//! the same bytes in memory.
 
 use std::collections::VecDeque;
 use std::time::SystemTime;
@@ -12,7 +17,21 @@ use bytes::Bytes;
 /// Segments kept fetchable after they leave the playlist.
 const GRACE_SEGMENTS: usize = 3;
 
-/// One finished segment of one track.
+/// One part of a segment: an LL-HLS part, or the whole segment when parts are off.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredPart {
+    /// Running number of the part within the track, the part's URL name; the next part's
+    /// number is known in advance, so EXT-X-PRELOAD-HINT can name it.
+    pub id: u64,
+    /// Duration, track timescale.
+    pub duration: u64,
+    /// Starts with a sync sample.
+    pub independent: bool,
+    /// The bytes (`moof` + `mdat`, led by `styp` in a segment's first part).
+    pub data: Bytes,
+}
+
+/// One segment of one track, finished or (as [`TrackWindow::open`]) still growing.
 #[derive(Clone, Debug)]
 pub struct StoredSegment {
     /// Media sequence number.
@@ -29,11 +48,33 @@ pub struct StoredSegment {
     pub init_version: u64,
     /// True when the segment starts a new timeline (after a reconnect or codec change).
     pub discontinuity: bool,
-    /// The CMAF segment bytes (styp + moof + mdat).
-    pub data: Bytes,
+    /// The segment's bytes, as its parts in order.
+    pub parts: Vec<StoredPart>,
 }
 
 impl StoredSegment {
+    /// Size in bytes.
+    pub fn size(&self) -> usize {
+        self.parts.iter().map(|p| p.data.len()).sum()
+    }
+
+    /// The segment's bytes, one chunk per part (no copy).
+    pub fn chunks(&self) -> impl Iterator<Item = &Bytes> {
+        self.parts.iter().map(|p| &p.data)
+    }
+
+    /// The segment's bytes in one buffer; copies unless it has a single part.
+    pub fn to_bytes(&self) -> Bytes {
+        match self.parts.as_slice() {
+            [one] => one.data.clone(),
+            parts => parts
+                .iter()
+                .flat_map(|p| p.data.iter().copied())
+                .collect::<Vec<u8>>()
+                .into(),
+        }
+    }
+
     /// Duration in seconds.
     pub fn duration_secs(&self) -> f64 {
         self.duration as f64 / f64::from(self.timescale)
@@ -49,17 +90,86 @@ pub struct TrackWindow {
     /// Longest segment seen, seconds; EXT-X-TARGETDURATION never goes below it.
     max_duration: f64,
     discontinuities_dropped: u64,
+    /// The segment being cut, with the parts it has so far (low latency only).
+    open: Option<StoredSegment>,
+    /// The number the next part will get.
+    next_part_id: u64,
 }
 
 impl TrackWindow {
     /// An empty window listing `window` segments.
     pub fn new(window: usize) -> Self {
+        Self::with_first_part(window, 0)
+    }
+
+    /// An empty window whose part numbers start at `first_part` (chosen by the caller so
+    /// that a later publish of the same name never reuses a part URL a CDN may cache).
+    pub fn with_first_part(window: usize, first_part: u64) -> Self {
         TrackWindow {
             window,
             inits: VecDeque::new(),
             segments: VecDeque::new(),
             max_duration: 0.0,
             discontinuities_dropped: 0,
+            open: None,
+            next_part_id: first_part,
+        }
+    }
+
+    /// Adds a part to the open segment, opening it (from `head`, whose `parts` are
+    /// ignored) when it is a new one. Returns the part's number.
+    pub fn push_part(
+        &mut self,
+        head: impl FnOnce() -> StoredSegment,
+        duration: u64,
+        independent: bool,
+        data: Bytes,
+    ) -> u64 {
+        let id = self.next_part_id;
+        self.next_part_id += 1;
+        let open = self.open.get_or_insert_with(|| StoredSegment {
+            duration: 0,
+            parts: Vec::new(),
+            ..head()
+        });
+        open.duration += duration;
+        open.parts.push(StoredPart {
+            id,
+            duration,
+            independent,
+            data,
+        });
+        id
+    }
+
+    /// The segment being cut, if it has parts yet.
+    pub fn open(&self) -> Option<&StoredSegment> {
+        self.open.as_ref()
+    }
+
+    /// The number the next part will get (EXT-X-PRELOAD-HINT).
+    pub fn next_part_id(&self) -> u64 {
+        self.next_part_id
+    }
+
+    /// A part by number, from the open segment or a kept one.
+    pub fn part(&self, id: u64) -> Option<&StoredPart> {
+        fn in_segment(s: &StoredSegment, id: u64) -> Option<&StoredPart> {
+            let first = s.parts.first()?.id;
+            s.parts.get(usize::try_from(id.checked_sub(first)?).ok()?)
+        }
+        self.open
+            .as_ref()
+            .and_then(|s| in_segment(s, id))
+            .or_else(|| self.segments.iter().rev().find_map(|s| in_segment(s, id)))
+            .filter(|p| p.id == id)
+    }
+
+    /// Number of parts the segment `seq` has so far (finished or open), if known.
+    pub fn part_count(&self, seq: u64) -> Option<usize> {
+        match &self.open {
+            Some(o) if o.seq == seq => Some(o.parts.len()),
+            _ => self.get(seq).map(|s| s.parts.len()),
         }
     }
 
@@ -77,8 +187,17 @@ impl TrackWindow {
             .map(|(_, b)| b)
     }
 
-    /// Appends a finished segment and slides the window.
-    pub fn push(&mut self, segment: StoredSegment) {
+    /// Appends a finished segment and slides the window. A segment without parts takes
+    /// those of the open segment with its number (they are its bytes).
+    pub fn push(&mut self, mut segment: StoredSegment) {
+        if let Some(open) = self.open.take() {
+            if open.seq == segment.seq && segment.parts.is_empty() {
+                segment.parts = open.parts;
+            }
+        }
+        if segment.parts.is_empty() {
+            return;
+        }
         self.max_duration = self.max_duration.max(segment.duration_secs());
         self.segments.push_back(segment);
         while self.segments.len() > self.window + GRACE_SEGMENTS {
@@ -138,7 +257,8 @@ impl TrackWindow {
 
     /// Bytes held by kept segments and init segments (for metrics).
     pub fn bytes_held(&self) -> usize {
-        self.segments.iter().map(|s| s.data.len()).sum::<usize>()
+        self.segments.iter().map(StoredSegment::size).sum::<usize>()
+            + self.open.as_ref().map_or(0, StoredSegment::size)
             + self.inits.iter().map(|(_, b)| b.len()).sum::<usize>()
     }
 
@@ -148,9 +268,9 @@ impl TrackWindow {
         for s in self.listed() {
             let d = s.duration_secs();
             if d > 0.0 {
-                peak = peak.max(s.data.len() as f64 * 8.0 / d);
+                peak = peak.max(s.size() as f64 * 8.0 / d);
             }
-            bytes += s.data.len();
+            bytes += s.size();
             secs += d;
         }
         let avg = if secs > 0.0 {
@@ -175,8 +295,37 @@ mod tests {
             wall_clock: SystemTime::UNIX_EPOCH,
             init_version: if disc { 1 } else { 0 },
             discontinuity: disc,
-            data: Bytes::from(vec![0u8; 1000]),
+            parts: vec![StoredPart {
+                id: seq,
+                duration: secs * 1000,
+                independent: true,
+                data: Bytes::from(vec![0u8; 1000]),
+            }],
         }
+    }
+
+    #[test]
+    fn parts_build_the_open_segment_then_become_the_segment() {
+        let mut w = TrackWindow::with_first_part(3, 500);
+        let head = || StoredSegment {
+            parts: Vec::new(),
+            ..seg(1, 2, false)
+        };
+        assert_eq!(w.next_part_id(), 500);
+        let a = w.push_part(head, 1000, true, Bytes::from_static(b"ab"));
+        let b = w.push_part(head, 1000, false, Bytes::from_static(b"cd"));
+        assert_eq!((a, b), (500, 501));
+        assert_eq!(w.open().map(|o| o.duration), Some(2000));
+        assert_eq!(w.part_count(1), Some(2));
+        assert!(w.get(1).is_none(), "an open segment is not listed");
+        w.push(head());
+        assert!(w.open().is_none());
+        let s = w.get(1).expect("stored");
+        assert_eq!(s.to_bytes(), Bytes::from_static(b"abcd"));
+        // The segment holds the very same buffers as its parts.
+        assert_eq!(s.parts[1].data.as_ptr(), w.part(501).unwrap().data.as_ptr());
+        assert!(w.part(502).is_none() && w.part(499).is_none());
+        assert_eq!(w.next_part_id(), 502);
     }
 
     #[test]

@@ -14,6 +14,16 @@ pub fn shift(t: SystemTime, ticks: i64) -> SystemTime {
     }
 }
 
+/// Milliseconds since the Unix epoch divided by `per_ms`: a number that grows with time, for
+/// object names that must never repeat across publishes (CDNs cache them as immutable).
+pub fn epoch_number(per_ms: u64) -> u64 {
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_millis();
+    (ms / u128::from(per_ms.max(1))) as u64
+}
+
 /// Formats `t` as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
 pub fn iso8601(t: SystemTime) -> String {
     let since = t.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);

@@ -74,7 +74,7 @@ fn ffmpeg_publish_reads_back_as_cmaf_hls() {
     let (video, video_resp) = video;
     let vtext = video_resp.text();
     for tag in [
-        "#EXT-X-VERSION:7",
+        "#EXT-X-VERSION:9", // LL-HLS is on by default; EXT-X-SKIP needs version 9
         "#EXT-X-MAP:URI=",
         "#EXT-X-TARGETDURATION:2",
         "#EXT-X-MEDIA-SEQUENCE:",

@@ -9,7 +9,7 @@ use super::media::{cmaf_ready, listed, not_found, wait_until};
 use super::response::{error, ok, Caching};
 use crate::hub::Hub;
 use crate::media::{CodecConfig, TrackKind};
-use crate::playlist::dash::{self, DashTrack, Manifest};
+use crate::playlist::dash::{self, DashTrack, LowLatencyDash, Manifest};
 
 /// Content type of an MPD.
 const MPD: &str = "application/dash+xml";
@@ -84,6 +84,14 @@ pub async fn manifest(hub: &Hub, app: &str, base: &str) -> warp::reply::Response
         audio,
         utc_timing_url: "/time".to_string(),
         aligned,
+        low_latency: hub
+            .config()
+            .low_latency
+            .part_target()
+            .map(|chunk| LowLatencyDash {
+                chunk: chunk.as_secs_f64(),
+                target_latency: hub.config().low_latency.dash_target_latency,
+            }),
     });
     ok(text, MPD, Caching::Live)
 }

@@ -10,7 +10,8 @@ use super::response::{error, ok, Caching, M3U8};
 use crate::hub::rendition::RenditionState;
 use crate::hub::{Hub, Ladder, Rendition};
 use crate::media::{CodecConfig, TrackKind};
-use crate::playlist::hls::{self, AudioRendition, Container, Variant};
+use crate::playlist::hls::{self, AudioRendition, Variant};
+use crate::playlist::media::Container;
 use crate::store::TrackWindow;
 
 /// One sequence of segments a rendition publishes.
@@ -23,7 +24,8 @@ pub enum Feed {
 }
 
 impl Feed {
-    fn parse(name: &str) -> Option<Feed> {
+    /// The feed named by a URL path segment (`video`, `audio`, `ts`).
+    pub fn parse(name: &str) -> Option<Feed> {
         match name {
             "video" => Some(Feed::Cmaf(TrackKind::Video)),
             "audio" => Some(Feed::Cmaf(TrackKind::Audio)),
@@ -32,7 +34,8 @@ impl Feed {
         }
     }
 
-    fn name(self) -> &'static str {
+    /// The URL path segment naming the feed.
+    pub fn name(self) -> &'static str {
         match self {
             Feed::Cmaf(k) => k.as_str(),
             Feed::Ts => "ts",
@@ -47,7 +50,8 @@ impl Feed {
         }
     }
 
-    fn enabled(self, hub: &Hub) -> bool {
+    /// Whether the feed's output is configured on.
+    pub fn enabled(self, hub: &Hub) -> bool {
         let o = &hub.config().outputs;
         match self {
             Feed::Cmaf(_) => o.cmaf(),
@@ -58,7 +62,11 @@ impl Feed {
 
 /// Answers one media path (already split into segments), or `None` if the path is not a
 /// media path at all.
-pub async fn handle(hub: Arc<Hub>, parts: Vec<String>) -> Option<warp::reply::Response> {
+pub async fn handle(
+    hub: Arc<Hub>,
+    parts: Vec<String>,
+    query: &str,
+) -> Option<warp::reply::Response> {
     let [app, base, rest @ ..] = parts.as_slice() else {
         return None;
     };
@@ -73,16 +81,20 @@ pub async fn handle(hub: Arc<Hub>, parts: Vec<String>) -> Option<warp::reply::Re
         [file] if file == "index.mpd" && outputs.dash => {
             super::dash::manifest(&hub, app, base).await
         }
-        [file] if file == "audio.m3u8" && outputs.hls_cmaf => ladder_audio(&hub, app, base).await,
+        [file] if file == "audio.m3u8" && outputs.hls_cmaf => {
+            super::playlist::ladder_audio(&hub, app, base, query).await
+        }
         [file] if matches!(file.as_str(), "index.m3u8" | "ts.m3u8" | "index.mpd") => error(
             StatusCode::NOT_FOUND,
             format!("{file}: that output is disabled in [outputs]"),
         ),
         [label, file] => match file.strip_suffix(".m3u8").and_then(Feed::parse) {
-            Some(feed) if feed.enabled(&hub) => media_playlist(&hub, app, base, label, feed).await,
+            Some(feed) if feed.enabled(&hub) => {
+                super::playlist::media_playlist(&hub, app, base, label, feed, query).await
+            }
             _ => error(StatusCode::NOT_FOUND, format!("no such playlist: {file}")),
         },
-        [label, feed, file] => object(&hub, app, base, label, feed, file),
+        [label, feed, file] => super::objects::object(&hub, app, base, label, feed, file).await,
         _ => return None,
     };
     Some(reply)
@@ -100,18 +112,8 @@ pub fn not_found(app: &str, base: &str) -> warp::reply::Response {
 /// that asks right after publish starts gets the first playlist as soon as it exists,
 /// instead of a 404 it would have to retry.
 pub async fn wait_until(hub: &Hub, ladder: &Ladder, ready: impl Fn() -> bool) -> bool {
-    let mut updates = ladder.subscribe();
     let wait = Duration::from_secs_f64(hub.config().http.startup_wait);
-    let deadline = tokio::time::Instant::now() + wait;
-    loop {
-        if ready() {
-            return true;
-        }
-        match tokio::time::timeout_at(deadline, updates.changed()).await {
-            Ok(Ok(())) => {}
-            _ => return ready(),
-        }
-    }
+    super::blocking::wait_for(ladder, wait, ready).await
 }
 
 /// The renditions a manifest lists: the live, ready ones; once all have ended, the ended
@@ -257,134 +259,4 @@ fn variant(
         resolution: avc.map(|c| (c.width, c.height)),
         frame_rate: avc.and_then(|c| c.frame_rate),
     })
-}
-
-/// `/{app}/{base}/audio.m3u8`: the ladder's one audio track, taken from the first listed
-/// rendition that has audio. Renditions share numbers and timeline, so when that
-/// publisher leaves, the next one's audio continues the same playlist.
-async fn ladder_audio(hub: &Hub, app: &str, base: &str) -> warp::reply::Response {
-    let Some(ladder) = hub.ladder(app, base) else {
-        return not_found(app, base);
-    };
-    let has_audio = |s: &RenditionState| cmaf_ready(s) && s.audio.is_some();
-    if !wait_until(hub, &ladder, || !listed(&ladder, has_audio).is_empty()).await {
-        return error(
-            StatusCode::NOT_FOUND,
-            format!("stream {app}/{base} has no audio"),
-        );
-    }
-    let Some(source) = listed(&ladder, has_audio).into_iter().next() else {
-        return error(StatusCode::NOT_FOUND, "audio vanished");
-    };
-    let state = source.read();
-    let Some(audio) = state.audio.as_ref() else {
-        return error(StatusCode::NOT_FOUND, "audio vanished");
-    };
-    let configured = hub.config().segment.target_duration;
-    let target = [state.video.as_ref(), state.audio.as_ref()]
-        .into_iter()
-        .flatten()
-        .map(|t| hls::target_duration(configured, &t.window))
-        .fold(1, u64::max);
-    let prefix = format!("{}/audio", source.label);
-    let text = hls::media_playlist(&audio.window, &prefix, Container::Cmaf, target, state.ended);
-    ok(text, M3U8, Caching::Live)
-}
-
-async fn media_playlist(
-    hub: &Hub,
-    app: &str,
-    base: &str,
-    label: &str,
-    feed: Feed,
-) -> warp::reply::Response {
-    let Some(ladder) = hub.ladder(app, base) else {
-        return not_found(app, base);
-    };
-    let Some(rendition) = ladder.rendition(label) else {
-        return error(
-            StatusCode::NOT_FOUND,
-            format!("stream {app}/{base} has no rendition {label}"),
-        );
-    };
-    let has_segment = || {
-        feed.window(&rendition.read())
-            .is_some_and(|w| !w.is_empty())
-    };
-    if !wait_until(hub, &ladder, has_segment).await {
-        return error(
-            StatusCode::NOT_FOUND,
-            format!("stream {app}/{base}/{label} has no {} segment", feed.name()),
-        );
-    }
-    let state = rendition.read();
-    let Some(window) = feed.window(&state) else {
-        return error(StatusCode::NOT_FOUND, "track vanished");
-    };
-    // All playlists of a rendition share one target duration, as players expect when
-    // switching between them.
-    let configured = hub.config().segment.target_duration;
-    let target = [
-        Feed::Cmaf(TrackKind::Video),
-        Feed::Cmaf(TrackKind::Audio),
-        Feed::Ts,
-    ]
-    .into_iter()
-    .filter_map(|f| f.window(&state))
-    .map(|w| hls::target_duration(configured, w))
-    .fold(1, u64::max);
-    let container = if feed == Feed::Ts {
-        Container::Ts
-    } else {
-        Container::Cmaf
-    };
-    let text = hls::media_playlist(window, feed.name(), container, target, state.ended);
-    ok(text, M3U8, Caching::Live)
-}
-
-fn object(
-    hub: &Hub,
-    app: &str,
-    base: &str,
-    label: &str,
-    feed: &str,
-    file: &str,
-) -> warp::reply::Response {
-    let Some(feed) = Feed::parse(feed).filter(|f| f.enabled(hub)) else {
-        return error(StatusCode::NOT_FOUND, format!("no such track: {feed}"));
-    };
-    let Some(rendition) = hub.ladder(app, base).and_then(|l| l.rendition(label)) else {
-        return not_found(app, base);
-    };
-    let state = rendition.read();
-    let Some(window) = feed.window(&state) else {
-        return error(StatusCode::NOT_FOUND, format!("no {} track", feed.name()));
-    };
-    let (content_type, extension) = match feed {
-        Feed::Cmaf(TrackKind::Video) => ("video/mp4", ".m4s"),
-        Feed::Cmaf(TrackKind::Audio) => ("audio/mp4", ".m4s"),
-        Feed::Ts => ("video/mp2t", ".ts"),
-    };
-    let number = |prefix: &str, suffix: &str| -> Option<u64> {
-        file.strip_prefix(prefix)?
-            .strip_suffix(suffix)?
-            .parse()
-            .ok()
-    };
-    if let Some(version) = number("init-", ".mp4").filter(|_| feed != Feed::Ts) {
-        return match window.init(version) {
-            Some(b) => ok(b.clone(), content_type, Caching::Immutable),
-            None => error(StatusCode::NOT_FOUND, format!("no init segment {version}")),
-        };
-    }
-    if let Some(seq) = number("", extension) {
-        return match window.get(seq) {
-            Some(s) => ok(s.data.clone(), content_type, Caching::Immutable),
-            None => error(
-                StatusCode::NOT_FOUND,
-                format!("segment {seq} is not (or no longer) available"),
-            ),
-        };
-    }
-    error(StatusCode::NOT_FOUND, format!("no such object: {file}"))
 }

@@ -1,9 +1,12 @@
 //! HTTP output (warp): playlists, segments, the JSON API, metrics and the web page.
 
 pub mod api;
+pub mod blocking;
 pub mod dash;
 pub mod media;
 pub mod metrics;
+pub mod objects;
+pub mod playlist;
 pub mod response;
 pub mod web;
 
@@ -27,8 +30,10 @@ pub async fn serve(
 ) {
     metrics::handle();
     let cors = hub.config().http.cors_origin.clone();
+    let query = warp::query::raw().or(warp::any().map(String::new)).unify();
     let routes = warp::method()
         .and(warp::path::full())
+        .and(query)
         .and(warp::any().map(move || hub.clone()))
         .then(dispatch)
         .map(move |mut resp: warp::reply::Response| {
@@ -51,7 +56,12 @@ pub async fn serve(
         .await;
 }
 
-async fn dispatch(method: Method, path: FullPath, hub: Arc<Hub>) -> warp::reply::Response {
+async fn dispatch(
+    method: Method,
+    path: FullPath,
+    query: String,
+    hub: Arc<Hub>,
+) -> warp::reply::Response {
     if method == Method::OPTIONS {
         let mut resp = StatusCode::NO_CONTENT.into_response();
         let h = resp.headers_mut();
@@ -107,7 +117,7 @@ async fn dispatch(method: Method, path: FullPath, hub: Arc<Hub>) -> warp::reply:
             ),
         },
         ["api", ..] => error(StatusCode::NOT_FOUND, "no such API endpoint"),
-        _ => match media::handle(hub, parts).await {
+        _ => match media::handle(hub, parts, &query).await {
             Some(resp) => resp,
             None => error(
                 StatusCode::NOT_FOUND,

@@ -16,7 +16,8 @@ pub enum Caching {
 }
 
 impl Caching {
-    fn header(self) -> &'static str {
+    /// The Cache-Control value.
+    pub fn header(self) -> &'static str {
         match self {
             Caching::Immutable => "public, max-age=31536000, immutable",
             // Shorter than any segment: a CDN shields the origin yet stays near the edge.

@@ -17,8 +17,8 @@ use crate::codec::h264::AvcConfig;
 use crate::media::{CodecConfig, Frame, TrackKind, MEDIA_CLOCK};
 use crate::mux::fmp4;
 use crate::mux::ts::TsError;
-use crate::segment::{CutSegment, Segmenter};
-use crate::store::{StoredSegment, TrackWindow};
+use crate::segment::{CutPart, CutSegment, Output, Segmenter};
+use crate::store::{StoredPart, StoredSegment, TrackWindow};
 
 /// fMP4 track ids: distinct per kind so a player muxing both never sees a clash.
 fn track_id(kind: TrackKind) -> u32 {
@@ -81,10 +81,16 @@ impl Publisher {
         // A fresh rendition takes the ladder's numbers; a reconnecting one continues its
         // own, since a playlist's numbers must stay contiguous.
         let timeline = ladder.timeline.clone();
+        let config = hub.config();
+        let parts = config
+            .outputs
+            .cmaf()
+            .then(|| config.low_latency.part_target())
+            .flatten();
         Publisher {
             ladder,
             rendition,
-            segmenter: Segmenter::with_timeline(target, timeline, last_seq),
+            segmenter: Segmenter::with_timeline(target, timeline, last_seq).with_parts(parts),
             discontinuity: [resumed; 2],
             offset: None,
             held: Vec::new(),
@@ -141,9 +147,15 @@ impl Publisher {
             .segmenter
             .set_track(kind, config.timescale(), frame_duration);
         self.store(flushed);
-        // An init version is the first sequence number that uses it: unique across
-        // republishes, so init URLs can be cached like segments.
-        let version = self.segmenter.next_seq();
+        // Init versions and part numbers grow with the wall clock (and at least by one), so
+        // their URLs are never reused by a republish or a codec change and can be cached
+        // like segments. Parts come at most every 50 ms.
+        let version = {
+            let state = self.rendition.read();
+            let previous = state.track(kind).map(|t| t.init_version + 1);
+            previous.unwrap_or(0).max(crate::wallclock::epoch_number(1))
+        };
+        let first_part = crate::wallclock::epoch_number(50);
         let window_len = self.hub.config().segment.window;
         let mut state = self.rendition.write();
         let track = state.track_mut(kind);
@@ -156,7 +168,7 @@ impl Publisher {
         let out = track.get_or_insert_with(|| TrackOutput {
             config: config.clone(),
             init_version: version,
-            window: TrackWindow::new(window_len),
+            window: TrackWindow::with_first_part(window_len, first_part),
         });
         out.config = config.clone();
         out.init_version = version;
@@ -288,7 +300,12 @@ impl Publisher {
                 wall_clock: self.wall_clock(seg.media_start),
                 init_version: 0,
                 discontinuity: std::mem::take(&mut self.ts_discontinuity),
-                data: seg.data,
+                parts: vec![StoredPart {
+                    id: seg.seq,
+                    duration: seg.duration,
+                    independent: true,
+                    data: seg.data,
+                }],
             };
             let mut state = self.rendition.write();
             state
@@ -300,12 +317,21 @@ impl Publisher {
         }
     }
 
-    fn store(&mut self, segments: Vec<CutSegment>) {
-        if segments.is_empty() {
+    fn store(&mut self, outputs: Vec<Output>) {
+        if outputs.is_empty() {
             return;
         }
         let cmaf = self.hub.config().outputs.cmaf();
-        for cut in segments {
+        for output in outputs {
+            let cut = match output {
+                Output::Part(part) => {
+                    self.store_part(&part);
+                    // Wake blocked playlist and part requests as each part lands.
+                    self.ladder.notify();
+                    continue;
+                }
+                Output::Segment(cut) => cut,
+            };
             if cut.kind == TrackKind::Video || self.avc.is_none() {
                 self.note_alignment();
             }
@@ -327,13 +353,67 @@ impl Publisher {
         self.ladder.notify();
     }
 
-    fn store_cmaf(&mut self, cut: &CutSegment, discontinuity: bool) {
-        let kind = cut.kind;
-        let data = match fmp4::media_segment(track_id(kind), cut.seq as u32, &cut.samples) {
+    /// One LL-HLS part: a CMAF chunk appended to the track's open segment.
+    fn store_part(&mut self, part: &CutPart) {
+        let kind = part.kind;
+        let next_id = {
+            let state = self.rendition.read();
+            state.track(kind).map(|t| t.window.next_part_id())
+        };
+        let Some(next_id) = next_id else { return };
+        // The first part carries the segment's styp, so the parts concatenate to exactly
+        // the segment.
+        let muxed = if part.index == 0 {
+            fmp4::media_segment(track_id(kind), next_id as u32, &part.samples)
+        } else {
+            fmp4::fragment(track_id(kind), next_id as u32, &part.samples)
+        };
+        let data = match muxed {
             Ok(b) => b,
             Err(e) => {
-                warn!(track = kind.as_str(), seq = cut.seq, error = %e, "cannot mux segment; dropped");
+                warn!(track = kind.as_str(), seq = part.seq, part = part.index, error = %e, "cannot mux part; dropped");
                 return;
+            }
+        };
+        let wall_clock = self.wall_clock(part.media_start);
+        let discontinuity = self.discontinuity[slot(kind)];
+        let mut state = self.rendition.write();
+        if let Some(track) = state.track_mut(kind).as_mut() {
+            let init_version = track.init_version;
+            let head = || StoredSegment {
+                seq: part.seq,
+                start: part.samples.first().map_or(0, |s| s.dts),
+                duration: 0,
+                timescale: part.timescale,
+                wall_clock,
+                init_version,
+                discontinuity,
+                parts: Vec::new(),
+            };
+            track
+                .window
+                .push_part(head, part.duration(), part.independent(), data);
+        }
+    }
+
+    fn store_cmaf(&mut self, cut: &CutSegment, discontinuity: bool) {
+        let kind = cut.kind;
+        let low_latency = self.segmenter.has_parts();
+        // With parts, the segment is the parts already stored; otherwise one fragment.
+        let parts = if low_latency {
+            Vec::new()
+        } else {
+            match fmp4::media_segment(track_id(kind), cut.seq as u32, &cut.samples) {
+                Ok(data) => vec![StoredPart {
+                    id: cut.seq,
+                    duration: cut.duration(),
+                    independent: true,
+                    data,
+                }],
+                Err(e) => {
+                    warn!(track = kind.as_str(), seq = cut.seq, error = %e, "cannot mux segment; dropped");
+                    return;
+                }
             }
         };
         let wall_clock = self.wall_clock(cut.media_start);
@@ -347,7 +427,7 @@ impl Publisher {
                 wall_clock,
                 init_version: track.init_version,
                 discontinuity,
-                data,
+                parts,
             });
         }
         drop(state);

@@ -50,6 +50,19 @@ pub struct Manifest<'a> {
     pub utc_timing_url: String,
     /// True when all Representations start segments at the same times (segmentAlignment).
     pub aligned: bool,
+    /// Low-latency DASH signalling, when parts are cut.
+    pub low_latency: Option<LowLatencyDash>,
+}
+
+/// Low-latency DASH (DASH-IF IOP low-latency modes): the segment being cut is announced with
+/// its expected duration and may be requested once its first chunk exists; its response
+/// streams the CMAF chunks as they are made.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LowLatencyDash {
+    /// Duration of one CMAF chunk (the LL-HLS part target), seconds.
+    pub chunk: f64,
+    /// Target live latency for ServiceDescription, seconds.
+    pub target_latency: f64,
 }
 
 fn duration(d: Duration) -> String {
@@ -94,13 +107,23 @@ pub fn mpd(m: &Manifest) -> String {
             " type=\"dynamic\" availabilityStartTime=\"{}\" publishTime=\"{}\" minimumUpdatePeriod=\"{}\" timeShiftBufferDepth=\"{}\" suggestedPresentationDelay=\"{}\"",
             iso8601(m.availability_start),
             iso8601(m.publish_time),
-            secs(m.target_duration),
+            // With low latency the segment in progress is announced, so the MPD must be
+            // fetched again soon after the next one starts.
+            secs(if m.low_latency.is_some() {
+                m.target_duration / 4.0
+            } else {
+                m.target_duration
+            }),
             secs(window_secs),
-            secs(m.target_duration * 3.0),
+            secs(
+                m.low_latency
+                    .map_or(m.target_duration * 3.0, |ll| ll.target_latency)
+            ),
         );
     }
     let _ = writeln!(out, " minBufferTime=\"{}\">", secs(m.target_duration));
     out.push_str("  <Period id=\"0\" start=\"PT0S\">\n");
+    let low_latency = m.low_latency.filter(|_| !m.ended);
     for (id, tracks) in [(0, &m.video), (1, &m.audio)] {
         let Some(first) = tracks.first() else {
             continue;
@@ -116,11 +139,20 @@ pub fn mpd(m: &Manifest) -> String {
             m.aligned || first.kind == TrackKind::Audio
         );
         for t in tracks.iter() {
-            representation(&mut out, t, m.ended);
+            representation(&mut out, t, m.ended, low_latency, m.target_duration);
         }
         out.push_str("    </AdaptationSet>\n");
     }
     out.push_str("  </Period>\n");
+    if let Some(ll) = low_latency {
+        let ms = (ll.target_latency * 1000.0).round() as u64;
+        let _ = writeln!(
+            out,
+            "  <ServiceDescription id=\"0\">\n    <Latency target=\"{ms}\" min=\"{}\" max=\"{}\"/>\n    <PlaybackRate min=\"0.96\" max=\"1.04\"/>\n  </ServiceDescription>",
+            ms / 2,
+            ms * 3
+        );
+    }
     if !m.ended {
         let _ = writeln!(
             out,
@@ -140,7 +172,13 @@ fn current_timeline(window: &TrackWindow) -> Vec<&crate::store::StoredSegment> {
     listed[from..].to_vec()
 }
 
-fn representation(out: &mut String, t: &DashTrack, ended: bool) {
+fn representation(
+    out: &mut String,
+    t: &DashTrack,
+    ended: bool,
+    low_latency: Option<LowLatencyDash>,
+    target_duration: f64,
+) {
     let _ = write!(
         out,
         "      <Representation id=\"{}\" codecs=\"{}\" bandwidth=\"{}\"",
@@ -164,7 +202,22 @@ fn representation(out: &mut String, t: &DashTrack, ended: bool) {
             "        <AudioChannelConfiguration schemeIdUri=\"urn:mpeg:dash:23003:3:audio_channel_configuration:2011\" value=\"{ch}\"/>"
         );
     }
-    let segments = current_timeline(t.window);
+    let mut segments = current_timeline(t.window);
+    // The segment in progress, announced with at least the target duration: its real end is
+    // known only when the next keyframe arrives, and the next MPD states it.
+    let mut growing = None;
+    if let (Some(_), Some(open)) = (low_latency, t.window.open()) {
+        let follows = segments.last().is_none_or(|l| open.seq == l.seq + 1);
+        if follows && (!open.discontinuity || segments.is_empty()) {
+            let expected = (target_duration * f64::from(open.timescale)).round() as u64;
+            growing = Some(crate::store::StoredSegment {
+                duration: open.duration.max(expected),
+                parts: Vec::new(),
+                ..open.clone()
+            });
+        }
+    }
+    segments.extend(growing.as_ref());
     let Some(first) = segments.first() else {
         out.push_str("      </Representation>\n");
         return;
@@ -176,9 +229,16 @@ fn representation(out: &mut String, t: &DashTrack, ended: bool) {
     } else {
         String::new()
     };
+    // A segment may be requested one chunk after it starts (its nominal end minus this).
+    let ato = low_latency.map_or(String::new(), |ll| {
+        format!(
+            " availabilityTimeOffset=\"{:.3}\" availabilityTimeComplete=\"false\"",
+            (target_duration - ll.chunk).max(0.0)
+        )
+    });
     let _ = writeln!(
         out,
-        "        <SegmentTemplate timescale=\"{}\"{pto} initialization=\"{}/init-{}.mp4\" media=\"{}/$Number$.m4s\" startNumber=\"{}\">",
+        "        <SegmentTemplate timescale=\"{}\"{pto} initialization=\"{}/init-{}.mp4\" media=\"{}/$Number$.m4s\" startNumber=\"{}\"{ato}>",
         first.timescale, t.prefix, first.init_version, t.prefix, first.seq
     );
     out.push_str("          <SegmentTimeline>\n");

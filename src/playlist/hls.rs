@@ -1,12 +1,9 @@
-//! HLS playlists (RFC 8216bis): media playlists written by hand, master playlists through
-//! m3u8-rs.
-
-use std::fmt::Write as _;
+//! HLS master playlists (RFC 8216bis) through m3u8-rs, and the target duration every
+//! playlist of a rendition shares. Media playlists are in [`super::media`].
 
 use m3u8_rs::{AlternativeMedia, AlternativeMediaType, MasterPlaylist, Resolution, VariantStream};
 
 use crate::store::TrackWindow;
-use crate::wallclock::iso8601;
 
 /// Protocol version: EXT-X-MAP with fMP4 needs 6+, and 7 is what Apple's authoring spec
 /// asks for with CMAF.
@@ -17,66 +14,6 @@ pub const VERSION: usize = 7;
 pub fn target_duration(configured: f64, window: &TrackWindow) -> u64 {
     let longest = window.max_duration().round() as u64;
     (configured.ceil() as u64).max(longest).max(1)
-}
-
-/// How a playlist names its segments.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Container {
-    /// CMAF: `{prefix}/{seq}.m4s` with EXT-X-MAP `{prefix}/init-{version}.mp4`.
-    Cmaf,
-    /// MPEG-TS: `{prefix}/{seq}.ts`, self-initialising.
-    Ts,
-}
-
-/// Writes the media playlist of one track (or of muxed TS), with URIs relative to it.
-pub fn media_playlist(
-    window: &TrackWindow,
-    prefix: &str,
-    container: Container,
-    target: u64,
-    ended: bool,
-) -> String {
-    let mut out = String::with_capacity(512);
-    let first = window.listed().next().map_or(0, |s| s.seq);
-    let _ = write!(
-        out,
-        "#EXTM3U\n#EXT-X-VERSION:{VERSION}\n#EXT-X-TARGETDURATION:{target}\n#EXT-X-MEDIA-SEQUENCE:{first}\n"
-    );
-    let dseq = window.discontinuity_sequence();
-    if dseq > 0 {
-        let _ = writeln!(out, "#EXT-X-DISCONTINUITY-SEQUENCE:{dseq}");
-    }
-    out.push_str("#EXT-X-INDEPENDENT-SEGMENTS\n");
-    let mut map: Option<u64> = None;
-    for (i, seg) in window.listed().enumerate() {
-        if seg.discontinuity && i > 0 {
-            out.push_str("#EXT-X-DISCONTINUITY\n");
-        }
-        if container == Container::Cmaf && map != Some(seg.init_version) {
-            let _ = writeln!(
-                out,
-                "#EXT-X-MAP:URI=\"{prefix}/init-{}.mp4\"",
-                seg.init_version
-            );
-            map = Some(seg.init_version);
-        }
-        // Every segment gets a date: cheap, and players use it for sync across renditions.
-        let _ = write!(
-            out,
-            "#EXT-X-PROGRAM-DATE-TIME:{}\n#EXTINF:{:.3},\n{prefix}/{}.{}\n",
-            iso8601(seg.wall_clock),
-            seg.duration_secs(),
-            seg.seq,
-            match container {
-                Container::Cmaf => "m4s",
-                Container::Ts => "ts",
-            }
-        );
-    }
-    if ended {
-        out.push_str("#EXT-X-ENDLIST\n");
-    }
-    out
 }
 
 /// One variant of a master playlist.
@@ -156,13 +93,13 @@ pub fn master_playlist(variants: &[Variant], audio: Option<&AudioRendition>) -> 
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::store::StoredSegment;
     use bytes::Bytes;
     use std::time::{Duration, SystemTime};
 
-    fn window(n: u64, dur_ms: u64) -> TrackWindow {
+    pub(crate) fn window(n: u64, dur_ms: u64) -> TrackWindow {
         let mut w = TrackWindow::new(3);
         w.add_init(0, Bytes::from_static(b"init"));
         for seq in 1..=n {
@@ -174,34 +111,15 @@ mod tests {
                 wall_clock: SystemTime::UNIX_EPOCH + Duration::from_millis(seq * dur_ms),
                 init_version: 0,
                 discontinuity: false,
-                data: Bytes::from(vec![0u8; 500]),
+                parts: vec![crate::store::StoredPart {
+                    id: seq,
+                    duration: dur_ms * 90,
+                    independent: true,
+                    data: Bytes::from(vec![0u8; 500]),
+                }],
             });
         }
         w
-    }
-
-    #[test]
-    fn media_playlist_parses_and_lists_the_window() {
-        let w = window(5, 2002);
-        let text = media_playlist(&w, "video", Container::Cmaf, target_duration(2.0, &w), true);
-        let ts = media_playlist(&w, "ts", Container::Ts, 2, false);
-        assert!(
-            ts.contains("\nts/5.ts\n") && !ts.contains("EXT-X-MAP") && !ts.contains("ENDLIST"),
-            "{ts}"
-        );
-        let pl = match m3u8_rs::parse_playlist_res(text.as_bytes()).expect("parses") {
-            m3u8_rs::Playlist::MediaPlaylist(p) => p,
-            other => panic!("not a media playlist: {other:?}"),
-        };
-        assert_eq!(pl.media_sequence, 3);
-        assert_eq!(pl.target_duration, 2);
-        assert!(pl.end_list);
-        assert_eq!(pl.segments.len(), 3);
-        assert_eq!(pl.segments[0].uri, "video/3.m4s");
-        assert!((pl.segments[0].duration - 2.002).abs() < 1e-6);
-        assert_eq!(pl.segments[0].map.as_ref().unwrap().uri, "video/init-0.mp4");
-        assert!(text.contains("#EXTINF:2.002,\n"));
-        assert!(text.contains("#EXT-X-PROGRAM-DATE-TIME:1970-01-01T00:00:06.006Z"));
     }
 
     #[test]

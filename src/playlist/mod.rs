@@ -2,3 +2,4 @@
 
 pub mod dash;
 pub mod hls;
+pub mod media;

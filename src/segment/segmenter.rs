@@ -11,6 +11,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::part::{Head, Output, PartCutter};
 use super::timeline::{Cut, LadderTimeline};
 use super::timing::{SampleClock, TimedSample};
 use crate::media::{Frame, Sample, TrackKind, MEDIA_CLOCK};
@@ -60,25 +61,46 @@ struct Boundary {
 
 #[derive(Debug)]
 struct TrackCut {
+    kind: TrackKind,
     clock: SampleClock,
     seq: Option<u64>,
     media_start: i64,
     samples: Vec<Sample>,
+    parts: PartCutter,
 }
 
 impl TrackCut {
-    fn take(&mut self, kind: TrackKind) -> Option<CutSegment> {
-        let seq = self.seq.take()?;
-        if self.samples.is_empty() {
-            return None;
+    fn head(&self) -> Head {
+        Head {
+            kind: self.kind,
+            seq: self.seq.unwrap_or(0),
+            timescale: self.clock.timescale(),
+            media_start: self.media_start,
         }
-        Some(CutSegment {
-            kind,
+    }
+
+    /// Closes the open segment: its last part, then the segment itself.
+    fn close(&mut self, out: &mut Vec<Output>) {
+        let head = self.head();
+        self.parts.close(&self.samples, head, out);
+        let Some(seq) = self.seq.take() else { return };
+        if self.samples.is_empty() {
+            return;
+        }
+        out.push(Output::Segment(CutSegment {
+            kind: self.kind,
             seq,
             media_start: self.media_start,
             samples: std::mem::take(&mut self.samples),
             timescale: self.clock.timescale(),
-        })
+        }));
+    }
+
+    fn add(&mut self, sample: Sample, out: &mut Vec<Output>) {
+        let head = self.head();
+        self.parts.before(&self.samples, &sample, head, out);
+        self.samples.push(sample);
+        self.parts.after(&self.samples, head, out);
     }
 }
 
@@ -99,6 +121,8 @@ pub struct Segmenter {
     resume: Option<u64>,
     /// Distance of the latest cut from the ladder's boundary, media clock ticks.
     misalignment: i64,
+    /// Part target on the media clock; `None` when parts are off.
+    part_target: Option<i64>,
 }
 
 impl Segmenter {
@@ -115,7 +139,15 @@ impl Segmenter {
             timeline: None,
             resume: None,
             misalignment: 0,
+            part_target: None,
         }
+    }
+
+    /// Also cut every track's segments into parts of at most `target` (LL-HLS).
+    pub fn with_parts(mut self, target: Option<Duration>) -> Self {
+        self.part_target =
+            target.map(|t| (t.as_secs_f64() * f64::from(MEDIA_CLOCK)).round() as i64);
+        self
     }
 
     /// A segmenter whose cuts follow a ladder's shared timeline; `resume` is the last
@@ -130,6 +162,11 @@ impl Segmenter {
             resume,
             ..Segmenter::new(target, 0)
         }
+    }
+
+    /// True when segments are also cut into parts.
+    pub fn has_parts(&self) -> bool {
+        self.part_target.is_some()
     }
 
     /// How far (media clock ticks) the latest cut was from the ladder's boundary.
@@ -169,7 +206,7 @@ impl Segmenter {
         kind: TrackKind,
         timescale: u32,
         frame_duration: Option<u32>,
-    ) -> Vec<CutSegment> {
+    ) -> Vec<Output> {
         let mut out = Vec::new();
         if kind == TrackKind::Audio {
             self.drain_audio(true, &mut out);
@@ -177,21 +214,26 @@ impl Segmenter {
         let slot = self.slot(kind);
         if let Some(mut old) = slot.take() {
             if let Some(ts) = old.clock.flush() {
-                old.samples.push(ts.sample);
+                old.add(ts.sample, &mut out);
             }
-            out.extend(old.take(kind));
+            old.close(&mut out);
         }
-        *slot = Some(TrackCut {
+        let part_target = self
+            .part_target
+            .map(|t| (t as u64 * u64::from(timescale)).div_ceil(u64::from(MEDIA_CLOCK)));
+        *self.slot(kind) = Some(TrackCut {
+            kind,
             clock: SampleClock::new(kind, timescale, frame_duration),
             seq: None,
             media_start: 0,
             samples: Vec::new(),
+            parts: PartCutter::new(part_target),
         });
         out
     }
 
     /// Feeds one frame; returns the segments it completed.
-    pub fn push(&mut self, frame: Frame) -> Vec<CutSegment> {
+    pub fn push(&mut self, frame: Frame) -> Vec<Output> {
         let mut out = Vec::new();
         match frame.kind {
             TrackKind::Video => {
@@ -229,20 +271,17 @@ impl Segmenter {
     }
 
     /// Ends the stream: everything buffered becomes final segments.
-    pub fn finish(&mut self) -> Vec<CutSegment> {
+    pub fn finish(&mut self) -> Vec<Output> {
         let mut out = Vec::new();
         self.drain_audio(true, &mut out);
-        let tracks = [
-            (TrackKind::Video, self.video.as_mut()),
-            (TrackKind::Audio, self.audio.as_mut()),
-        ];
-        for (kind, track) in tracks {
-            if let Some(track) = track {
-                if let Some(ts) = track.clock.flush() {
-                    Self::place(&self.boundaries, track, kind, ts, &mut out);
-                }
-                out.extend(track.take(kind));
+        for track in [self.video.as_mut(), self.audio.as_mut()]
+            .into_iter()
+            .flatten()
+        {
+            if let Some(ts) = track.clock.flush() {
+                Self::place(&self.boundaries, track, ts, &mut out);
             }
+            track.close(&mut out);
         }
         out
     }
@@ -262,7 +301,7 @@ impl Segmenter {
         }
     }
 
-    fn drain_audio(&mut self, all: bool, out: &mut Vec<CutSegment>) {
+    fn drain_audio(&mut self, all: bool, out: &mut Vec<Output>) {
         while let Some(front) = self.audio_queue.front() {
             let ready = all
                 || self.latest_video_dts.is_some_and(|v| front.dts <= v)
@@ -279,7 +318,7 @@ impl Segmenter {
         }
     }
 
-    fn feed(&mut self, frame: Frame, out: &mut Vec<CutSegment>) {
+    fn feed(&mut self, frame: Frame, out: &mut Vec<Output>) {
         let kind = frame.kind;
         let boundaries = &self.boundaries;
         let track = match kind {
@@ -288,13 +327,13 @@ impl Segmenter {
         };
         let Some(track) = track else { return };
         if let Some(ts) = track.clock.push(frame) {
-            Self::place(boundaries, track, kind, ts, out);
+            Self::place(boundaries, track, ts, out);
         }
         // Close the segment as soon as the held-back frame is known to open the next one,
         // rather than one frame later.
         if let (Some(pending), Some(current)) = (track.clock.pending_dts(), track.seq) {
             if seq_for(boundaries, pending).is_some_and(|(s, _)| s > current) {
-                out.extend(track.take(kind));
+                track.close(out);
             }
         }
     }
@@ -302,9 +341,8 @@ impl Segmenter {
     fn place(
         boundaries: &VecDeque<Boundary>,
         track: &mut TrackCut,
-        kind: TrackKind,
         ts: TimedSample,
-        out: &mut Vec<CutSegment>,
+        out: &mut Vec<Output>,
     ) {
         let Some((seq, start)) = seq_for(boundaries, ts.media_dts) else {
             return; // before the first keyframe: nothing to align it with
@@ -312,12 +350,12 @@ impl Segmenter {
         match track.seq {
             Some(current) if current >= seq => {}
             _ => {
-                out.extend(track.take(kind));
+                track.close(out);
                 track.seq = Some(seq);
                 track.media_start = start;
             }
         }
-        track.samples.push(ts.sample);
+        track.add(ts.sample, out);
     }
 }
 
@@ -332,6 +370,7 @@ fn seq_for(boundaries: &VecDeque<Boundary>, dts: i64) -> Option<(u64, i64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::segment::CutPart;
     use bytes::Bytes;
 
     fn v(ms: i64, key: bool) -> Frame {
@@ -361,7 +400,15 @@ mod tests {
     }
 
     /// 30 fps video with a keyframe every `gop_ms`, 48 kHz AAC, interleaved by time.
+    fn segments(out: Vec<Output>) -> Vec<CutSegment> {
+        out.into_iter().filter_map(Output::segment).collect()
+    }
+
     fn run(s: &mut Segmenter, secs: i64, gop_ms: i64) -> Vec<CutSegment> {
+        segments(run_all(s, secs, gop_ms))
+    }
+
+    fn run_all(s: &mut Segmenter, secs: i64, gop_ms: i64) -> Vec<Output> {
         let mut out = Vec::new();
         let (mut vi, mut ai) = (0i64, 0i64);
         loop {
@@ -436,7 +483,7 @@ mod tests {
         assert!(s.push(v(0, false)).is_empty());
         assert!(s.push(a(0)).is_empty());
         assert!(s.push(v(33, true)).is_empty());
-        let segs = s.finish();
+        let segs = segments(s.finish());
         let video = segs.iter().find(|c| c.kind == TrackKind::Video).unwrap();
         assert_eq!(video.samples.len(), 1);
         assert_eq!(video.media_start, 33 * 90);
@@ -448,9 +495,9 @@ mod tests {
         s.set_track(TrackKind::Audio, 48_000, Some(1024));
         let mut segs = Vec::new();
         for i in 0..(48_000 * 5 / 1024) {
-            segs.extend(s.push(a(i * 1024 * 1000 / 48_000)));
+            segs.extend(segments(s.push(a(i * 1024 * 1000 / 48_000))));
         }
-        segs.extend(s.finish());
+        segs.extend(segments(s.finish()));
         assert_eq!(
             segs.iter().map(|c| c.seq).collect::<Vec<_>>(),
             vec![7, 8, 9]
@@ -465,8 +512,53 @@ mod tests {
         for i in 0..60 {
             assert!(s.push(v(i * 1000 / 30, i == 0)).is_empty());
         }
-        let out = s.push(v(2000, true));
+        let out = segments(s.push(v(2000, true)));
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].samples.len(), 60);
+    }
+
+    #[test]
+    fn parts_tile_each_segment_and_never_exceed_the_target() {
+        let mut s =
+            Segmenter::new(Duration::from_secs(2), 1).with_parts(Some(Duration::from_millis(200)));
+        s.set_track(TrackKind::Video, 90_000, None);
+        s.set_track(TrackKind::Audio, 48_000, Some(1024));
+        let out = run_all(&mut s, 10, 1000);
+        let mut parts: Vec<CutPart> = Vec::new();
+        let mut checked = 0;
+        for o in out {
+            match o {
+                Output::Part(p) => parts.push(p),
+                Output::Segment(seg) => {
+                    let mine: Vec<_> = parts
+                        .iter()
+                        .filter(|p| p.kind == seg.kind && p.seq == seg.seq)
+                        .collect();
+                    // Parts are numbered from 0 and concatenate to exactly the segment.
+                    assert!(mine.iter().enumerate().all(|(i, p)| p.index as usize == i));
+                    let joined: Vec<Sample> = mine.iter().flat_map(|p| p.samples.clone()).collect();
+                    assert_eq!(joined, seg.samples);
+                    let limit = u64::from(seg.timescale) / 5;
+                    for p in &mine {
+                        assert!(p.duration() <= limit, "part {} > 200 ms", p.duration());
+                    }
+                    // All but the last part are at least 85% of the target.
+                    for p in &mine[..mine.len() - 1] {
+                        assert!(
+                            p.duration() * 100 >= limit * 85,
+                            "short part {}",
+                            p.duration()
+                        );
+                    }
+                    if seg.kind == TrackKind::Video {
+                        assert!(mine[0].independent());
+                    }
+                    parts.retain(|p| !(p.kind == seg.kind && p.seq == seg.seq));
+                    checked += 1;
+                }
+            }
+        }
+        assert!(parts.is_empty(), "parts without a segment: {}", parts.len());
+        assert_eq!(checked, 10);
     }
 }

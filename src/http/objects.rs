@@ -1,0 +1,219 @@
+//! Media objects: init segments, segments and LL-HLS parts, straight from the windows.
+//!
+//! Two requests are held instead of refused: an LL-HLS part named by the preload hint,
+//! answered the moment it is stored; and (low-latency DASH) the segment being cut, whose
+//! response starts at once and streams each CMAF chunk (part) as it is produced.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use warp::http::{header, HeaderValue, StatusCode};
+use warp::reply::Reply;
+
+use super::blocking::wait_for;
+use super::media::{not_found, Feed};
+use super::response::{error, ok, Caching};
+use crate::hub::rendition::RenditionState;
+use crate::hub::{Hub, Ladder, Rendition};
+use crate::media::TrackKind;
+use crate::store::{StoredSegment, TrackWindow};
+
+/// Parts ahead of the newest that a request may wait for (the hinted one and the next).
+const PART_LOOKAHEAD: u64 = 2;
+
+/// `/{app}/{base}/{label}/{feed}/{file}`.
+pub async fn object(
+    hub: &Hub,
+    app: &str,
+    base: &str,
+    label: &str,
+    feed: &str,
+    file: &str,
+) -> warp::reply::Response {
+    let Some(feed) = Feed::parse(feed).filter(|f| f.enabled(hub)) else {
+        return error(StatusCode::NOT_FOUND, format!("no such track: {feed}"));
+    };
+    let Some(ladder) = hub.ladder(app, base) else {
+        return not_found(app, base);
+    };
+    let Some(rendition) = ladder.rendition(label) else {
+        return not_found(app, base);
+    };
+    let (content_type, extension) = match feed {
+        Feed::Cmaf(TrackKind::Video) => ("video/mp4", ".m4s"),
+        Feed::Cmaf(TrackKind::Audio) => ("audio/mp4", ".m4s"),
+        Feed::Ts => ("video/mp2t", ".ts"),
+    };
+    let number = |prefix: &str, suffix: &str| -> Option<u64> {
+        file.strip_prefix(prefix)?
+            .strip_suffix(suffix)?
+            .parse()
+            .ok()
+    };
+    let cmaf = feed != Feed::Ts;
+    if let Some(version) = number("init-", ".mp4").filter(|_| cmaf) {
+        let state = rendition.read();
+        return match feed.window(&state).and_then(|w| w.init(version)) {
+            Some(b) => ok(b.clone(), content_type, Caching::Immutable),
+            None => error(StatusCode::NOT_FOUND, format!("no init segment {version}")),
+        };
+    }
+    let low_latency = hub.config().low_latency.enabled && cmaf;
+    let limit = Duration::from_secs_f64(3.0 * hub.config().segment.target_duration);
+    if let Some(id) = number("part-", ".m4s").filter(|_| low_latency) {
+        return part(&ladder, &rendition, feed, id, limit, content_type).await;
+    }
+    let Some(seq) = number("", extension) else {
+        return error(StatusCode::NOT_FOUND, format!("no such object: {file}"));
+    };
+    let state = rendition.read();
+    let Some(window) = feed.window(&state) else {
+        return error(StatusCode::NOT_FOUND, format!("no {} track", feed.name()));
+    };
+    if let Some(segment) = window.get(seq) {
+        return whole(segment, content_type);
+    }
+    if low_latency && !state.ended && upcoming(window, seq) {
+        drop(state);
+        let Feed::Cmaf(kind) = feed else {
+            return error(StatusCode::NOT_FOUND, "no such segment");
+        };
+        return growing(ladder, rendition, kind, seq, limit, content_type);
+    }
+    error(
+        StatusCode::NOT_FOUND,
+        format!("segment {seq} is not (or no longer) available"),
+    )
+}
+
+/// A finished segment: its parts back to back, with a Content-Length.
+fn whole(segment: &StoredSegment, content_type: &str) -> warp::reply::Response {
+    if let [one] = segment.parts.as_slice() {
+        return ok(one.data.clone(), content_type, Caching::Immutable);
+    }
+    let chunks: Vec<Result<Bytes, Infallible>> = segment.chunks().cloned().map(Ok).collect();
+    let mut resp = warp::reply::stream(futures_util::stream::iter(chunks)).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(segment.size()));
+    set_type(h, content_type, Caching::Immutable);
+    resp
+}
+
+fn set_type(h: &mut warp::http::HeaderMap, content_type: &str, caching: Caching) {
+    if let Ok(v) = HeaderValue::from_str(content_type) {
+        h.insert(header::CONTENT_TYPE, v);
+    }
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(caching.header()),
+    );
+}
+
+/// True when `seq` is the segment being cut or the next one.
+fn upcoming(window: &TrackWindow, seq: u64) -> bool {
+    match (window.open(), window.last()) {
+        (Some(open), _) => seq == open.seq || seq == open.seq + 1,
+        (None, Some(last)) => seq == last.seq + 1,
+        (None, None) => false,
+    }
+}
+
+/// An LL-HLS part; a part not produced yet but about to be (the preload hint) is waited for.
+async fn part(
+    ladder: &Ladder,
+    rendition: &Rendition,
+    feed: Feed,
+    id: u64,
+    limit: Duration,
+    content_type: &str,
+) -> warp::reply::Response {
+    let lookup = |state: &RenditionState| -> Result<Option<Bytes>, ()> {
+        let window = feed.window(state).ok_or(())?;
+        if let Some(p) = window.part(id) {
+            return Ok(Some(p.data.clone()));
+        }
+        let soon = id >= window.next_part_id() && id < window.next_part_id() + PART_LOOKAHEAD;
+        if soon && !state.ended {
+            Ok(None)
+        } else {
+            Err(())
+        }
+    };
+    let ready = || !matches!(lookup(&rendition.read()), Ok(None));
+    wait_for(ladder, limit, ready).await;
+    match lookup(&rendition.read()) {
+        Ok(Some(data)) => ok(data, content_type, Caching::Immutable),
+        Ok(None) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("part {id} was not produced in time"),
+        ),
+        Err(()) => error(
+            StatusCode::NOT_FOUND,
+            format!("part {id} is not (or no longer) available"),
+        ),
+    }
+}
+
+/// What the next step of a growing segment's response is.
+enum Step {
+    Send(Bytes),
+    Wait,
+    End,
+}
+
+/// The segment being cut (or about to be): the response starts now and each part is sent
+/// as it is stored, so a low-latency DASH player receives CMAF chunks as they are made.
+fn growing(
+    ladder: Arc<Ladder>,
+    rendition: Arc<Rendition>,
+    kind: TrackKind,
+    seq: u64,
+    limit: Duration,
+    content_type: &str,
+) -> warp::reply::Response {
+    let next = move |sent: usize| -> Step {
+        let state = rendition.read();
+        let Some(window) = state.track(kind).map(|t| &t.window) else {
+            return Step::End;
+        };
+        let parts = match (window.get(seq), window.open()) {
+            (Some(done), _) => &done.parts,
+            (None, Some(open)) if open.seq == seq => &open.parts,
+            _ if state.ended || window.last().is_some_and(|l| l.seq > seq) => return Step::End,
+            _ => return Step::Wait,
+        };
+        match parts.get(sent) {
+            Some(p) => Step::Send(p.data.clone()),
+            None if window.get(seq).is_some() => Step::End,
+            None => Step::Wait,
+        }
+    };
+    let next = Arc::new(next);
+    let stream =
+        futures_util::stream::unfold((0usize, ladder.subscribe()), move |(sent, mut updates)| {
+            let next = next.clone();
+            async move {
+                loop {
+                    match next(sent) {
+                        Step::Send(b) => {
+                            return Some((Ok::<_, Infallible>(b), (sent + 1, updates)))
+                        }
+                        Step::End => return None,
+                        Step::Wait => {
+                            let woke = tokio::time::timeout(limit, updates.changed()).await;
+                            if !matches!(woke, Ok(Ok(()))) {
+                                return None;
+                            }
+                        }
+                    }
+                }
+            }
+        });
+    let mut resp = warp::reply::stream(stream).into_response();
+    // The bytes of a growing segment are final once sent, but a cache must not keep a
+    // response that may have been cut short by the publisher leaving.
+    set_type(resp.headers_mut(), content_type, Caching::Live);
+    resp
+}

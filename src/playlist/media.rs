@@ -1,0 +1,243 @@
+//! HLS media playlists, written by hand (m3u8-rs has no LL-HLS tags): the classic form, and
+//! the Low-Latency form of RFC 8216bis with parts, a preload hint, server control,
+//! rendition reports and delta updates (EXT-X-SKIP).
+
+use std::fmt::Write as _;
+
+use super::hls::VERSION;
+use crate::store::{StoredSegment, TrackWindow};
+use crate::wallclock::iso8601;
+
+/// EXT-X-SKIP needs protocol version 9 (RFC 8216bis 4.4.5.2).
+const LL_VERSION: usize = 9;
+
+/// How a playlist names its segments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Container {
+    /// CMAF: `{prefix}/{seq}.m4s` with EXT-X-MAP `{prefix}/init-{version}.mp4`, parts
+    /// `{prefix}/part-{id}.m4s`.
+    Cmaf,
+    /// MPEG-TS: `{prefix}/{seq}.ts`, self-initialising.
+    Ts,
+}
+
+impl Container {
+    fn extension(self) -> &'static str {
+        match self {
+            Container::Cmaf => "m4s",
+            Container::Ts => "ts",
+        }
+    }
+}
+
+/// Where another rendition's playlist ends, for EXT-X-RENDITION-REPORT.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RenditionReport {
+    /// Its media playlist, relative to this one.
+    pub uri: String,
+    /// Its last media sequence number (the open segment's, once that has parts).
+    pub last_msn: u64,
+    /// Its last part in that segment.
+    pub last_part: Option<u32>,
+}
+
+/// The Low-Latency HLS settings of one playlist answer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LowLatency {
+    /// PART-TARGET, seconds.
+    pub part_target: f64,
+    /// Answer with a delta update (`_HLS_skip=YES|v2`).
+    pub skip: bool,
+    /// The other renditions' positions.
+    pub reports: Vec<RenditionReport>,
+}
+
+/// One media playlist to write.
+#[derive(Debug)]
+pub struct MediaPlaylist<'a> {
+    /// The segments.
+    pub window: &'a TrackWindow,
+    /// URI prefix of segments, relative to the playlist (`video`, `720p/audio`).
+    pub prefix: &'a str,
+    /// Segment naming.
+    pub container: Container,
+    /// EXT-X-TARGETDURATION.
+    pub target: u64,
+    /// The stream has ended: EXT-X-ENDLIST, no parts in progress.
+    pub ended: bool,
+    /// LL-HLS tags, when on.
+    pub low_latency: Option<LowLatency>,
+}
+
+/// The last (media sequence number, part index) a window has: the open segment's once it
+/// has parts, else the last finished segment's last part.
+pub fn last_position(window: &TrackWindow) -> Option<(u64, Option<u32>)> {
+    let last_part = |s: &StoredSegment| u32::try_from(s.parts.len()).ok()?.checked_sub(1);
+    window
+        .open()
+        .filter(|o| !o.parts.is_empty())
+        .or_else(|| window.last())
+        .map(|s| (s.seq, last_part(s)))
+}
+
+/// Segments whose parts are still listed: the ones within this many target durations of
+/// the end (RFC 8216bis 6.2.2 asks for at least the last three target durations' worth).
+const PART_LISTING_TARGETS: f64 = 3.0;
+
+/// CAN-SKIP-UNTIL in target durations (the minimum RFC 8216bis allows).
+const SKIP_UNTIL_TARGETS: f64 = 6.0;
+
+impl MediaPlaylist<'_> {
+    /// CAN-SKIP-UNTIL, seconds.
+    pub fn skip_until(&self) -> f64 {
+        SKIP_UNTIL_TARGETS * self.target as f64
+    }
+
+    /// Writes the playlist text.
+    pub fn render(&self) -> String {
+        let listed: Vec<&StoredSegment> = self.window.listed().collect();
+        let open = match (&self.low_latency, self.ended) {
+            (Some(_), false) => self.window.open().filter(|o| !o.parts.is_empty()),
+            _ => None,
+        };
+        let first = listed.first().map_or(0, |s| s.seq);
+        let mut out = String::with_capacity(1024);
+        let version = if self.low_latency.is_some() {
+            LL_VERSION
+        } else {
+            VERSION
+        };
+        let _ = write!(
+            out,
+            "#EXTM3U\n#EXT-X-VERSION:{version}\n#EXT-X-TARGETDURATION:{}\n",
+            self.target
+        );
+        // Seconds from each listed segment's end to the playlist's end.
+        let total: f64 = listed.iter().map(|s| s.duration_secs()).sum::<f64>()
+            + open.map_or(0.0, |o| o.duration_secs());
+        let mut skipped = 0;
+        if let Some(ll) = &self.low_latency {
+            let _ = writeln!(
+                out,
+                "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL={:.1},PART-HOLD-BACK={:.3},HOLD-BACK={:.1}",
+                self.skip_until(),
+                3.0 * ll.part_target,
+                3.0 * self.target as f64
+            );
+            let _ = writeln!(out, "#EXT-X-PART-INF:PART-TARGET={:.3}", ll.part_target);
+            if ll.skip {
+                // Skip the segments that lie wholly before the skip boundary.
+                let mut end = 0.0;
+                for s in &listed {
+                    end += s.duration_secs();
+                    if total - end < self.skip_until() {
+                        break;
+                    }
+                    skipped += 1;
+                }
+            }
+        }
+        let _ = writeln!(out, "#EXT-X-MEDIA-SEQUENCE:{first}");
+        let dseq = self.window.discontinuity_sequence();
+        if dseq > 0 {
+            let _ = writeln!(out, "#EXT-X-DISCONTINUITY-SEQUENCE:{dseq}");
+        }
+        out.push_str("#EXT-X-INDEPENDENT-SEGMENTS\n");
+        if skipped > 0 {
+            let _ = writeln!(out, "#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}");
+        }
+        let mut map: Option<u64> = None;
+        let mut elapsed = 0.0;
+        let part_horizon = total - PART_LISTING_TARGETS * self.target as f64;
+        for (i, seg) in listed.iter().enumerate() {
+            elapsed += seg.duration_secs();
+            if i < skipped {
+                continue;
+            }
+            self.segment_head(&mut out, seg, i > 0, &mut map);
+            if self.low_latency.is_some() && elapsed > part_horizon {
+                self.parts(&mut out, seg);
+            }
+            let _ = write!(
+                out,
+                "#EXTINF:{:.3},\n{}/{}.{}\n",
+                seg.duration_secs(),
+                self.prefix,
+                seg.seq,
+                self.container.extension()
+            );
+        }
+        if let Some(open) = open {
+            self.segment_head(&mut out, open, !listed.is_empty(), &mut map);
+            self.parts(&mut out, open);
+        }
+        if let Some(ll) = &self.low_latency {
+            if !self.ended {
+                let _ = writeln!(
+                    out,
+                    "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{}/part-{}.m4s\"",
+                    self.prefix,
+                    self.window.next_part_id()
+                );
+            }
+            for r in &ll.reports {
+                let _ = write!(
+                    out,
+                    "#EXT-X-RENDITION-REPORT:URI=\"{}\",LAST-MSN={}",
+                    r.uri, r.last_msn
+                );
+                if let Some(part) = r.last_part {
+                    let _ = write!(out, ",LAST-PART={part}");
+                }
+                out.push('\n');
+            }
+        }
+        if self.ended {
+            out.push_str("#EXT-X-ENDLIST\n");
+        }
+        out
+    }
+
+    /// Discontinuity, map and date lines that precede a segment's parts and URI.
+    fn segment_head(
+        &self,
+        out: &mut String,
+        seg: &StoredSegment,
+        not_first: bool,
+        map: &mut Option<u64>,
+    ) {
+        if seg.discontinuity && not_first {
+            out.push_str("#EXT-X-DISCONTINUITY\n");
+        }
+        if self.container == Container::Cmaf && *map != Some(seg.init_version) {
+            let _ = writeln!(
+                out,
+                "#EXT-X-MAP:URI=\"{}/init-{}.mp4\"",
+                self.prefix, seg.init_version
+            );
+            *map = Some(seg.init_version);
+        }
+        // Every segment gets a date: cheap, and players use it for sync across renditions.
+        let _ = writeln!(out, "#EXT-X-PROGRAM-DATE-TIME:{}", iso8601(seg.wall_clock));
+    }
+
+    fn parts(&self, out: &mut String, seg: &StoredSegment) {
+        for p in &seg.parts {
+            let _ = write!(
+                out,
+                "#EXT-X-PART:DURATION={:.3},URI=\"{}/part-{}.m4s\"",
+                p.duration as f64 / f64::from(seg.timescale),
+                self.prefix,
+                p.id
+            );
+            if p.independent {
+                out.push_str(",INDEPENDENT=YES");
+            }
+            out.push('\n');
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "media_tests.rs"]
+mod tests;

@@ -1,0 +1,170 @@
+use super::*;
+use crate::playlist::hls::target_duration;
+use crate::playlist::hls::tests::window;
+use crate::store::StoredSegment;
+use bytes::Bytes;
+use std::time::{Duration, SystemTime};
+
+fn parse(text: &str) -> m3u8_rs::MediaPlaylist {
+    match m3u8_rs::parse_playlist_res(text.as_bytes()).expect("parses") {
+        m3u8_rs::Playlist::MediaPlaylist(p) => p,
+        other => panic!("not a media playlist: {other:?}"),
+    }
+}
+
+fn classic<'a>(w: &'a TrackWindow, prefix: &'a str, container: Container) -> MediaPlaylist<'a> {
+    MediaPlaylist {
+        window: w,
+        prefix,
+        container,
+        target: target_duration(2.0, w),
+        ended: false,
+        low_latency: None,
+    }
+}
+
+#[test]
+fn media_playlist_parses_and_lists_the_window() {
+    let w = window(5, 2002);
+    let text = MediaPlaylist {
+        ended: true,
+        ..classic(&w, "video", Container::Cmaf)
+    }
+    .render();
+    let ts = MediaPlaylist {
+        target: 2,
+        ..classic(&w, "ts", Container::Ts)
+    }
+    .render();
+    assert!(
+        ts.contains("\nts/5.ts\n") && !ts.contains("EXT-X-MAP") && !ts.contains("ENDLIST"),
+        "{ts}"
+    );
+    let pl = parse(&text);
+    assert_eq!(pl.media_sequence, 3);
+    assert_eq!(pl.target_duration, 2);
+    assert!(pl.end_list);
+    assert_eq!(pl.segments.len(), 3);
+    assert_eq!(pl.segments[0].uri, "video/3.m4s");
+    assert!((pl.segments[0].duration - 2.002).abs() < 1e-6);
+    assert_eq!(pl.segments[0].map.as_ref().unwrap().uri, "video/init-0.mp4");
+    assert!(text.contains("#EXTINF:2.002,\n"));
+    assert!(text.contains("#EXT-X-PROGRAM-DATE-TIME:1970-01-01T00:00:06.006Z"));
+    assert!(!text.contains("EXT-X-PART"));
+}
+
+/// A window of `n` 1 s segments cut into five 200 ms parts, plus `open` parts of the next.
+fn ll_window(n: u64, open: u64) -> TrackWindow {
+    let mut w = TrackWindow::with_first_part(20, 100);
+    w.add_init(0, Bytes::from_static(b"init"));
+    let head = |seq: u64| StoredSegment {
+        seq,
+        start: (seq * 90_000) as i64,
+        duration: 90_000,
+        timescale: 90_000,
+        wall_clock: SystemTime::UNIX_EPOCH + Duration::from_secs(seq),
+        init_version: 0,
+        discontinuity: false,
+        parts: Vec::new(),
+    };
+    for seq in 1..=n {
+        for i in 0..5 {
+            w.push_part(|| head(seq), 18_000, i == 0, Bytes::from_static(b"p"));
+        }
+        w.push(head(seq));
+    }
+    for i in 0..open {
+        w.push_part(|| head(n + 1), 18_000, i == 0, Bytes::from_static(b"p"));
+    }
+    w
+}
+
+fn ll<'a>(w: &'a TrackWindow, skip: bool) -> MediaPlaylist<'a> {
+    MediaPlaylist {
+        target: 1,
+        low_latency: Some(LowLatency {
+            part_target: 0.2,
+            skip,
+            reports: vec![RenditionReport {
+                uri: "../360p/video.m3u8".into(),
+                last_msn: 13,
+                last_part: Some(2),
+            }],
+        }),
+        ..classic(w, "video", Container::Cmaf)
+    }
+}
+
+#[test]
+fn low_latency_playlist_lists_recent_parts_and_hints_the_next() {
+    let w = ll_window(12, 3);
+    let text = ll(&w, false).render();
+    assert!(text.starts_with("#EXTM3U\n#EXT-X-VERSION:9\n"), "{text}");
+    assert!(text.contains(
+        "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=6.0,PART-HOLD-BACK=0.600,HOLD-BACK=3.0\n"
+    ));
+    assert!(text.contains("#EXT-X-PART-INF:PART-TARGET=0.200\n"));
+    // Parts of segments ending in the last three target durations (10, 11, 12) and of the
+    // open one.
+    let parts: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("#EXT-X-PART:"))
+        .collect();
+    assert_eq!(parts.len(), 3 * 5 + 3, "{text}");
+    assert_eq!(
+        parts[0],
+        "#EXT-X-PART:DURATION=0.200,URI=\"video/part-145.m4s\",INDEPENDENT=YES"
+    );
+    assert_eq!(
+        parts[1],
+        "#EXT-X-PART:DURATION=0.200,URI=\"video/part-146.m4s\""
+    );
+    // The open segment's parts come after the last EXTINF, then the hint of the next part.
+    let tail = &text[text.rfind("#EXTINF").unwrap()..];
+    assert!(tail.contains("video/12.m4s\n#EXT-X-PROGRAM-DATE-TIME:1970-01-01T00:00:13.000Z\n"));
+    assert!(tail.contains("URI=\"video/part-162.m4s\"\n#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"video/part-163.m4s\"\n"), "{tail}");
+    assert!(text
+        .ends_with("#EXT-X-RENDITION-REPORT:URI=\"../360p/video.m3u8\",LAST-MSN=13,LAST-PART=2\n"));
+    assert_eq!(last_position(&w), Some((13, Some(2))));
+    // A classic parser still reads the segments.
+    let pl = parse(&text);
+    assert_eq!(pl.segments.len(), 12);
+    assert_eq!(pl.media_sequence, 1);
+}
+
+#[test]
+fn delta_update_skips_old_segments_consistently() {
+    let w = ll_window(12, 3);
+    let full = ll(&w, false).render();
+    let delta = ll(&w, true).render();
+    // 12.6 s in all, skip boundary 6 s: segments 1..=6 end ≥ 6.6 s before the end.
+    assert!(
+        delta.contains("#EXT-X-SKIP:SKIPPED-SEGMENTS=6\n"),
+        "{delta}"
+    );
+    assert!(delta.contains("#EXT-X-MEDIA-SEQUENCE:1\n"));
+    let uris = |t: &str| -> Vec<String> {
+        t.lines()
+            .filter(|l| l.starts_with("video/"))
+            .map(String::from)
+            .collect()
+    };
+    let (f, d) = (uris(&full), uris(&delta));
+    assert_eq!(f[6..], d[..]);
+    // The map is restated for the first segment after the skip.
+    assert!(delta.contains("#EXT-X-MAP:URI=\"video/init-0.mp4\""));
+    assert!(full.lines().count() > delta.lines().count());
+}
+
+#[test]
+fn ended_low_latency_playlist_has_no_hint_and_no_open_parts() {
+    let w = ll_window(3, 2);
+    let text = MediaPlaylist {
+        ended: true,
+        ..ll(&w, false)
+    }
+    .render();
+    assert!(!text.contains("PRELOAD-HINT"));
+    assert!(!text.contains("part-117"), "{text}");
+    assert!(text.ends_with("#EXT-X-ENDLIST\n"));
+}
