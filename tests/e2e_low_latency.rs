@@ -334,6 +334,61 @@ fn held_requests_give_up_with_503_when_the_encoder_stalls() {
 }
 
 #[test]
+fn held_requests_are_released_on_unpublish() {
+    use std::io::{Read, Write};
+    let (_rt, server) = start(test_config());
+    let http = server.http_addr;
+    let p = publish_and_wait(
+        &server,
+        "release",
+        "h264_aac_640x360.flv",
+        -1,
+        "/live/release/src/video.m3u8",
+    );
+    let stop = std::process::Command::new("kill")
+        .args(["-STOP", &p.0.id().to_string()])
+        .status()
+        .expect("kill -STOP");
+    assert!(stop.success());
+    std::thread::sleep(Duration::from_millis(300));
+    let now = parse(&get(http, "/live/release/src/video.m3u8").unwrap().text());
+    let (msn, _) = last(&now);
+    // Hundreds of requests for a segment that will never come while the encoder is frozen.
+    let path = format!("/live/release/src/video.m3u8?_HLS_msn={}", msn + 2);
+    let mut held: Vec<std::net::TcpStream> = (0..300)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(http).expect("connect");
+            s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            write!(
+                s,
+                "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            )
+            .unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    // Unpublish (the frozen encoder is killed, its connection closes): every held request
+    // is answered at once with the final playlist, long before the 6 s give-up.
+    let released = Instant::now();
+    drop(p);
+    let mut ended = 0;
+    for s in &mut held {
+        let mut text = String::new();
+        s.read_to_string(&mut text).expect("response");
+        assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+        ended += usize::from(text.contains("#EXT-X-ENDLIST"));
+    }
+    let took = released.elapsed();
+    eprintln!("300 held requests released {took:?} after unpublish");
+    assert_eq!(ended, 300);
+    assert!(
+        took < Duration::from_secs(4),
+        "released only after {took:?}"
+    );
+}
+
+#[test]
 fn low_latency_dash_streams_the_segment_in_progress() {
     let (_rt, server) = start(test_config());
     let http = server.http_addr;

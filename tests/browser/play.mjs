@@ -58,7 +58,9 @@ if (${JSON.stringify(player)} === 'dash') {
   p.initialize(v, ${JSON.stringify(url)}, true);
   setInterval(() => { try { const l = p.getCurrentLiveLatency(); if (l > 0) s.latency.push(l); } catch (e) {} }, 500);
 } else {
-  const h = window.__p = new Hls({ lowLatencyMode: ${lowLatency} });
+  // In low-latency mode, let hls.js catch up with the live edge by playing up to 1.5x (its
+  // default of 1 never recovers latency lost at startup).
+  const h = window.__p = new Hls(${lowLatency} ? { lowLatencyMode: true, maxLiveSyncPlaybackRate: 1.5 } : { lowLatencyMode: false });
   h.on(Hls.Events.ERROR, (_, d) => (d.fatal ? s.fatal : s.errors).push(d.details + (d.response ? ' ' + d.response.code : '')));
   h.on(Hls.Events.MANIFEST_PARSED, (_, d) => { s.levels = d.levels.length; });
   h.on(Hls.Events.LEVEL_SWITCHED, (_, d) => s.switched.push(d.level));
@@ -78,7 +80,7 @@ s.trace = [];
 const t0 = performance.now();
 setInterval(() => {
   const b = v.buffered;
-  s.trace.push([Math.round(performance.now() - t0), +v.currentTime.toFixed(2), b.length ? +b.end(b.length - 1).toFixed(2) : null, v.readyState]);
+  s.trace.push([Math.round(performance.now() - t0), +v.currentTime.toFixed(2), b.length ? +b.end(b.length - 1).toFixed(2) : null, v.readyState, v.playbackRate, window.__p && window.__p.latency !== undefined ? +(+window.__p.latency).toFixed(3) : null]);
 }, 500);
 // dash.js must start playback itself (autoplay in initialize): a direct video.play()
 // leaves its manifest updater believing the player is paused.
