@@ -181,6 +181,12 @@ fn separate_connections_align_and_survive_a_rung_leaving() {
         r["videoHeight"].as_u64().unwrap_or(0),
     );
     assert_eq!(r["stalls"], 0, "playback stalled: {r}");
+    // The audio playlist changes source when 240p leaves; its URIs must not change with it
+    // (hls.js reports a changed URI for a known sequence number as levelParsingError).
+    assert!(
+        !r["errors"].to_string().contains("levelParsingError"),
+        "a playlist changed under the player: {r}"
+    );
     let switched: Vec<u64> = r["switched"]
         .as_array()
         .unwrap()
@@ -202,8 +208,17 @@ fn separate_connections_align_and_survive_a_rung_leaving() {
         .all(|v| v.resolution.map(|r| r.height) != Some(240)));
     let audio = get(http, "/live/sep/audio.m3u8").unwrap().text();
     assert!(
-        !audio.contains("ENDLIST") && audio.contains("360p/audio/"),
+        !audio.contains("ENDLIST") && !audio.contains("240p/"),
         "audio did not move to a live rung:\n{audio}"
+    );
+    // Its newest segment, under the ladder-level URI, is served (from a live rung).
+    let newest = audio
+        .lines()
+        .rfind(|l| l.starts_with("audio/") && l.ends_with(".m4s"))
+        .expect("audio segment URI");
+    assert_eq!(
+        get(http, &format!("/live/sep/{newest}")).unwrap().status,
+        200
     );
 }
 

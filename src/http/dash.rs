@@ -56,7 +56,8 @@ pub async fn manifest(hub: &Hub, app: &str, base: &str) -> warp::reply::Response
             if let CodecConfig::Aac(aac) = &t.config {
                 audio.push(DashTrack {
                     id: "audio".to_string(),
-                    prefix: format!("{label}/audio"),
+                    // The ladder-level path, as in HLS: stable when the source changes.
+                    prefix: "audio".to_string(),
                     window: &t.window,
                     kind: TrackKind::Audio,
                     codecs: t.config.codec_string(),

@@ -88,6 +88,9 @@ pub async fn handle(
             StatusCode::NOT_FOUND,
             format!("{file}: that output is disabled in [outputs]"),
         ),
+        [audio, file] if audio == "audio" && outputs.hls_cmaf && !file.ends_with(".m3u8") => {
+            super::objects::ladder_audio(&hub, app, base, file).await
+        }
         [label, file] => match file.strip_suffix(".m3u8").and_then(Feed::parse) {
             Some(feed) if feed.enabled(&hub) => {
                 super::playlist::media_playlist(&hub, app, base, label, feed, query).await

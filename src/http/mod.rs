@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod blocking;
+pub mod conn;
 pub mod dash;
 pub mod media;
 pub mod metrics;
@@ -49,11 +50,23 @@ pub async fn serve(
             }
             resp
         });
-    warp::serve(routes)
-        .incoming(listener)
-        .graceful(shutdown)
-        .run()
-        .await;
+    let service = warp::service(routes);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    tokio::spawn(conn::serve(stream, service.clone()));
+                }
+                Err(e) => {
+                    // Out of file descriptors, usually: back off instead of spinning.
+                    tracing::warn!(error = %e, "HTTP accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
 }
 
 async fn dispatch(

@@ -13,7 +13,7 @@ use warp::http::{header, HeaderValue, StatusCode};
 use warp::reply::Reply;
 
 use super::blocking::wait_for;
-use super::media::{not_found, Feed};
+use super::media::{listed, not_found, Feed};
 use super::response::{error, ok, Caching};
 use crate::hub::rendition::RenditionState;
 use crate::hub::{Hub, Ladder, Rendition};
@@ -86,6 +86,49 @@ pub async fn object(
         StatusCode::NOT_FOUND,
         format!("segment {seq} is not (or no longer) available"),
     )
+}
+
+/// `/{app}/{base}/audio/{file}`: an object of the ladder's audio, from the rendition that
+/// supplies it now or, for older objects, from whichever rendition still holds it.
+pub async fn ladder_audio(hub: &Hub, app: &str, base: &str, file: &str) -> warp::reply::Response {
+    let Some(ladder) = hub.ladder(app, base) else {
+        return not_found(app, base);
+    };
+    let has_audio = |s: &RenditionState| s.audio.is_some();
+    let mut candidates = listed(&ladder, has_audio);
+    candidates.extend(ladder.renditions());
+    let holds = |r: &Rendition| {
+        let state = r.read();
+        let Some(w) = state.audio.as_ref().map(|t| &t.window) else {
+            return false;
+        };
+        let number = |prefix: &str, suffix: &str| -> Option<u64> {
+            file.strip_prefix(prefix)?
+                .strip_suffix(suffix)?
+                .parse()
+                .ok()
+        };
+        if let Some(v) = number("init-", ".mp4") {
+            w.init(v).is_some()
+        } else if let Some(id) = number("part-", ".m4s") {
+            w.part(id).is_some()
+        } else {
+            number("", ".m4s").is_some_and(|seq| w.get(seq).is_some())
+        }
+    };
+    // Not stored anywhere yet (a hinted part, the growing segment): ask the current source.
+    let Some(holder) = candidates
+        .iter()
+        .find(|r| holds(r))
+        .or(candidates.first())
+        .cloned()
+    else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("stream {app}/{base} has no audio"),
+        );
+    };
+    object(hub, app, base, &holder.label, "audio", file).await
 }
 
 /// A finished segment: its parts back to back, with a Content-Length.

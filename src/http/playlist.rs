@@ -35,13 +35,14 @@ pub async fn ladder_audio(hub: &Hub, app: &str, base: &str, query: &str) -> warp
     let Some(source) = listed(&ladder, has_audio).into_iter().next() else {
         return error(StatusCode::NOT_FOUND, "audio vanished");
     };
-    let prefix = format!("{}/audio", source.label);
+    // Ladder-level URIs (`audio/{seq}.m4s`): when the source rendition changes, segment N
+    // keeps its URI, as players require of a live playlist.
     answer(
         hub,
         &ladder,
         &source,
         Feed::Cmaf(TrackKind::Audio),
-        &prefix,
+        "audio",
         false,
         query,
     )
