@@ -10,7 +10,14 @@ cd "$(dirname "$0")/.."
 secs=${1:-60}
 targets=${2:-0.2 0.333 0.5}
 ff=$(python3 -c 'import imageio_ffmpeg as m; print(m.get_ffmpeg_exe())')
-sample=${LATENCY_SAMPLE:-samples/h264_aac_640x360.flv}
+# A continuous source longer than the window (a looped file jumps its timestamps at each
+# loop point, which is the encoder's artefact and not what this measures).
+sample=${LATENCY_SAMPLE:-${TMPDIR:-/tmp}/packgate_latency_$((secs + 40))s.flv}
+if [ ! -f "$sample" ]; then
+  "$ff" -v error -y -f lavfi -i testsrc2=size=640x360:rate=30 -f lavfi -i sine=frequency=440:sample_rate=48000 \
+    -t $((secs + 40)) -c:v libx264 -preset superfast -bf 2 -b:v 800k -g 60 -keyint_min 60 -sc_threshold 0 \
+    -c:a aac -b:a 96k -f flv "$sample"
+fi
 for pt in $targets; do
   cfg=$(mktemp)
   rtmp_port=$((20000 + RANDOM % 10000)); http_port=$((rtmp_port + 1))
@@ -18,7 +25,7 @@ for pt in $targets; do
     "$rtmp_port" "$http_port" "$pt" > "$cfg"
   ./target/release/packgate --config "$cfg" > /dev/null 2>&1 &
   pid=$!
-  "$ff" -v error -re -stream_loop -1 -i "$sample" -c copy -f flv "rtmp://127.0.0.1:$rtmp_port/live/lat" > /dev/null 2>&1 &
+  "$ff" -v error -re -i "$sample" -c copy -f flv "rtmp://127.0.0.1:$rtmp_port/live/lat" > /dev/null 2>&1 &
   ffpid=$!
   trap 'kill $ffpid $pid 2>/dev/null || true' EXIT
   for _ in $(seq 1 100); do

@@ -82,6 +82,10 @@ pub fn satisfied(window: &TrackWindow, msn: u64, part: Option<u32>) -> bool {
 /// Waits until `ready` holds, woken by every change of the ladder, for at most `limit`.
 /// Returns whether it became ready.
 pub async fn wait_for(ladder: &Ladder, limit: Duration, ready: impl Fn() -> bool) -> bool {
+    if ready() {
+        return true;
+    }
+    let _held = Held::new();
     let mut updates = ladder.subscribe();
     let deadline = tokio::time::Instant::now() + limit;
     loop {
@@ -92,6 +96,22 @@ pub async fn wait_for(ladder: &Ladder, limit: Duration, ready: impl Fn() -> bool
             Ok(Ok(())) => {}
             _ => return ready(),
         }
+    }
+}
+
+/// Counts parked requests in the `packgate_http_held_requests` gauge while alive.
+struct Held;
+
+impl Held {
+    fn new() -> Self {
+        ::metrics::gauge!("packgate_http_held_requests").increment(1.0);
+        Held
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        ::metrics::gauge!("packgate_http_held_requests").decrement(1.0);
     }
 }
 

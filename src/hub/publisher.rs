@@ -375,14 +375,18 @@ impl Publisher {
                 return;
             }
         };
-        let wall_clock = self.wall_clock(part.media_start);
+        // The date of the segment's first sample in presentation order (not of the nominal
+        // cut): dates and durations must describe the media's own timeline, or a player that
+        // places parts by playlist time finds the buffer ending short of where it expects.
+        let first = presentation_start(&part.samples);
+        let wall_clock = self.wall_clock(to_media_clock(first, part.timescale));
         let discontinuity = self.discontinuity[slot(kind)];
         let mut state = self.rendition.write();
         if let Some(track) = state.track_mut(kind).as_mut() {
             let init_version = track.init_version;
             let head = || StoredSegment {
                 seq: part.seq,
-                start: part.samples.first().map_or(0, |s| s.dts),
+                start: first,
                 duration: 0,
                 timescale: part.timescale,
                 wall_clock,
@@ -416,12 +420,13 @@ impl Publisher {
                 }
             }
         };
-        let wall_clock = self.wall_clock(cut.media_start);
+        let start = presentation_start(&cut.samples);
+        let wall_clock = self.wall_clock(to_media_clock(start, cut.timescale));
         let mut state = self.rendition.write();
         if let Some(track) = state.track_mut(kind).as_mut() {
             track.window.push(StoredSegment {
                 seq: cut.seq,
-                start: cut.start(),
+                start,
                 duration: cut.duration(),
                 timescale: cut.timescale,
                 wall_clock,
@@ -439,6 +444,18 @@ impl Publisher {
             "segment ready"
         );
     }
+}
+
+/// When the first sample of a run is shown (decode time plus composition offset), track
+/// timescale: without an edit list this is where the segment sits on the presentation
+/// timeline that players, EXT-X-PROGRAM-DATE-TIME and DASH's S@t describe.
+fn presentation_start(samples: &[crate::media::Sample]) -> i64 {
+    samples.first().map_or(0, |s| s.dts + i64::from(s.cts))
+}
+
+/// A track-timescale time on the 90 kHz media clock.
+fn to_media_clock(t: i64, timescale: u32) -> i64 {
+    (i128::from(t) * i128::from(MEDIA_CLOCK) / i128::from(timescale.max(1))) as i64
 }
 
 impl Drop for Publisher {

@@ -42,6 +42,41 @@ pub fn sample(name: &str) -> PathBuf {
     p
 }
 
+/// A continuous H.264 (with B-frames, 2 s GOP) + AAC FLV of `secs` seconds, made once per
+/// build directory with ffmpeg: long enough to publish without `-stream_loop`, whose loop
+/// points carry timestamp jumps that are the encoder's artefact, not the stream under test.
+pub fn long_sample(secs: u32) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let path = dir.join(format!("long_{secs}s.flv"));
+    if path.exists() {
+        return path;
+    }
+    let partial = dir.join(format!("long_{secs}s.{}.tmp.flv", std::process::id()));
+    let status = Command::new(tools::ffmpeg())
+        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y"])
+        .args(["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+        .args(["-t", &secs.to_string()])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "superfast",
+            "-bf",
+            "2",
+            "-b:v",
+            "800k",
+        ])
+        .args(["-g", "60", "-keyint_min", "60", "-sc_threshold", "0"])
+        .args(["-c:a", "aac", "-b:a", "96k", "-f", "flv"])
+        .arg(&partial)
+        .status()
+        .expect("run ffmpeg to make a long sample");
+    assert!(status.success(), "ffmpeg could not make {}", path.display());
+    std::fs::rename(&partial, &path).expect("rename long sample");
+    path
+}
+
 /// A child process that is killed when dropped, so a failing test never leaks ffmpeg.
 pub struct Proc(pub Child);
 
