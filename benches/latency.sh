@@ -10,12 +10,12 @@ cd "$(dirname "$0")/.."
 secs=${1:-60}
 targets=${2:-0.2 0.333 0.5}
 ff=$(python3 -c 'import imageio_ffmpeg as m; print(m.get_ffmpeg_exe())')
-# A continuous source longer than the window (a looped file jumps its timestamps at each
+# A continuous source long enough for both players (a looped file jumps its timestamps at each
 # loop point, which is the encoder's artefact and not what this measures).
-sample=${LATENCY_SAMPLE:-${TMPDIR:-/tmp}/packgate_latency_$((secs + 40))s.flv}
+sample=${LATENCY_SAMPLE:-${TMPDIR:-/tmp}/packgate_latency_$((2 * secs + 40))s.flv}
 if [ ! -f "$sample" ]; then
   "$ff" -v error -y -f lavfi -i testsrc2=size=640x360:rate=30 -f lavfi -i sine=frequency=440:sample_rate=48000 \
-    -t $((secs + 40)) -c:v libx264 -preset superfast -bf 2 -b:v 800k -g 60 -keyint_min 60 -sc_threshold 0 \
+    -t $((2 * secs + 40)) -c:v libx264 -preset superfast -bf 2 -b:v 800k -g 60 -keyint_min 60 -sc_threshold 0 \
     -c:a aac -b:a 96k -f flv "$sample"
 fi
 for pt in $targets; do

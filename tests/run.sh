@@ -62,7 +62,7 @@ step "cargo test --release (unit, integration, end-to-end with ffmpeg and Chromi
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e
-cargo test --release 2>&1 | tee "$log"
+cargo test --release --no-fail-fast 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 passed=$(grep -Eo '[0-9]+ passed' "$log" | awk '{s += $1} END {print s + 0}')
