@@ -36,8 +36,7 @@ pub struct StoredPart {
 pub struct StoredSegment {
     /// Media sequence number.
     pub seq: u64,
-    /// Presentation time of the first sample (decode time plus composition offset), track
-    /// timescale: the segment's place on the timeline DASH's S@t states.
+    /// Decode time of the first sample, track timescale.
     pub start: i64,
     /// Duration, track timescale.
     pub duration: u64,

@@ -375,18 +375,14 @@ impl Publisher {
                 return;
             }
         };
-        // The date of the segment's first sample in presentation order (not of the nominal
-        // cut): dates and durations must describe the media's own timeline, or a player that
-        // places parts by playlist time finds the buffer ending short of where it expects.
-        let first = presentation_start(&part.samples);
-        let wall_clock = self.wall_clock(to_media_clock(first, part.timescale));
+        let wall_clock = self.wall_clock(part.media_start);
         let discontinuity = self.discontinuity[slot(kind)];
         let mut state = self.rendition.write();
         if let Some(track) = state.track_mut(kind).as_mut() {
             let init_version = track.init_version;
             let head = || StoredSegment {
                 seq: part.seq,
-                start: first,
+                start: part.samples.first().map_or(0, |s| s.dts),
                 duration: 0,
                 timescale: part.timescale,
                 wall_clock,
@@ -420,13 +416,12 @@ impl Publisher {
                 }
             }
         };
-        let start = presentation_start(&cut.samples);
-        let wall_clock = self.wall_clock(to_media_clock(start, cut.timescale));
+        let wall_clock = self.wall_clock(cut.media_start);
         let mut state = self.rendition.write();
         if let Some(track) = state.track_mut(kind).as_mut() {
             track.window.push(StoredSegment {
                 seq: cut.seq,
-                start,
+                start: cut.start(),
                 duration: cut.duration(),
                 timescale: cut.timescale,
                 wall_clock,
@@ -444,18 +439,6 @@ impl Publisher {
             "segment ready"
         );
     }
-}
-
-/// When the first sample of a run is shown (decode time plus composition offset), track
-/// timescale: without an edit list this is where the segment sits on the presentation
-/// timeline that players, EXT-X-PROGRAM-DATE-TIME and DASH's S@t describe.
-fn presentation_start(samples: &[crate::media::Sample]) -> i64 {
-    samples.first().map_or(0, |s| s.dts + i64::from(s.cts))
-}
-
-/// A track-timescale time on the 90 kHz media clock.
-fn to_media_clock(t: i64, timescale: u32) -> i64 {
-    (i128::from(t) * i128::from(MEDIA_CLOCK) / i128::from(timescale.max(1))) as i64
 }
 
 impl Drop for Publisher {

@@ -53,14 +53,10 @@ impl CutSegment {
     }
 }
 
-/// Where a segment starts: video cuts at the keyframe's decode time; audio cuts where the
-/// keyframe is shown, so both tracks' segments cover the same presentation span (with
-/// B-frames the two differ by the composition offset, ~67 ms at 30 fps).
 #[derive(Debug, Clone, Copy)]
 struct Boundary {
     seq: u64,
     start: i64,
-    shown: i64,
 }
 
 #[derive(Debug)]
@@ -246,7 +242,7 @@ impl Segmenter {
                 }
                 if frame.keyframe {
                     if let Some(seq) = self.cut_at(frame.dts) {
-                        self.add_boundary(seq, frame.dts, frame.pts);
+                        self.add_boundary(seq, frame.dts);
                     }
                 } else if self.boundaries.is_empty() {
                     // A segment must open with a keyframe; drop frames until the first one.
@@ -265,7 +261,7 @@ impl Segmenter {
                     self.drain_audio(false, &mut out);
                 } else {
                     if let Some(seq) = self.cut_at(frame.dts) {
-                        self.add_boundary(seq, frame.dts, frame.dts);
+                        self.add_boundary(seq, frame.dts);
                     }
                     self.feed(frame, &mut out);
                 }
@@ -297,8 +293,8 @@ impl Segmenter {
         }
     }
 
-    fn add_boundary(&mut self, seq: u64, start: i64, shown: i64) {
-        self.boundaries.push_back(Boundary { seq, start, shown });
+    fn add_boundary(&mut self, seq: u64, start: i64) {
+        self.boundaries.push_back(Boundary { seq, start });
         self.next_seq = seq + 1;
         if self.boundaries.len() > BOUNDARY_MEMORY {
             self.boundaries.pop_front();
@@ -336,7 +332,7 @@ impl Segmenter {
         // Close the segment as soon as the held-back frame is known to open the next one,
         // rather than one frame later.
         if let (Some(pending), Some(current)) = (track.clock.pending_dts(), track.seq) {
-            if seq_for(boundaries, pending, kind).is_some_and(|(s, _)| s > current) {
+            if seq_for(boundaries, pending).is_some_and(|(s, _)| s > current) {
                 track.close(out);
             }
         }
@@ -348,7 +344,7 @@ impl Segmenter {
         ts: TimedSample,
         out: &mut Vec<Output>,
     ) {
-        let Some((seq, start)) = seq_for(boundaries, ts.media_dts, track.kind) else {
+        let Some((seq, start)) = seq_for(boundaries, ts.media_dts) else {
             return; // before the first keyframe: nothing to align it with
         };
         match track.seq {
@@ -363,16 +359,11 @@ impl Segmenter {
     }
 }
 
-/// The segment a sample at `t` (media clock) of a `kind` track belongs to, and its
-/// nominal start.
-fn seq_for(boundaries: &VecDeque<Boundary>, t: i64, kind: TrackKind) -> Option<(u64, i64)> {
+fn seq_for(boundaries: &VecDeque<Boundary>, dts: i64) -> Option<(u64, i64)> {
     boundaries
         .iter()
         .rev()
-        .find(|b| match kind {
-            TrackKind::Video => b.start <= t,
-            TrackKind::Audio => b.shown <= t,
-        })
+        .find(|b| b.start <= dts)
         .map(|b| (b.seq, b.start))
 }
 

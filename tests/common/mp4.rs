@@ -79,27 +79,3 @@ pub fn base_decode_time(segment: &[u8]) -> u64 {
         u64::from(u32::from_be_bytes(tfdt[4..8].try_into().unwrap()))
     }
 }
-
-/// Composition offset (pts − dts) of a segment's first sample, 0 when the trun has none.
-pub fn first_composition_offset(segment: &[u8]) -> i64 {
-    let moof = find(segment, b"moof").expect("moof");
-    let traf = find(moof, b"traf").expect("traf");
-    let trun = find(traf, b"trun").expect("trun");
-    let version = trun[0];
-    let flags = u32::from_be_bytes([0, trun[1], trun[2], trun[3]]);
-    if flags & 0x800 == 0 {
-        return 0;
-    }
-    let mut pos = 8;
-    for (flag, bytes) in [(0x1, 4), (0x4, 4), (0x100, 4), (0x200, 4), (0x400, 4)] {
-        if flags & flag != 0 {
-            pos += bytes;
-        }
-    }
-    let raw: [u8; 4] = trun[pos..pos + 4].try_into().unwrap();
-    if version == 1 {
-        i64::from(i32::from_be_bytes(raw))
-    } else {
-        i64::from(u32::from_be_bytes(raw))
-    }
-}
