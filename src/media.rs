@@ -95,3 +95,8 @@ pub struct Sample {
     /// The sample bytes, written to mdat unchanged.
     pub data: Bytes,
 }
+
+/// Total duration of `samples`, in their timescale.
+pub fn total_duration(samples: &[Sample]) -> u64 {
+    samples.iter().map(|s| u64::from(s.duration)).sum()
+}

@@ -63,18 +63,6 @@ impl StoredSegment {
         self.parts.iter().map(|p| &p.data)
     }
 
-    /// The segment's bytes in one buffer; copies unless it has a single part.
-    pub fn to_bytes(&self) -> Bytes {
-        match self.parts.as_slice() {
-            [one] => one.data.clone(),
-            parts => parts
-                .iter()
-                .flat_map(|p| p.data.iter().copied())
-                .collect::<Vec<u8>>()
-                .into(),
-        }
-    }
-
     /// Duration in seconds.
     pub fn duration_secs(&self) -> f64 {
         self.duration as f64 / f64::from(self.timescale)
@@ -163,14 +151,6 @@ impl TrackWindow {
             .and_then(|s| in_segment(s, id))
             .or_else(|| self.segments.iter().rev().find_map(|s| in_segment(s, id)))
             .filter(|p| p.id == id)
-    }
-
-    /// Number of parts the segment `seq` has so far (finished or open), if known.
-    pub fn part_count(&self, seq: u64) -> Option<usize> {
-        match &self.open {
-            Some(o) if o.seq == seq => Some(o.parts.len()),
-            _ => self.get(seq).map(|s| s.parts.len()),
-        }
     }
 
     /// Registers an init segment under `version`.
@@ -316,12 +296,13 @@ mod tests {
         let b = w.push_part(head, 1000, false, Bytes::from_static(b"cd"));
         assert_eq!((a, b), (500, 501));
         assert_eq!(w.open().map(|o| o.duration), Some(2000));
-        assert_eq!(w.part_count(1), Some(2));
+        assert_eq!(w.open().map(|o| (o.seq, o.parts.len())), Some((1, 2)));
         assert!(w.get(1).is_none(), "an open segment is not listed");
         w.push(head());
         assert!(w.open().is_none());
         let s = w.get(1).expect("stored");
-        assert_eq!(s.to_bytes(), Bytes::from_static(b"abcd"));
+        let joined: Vec<u8> = s.chunks().flat_map(|c| c.iter().copied()).collect();
+        assert_eq!(joined, b"abcd");
         // The segment holds the very same buffers as its parts.
         assert_eq!(s.parts[1].data.as_ptr(), w.part(501).unwrap().data.as_ptr());
         assert!(w.part(502).is_none() && w.part(499).is_none());

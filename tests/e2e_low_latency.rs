@@ -306,12 +306,7 @@ fn held_requests_give_up_with_503_when_the_encoder_stalls() {
         "/live/stall/src/video.m3u8",
     );
     // Freeze the encoder without closing its connection: nothing new is produced.
-    let pid = p.0.id().to_string();
-    let stop = std::process::Command::new("kill")
-        .args(["-STOP", &pid])
-        .status()
-        .expect("kill -STOP");
-    assert!(stop.success());
+    assert!(p.signal("STOP"), "kill -STOP");
     std::thread::sleep(Duration::from_millis(500));
     let now = parse(&get(http, "/live/stall/src/video.m3u8").unwrap().text());
     let (msn, part) = next(&now);
@@ -322,9 +317,7 @@ fn held_requests_give_up_with_503_when_the_encoder_stalls() {
     )
     .unwrap();
     let waited = t.elapsed();
-    let _ = std::process::Command::new("kill")
-        .args(["-CONT", &pid])
-        .status();
+    p.signal("CONT");
     assert_eq!(r.status, 503, "{}", r.text());
     // 3 × the 2 s target duration.
     assert!(
@@ -345,11 +338,7 @@ fn held_requests_are_released_on_unpublish() {
         -1,
         "/live/release/src/video.m3u8",
     );
-    let stop = std::process::Command::new("kill")
-        .args(["-STOP", &p.0.id().to_string()])
-        .status()
-        .expect("kill -STOP");
-    assert!(stop.success());
+    assert!(p.signal("STOP"), "kill -STOP");
     std::thread::sleep(Duration::from_millis(300));
     let now = parse(&get(http, "/live/release/src/video.m3u8").unwrap().text());
     let (msn, _) = last(&now);

@@ -23,6 +23,33 @@ use crate::store::{StoredSegment, TrackWindow};
 /// Parts ahead of the newest that a request may wait for (the hinted one and the next).
 const PART_LOOKAHEAD: u64 = 2;
 
+/// What an object file name names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ObjectName {
+    /// `init-{version}.mp4`.
+    Init(u64),
+    /// `part-{id}.m4s`.
+    Part(u64),
+    /// `{seq}{extension}`.
+    Segment(u64),
+}
+
+impl ObjectName {
+    /// Parses `file`; segments end in `extension` (`.m4s` or `.ts`).
+    fn parse(file: &str, extension: &str) -> Option<ObjectName> {
+        let number = |prefix: &str, suffix: &str| -> Option<u64> {
+            file.strip_prefix(prefix)?
+                .strip_suffix(suffix)?
+                .parse()
+                .ok()
+        };
+        number("init-", ".mp4")
+            .map(ObjectName::Init)
+            .or_else(|| number("part-", ".m4s").map(ObjectName::Part))
+            .or_else(|| number("", extension).map(ObjectName::Segment))
+    }
+}
+
 /// `/{app}/{base}/{label}/{feed}/{file}`.
 pub async fn object(
     hub: &Hub,
@@ -46,27 +73,22 @@ pub async fn object(
         Feed::Cmaf(TrackKind::Audio) => ("audio/mp4", ".m4s"),
         Feed::Ts => ("video/mp2t", ".ts"),
     };
-    let number = |prefix: &str, suffix: &str| -> Option<u64> {
-        file.strip_prefix(prefix)?
-            .strip_suffix(suffix)?
-            .parse()
-            .ok()
-    };
     let cmaf = feed != Feed::Ts;
-    if let Some(version) = number("init-", ".mp4").filter(|_| cmaf) {
-        let state = rendition.read();
-        return match feed.window(&state).and_then(|w| w.init(version)) {
-            Some(b) => ok(b.clone(), content_type, Caching::Immutable),
-            None => error(StatusCode::NOT_FOUND, format!("no init segment {version}")),
-        };
-    }
     let low_latency = hub.config().low_latency.enabled && cmaf;
     let limit = Duration::from_secs_f64(3.0 * hub.config().segment.target_duration);
-    if let Some(id) = number("part-", ".m4s").filter(|_| low_latency) {
-        return part(&ladder, &rendition, feed, id, limit, content_type).await;
-    }
-    let Some(seq) = number("", extension) else {
-        return error(StatusCode::NOT_FOUND, format!("no such object: {file}"));
+    let seq = match ObjectName::parse(file, extension) {
+        Some(ObjectName::Init(version)) if cmaf => {
+            let state = rendition.read();
+            return match feed.window(&state).and_then(|w| w.init(version)) {
+                Some(b) => ok(b.clone(), content_type, Caching::Immutable),
+                None => error(StatusCode::NOT_FOUND, format!("no init segment {version}")),
+            };
+        }
+        Some(ObjectName::Part(id)) if low_latency => {
+            return part(&ladder, &rendition, feed, id, limit, content_type).await;
+        }
+        Some(ObjectName::Segment(seq)) => seq,
+        _ => return error(StatusCode::NOT_FOUND, format!("no such object: {file}")),
     };
     let state = rendition.read();
     let Some(window) = feed.window(&state) else {
@@ -97,23 +119,17 @@ pub async fn ladder_audio(hub: &Hub, app: &str, base: &str, file: &str) -> warp:
     let has_audio = |s: &RenditionState| s.audio.is_some();
     let mut candidates = listed(&ladder, has_audio);
     candidates.extend(ladder.renditions());
+    let name = ObjectName::parse(file, ".m4s");
     let holds = |r: &Rendition| {
         let state = r.read();
         let Some(w) = state.audio.as_ref().map(|t| &t.window) else {
             return false;
         };
-        let number = |prefix: &str, suffix: &str| -> Option<u64> {
-            file.strip_prefix(prefix)?
-                .strip_suffix(suffix)?
-                .parse()
-                .ok()
-        };
-        if let Some(v) = number("init-", ".mp4") {
-            w.init(v).is_some()
-        } else if let Some(id) = number("part-", ".m4s") {
-            w.part(id).is_some()
-        } else {
-            number("", ".m4s").is_some_and(|seq| w.get(seq).is_some())
+        match name {
+            Some(ObjectName::Init(v)) => w.init(v).is_some(),
+            Some(ObjectName::Part(id)) => w.part(id).is_some(),
+            Some(ObjectName::Segment(seq)) => w.get(seq).is_some(),
+            None => false,
         }
     };
     // Not stored anywhere yet (a hinted part, the growing segment): ask the current source.
@@ -259,4 +275,31 @@ fn growing(
     // response that may have been cut short by the publisher leaving.
     set_type(resp.headers_mut(), content_type, Caching::Live);
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn object_names() {
+        assert_eq!(
+            ObjectName::parse("init-7.mp4", ".m4s"),
+            Some(ObjectName::Init(7))
+        );
+        assert_eq!(
+            ObjectName::parse("part-12.m4s", ".m4s"),
+            Some(ObjectName::Part(12))
+        );
+        assert_eq!(
+            ObjectName::parse("99.m4s", ".m4s"),
+            Some(ObjectName::Segment(99))
+        );
+        assert_eq!(
+            ObjectName::parse("99.ts", ".ts"),
+            Some(ObjectName::Segment(99))
+        );
+        assert_eq!(ObjectName::parse("99.ts", ".m4s"), None);
+        assert_eq!(ObjectName::parse("part-x.m4s", ".m4s"), None);
+    }
 }

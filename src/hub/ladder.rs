@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use tokio::sync::watch;
 
@@ -26,10 +26,7 @@ pub struct Ladder {
 /// ladder, so a name published again later never reuses a segment URL a CDN may have
 /// cached.
 fn clock_sequence(target: Duration) -> u64 {
-    let now = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO);
-    (now.as_millis() / target.as_millis().max(1)) as u64
+    crate::wallclock::epoch_number(u64::try_from(target.as_millis()).unwrap_or(u64::MAX))
 }
 
 impl Ladder {

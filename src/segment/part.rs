@@ -3,7 +3,7 @@
 //! fraction of a segment after it was encoded.
 
 use super::segmenter::CutSegment;
-use crate::media::{Sample, TrackKind};
+use crate::media::{total_duration, Sample, TrackKind};
 
 /// A finished part of one track's open segment.
 #[derive(Clone, Debug, PartialEq)]
@@ -25,7 +25,7 @@ pub struct CutPart {
 impl CutPart {
     /// Duration in the track's timescale.
     pub fn duration(&self) -> u64 {
-        self.samples.iter().map(|s| u64::from(s.duration)).sum()
+        total_duration(&self.samples)
     }
 
     /// True when the part starts with a sync sample (EXT-X-PART INDEPENDENT=YES).
@@ -83,12 +83,7 @@ impl PartCutter {
     }
 
     fn open_duration(&self, samples: &[Sample]) -> u64 {
-        samples
-            .get(self.from..)
-            .unwrap_or_default()
-            .iter()
-            .map(|s| u64::from(s.duration))
-            .sum()
+        total_duration(samples.get(self.from..).unwrap_or_default())
     }
 
     /// Before `next` joins the segment: closes the open part if `next` would make it

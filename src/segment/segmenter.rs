@@ -39,7 +39,7 @@ pub struct CutSegment {
 impl CutSegment {
     /// Total duration in the track's timescale.
     pub fn duration(&self) -> u64 {
-        self.samples.iter().map(|s| u64::from(s.duration)).sum()
+        crate::media::total_duration(&self.samples)
     }
 
     /// Duration in seconds.

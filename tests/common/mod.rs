@@ -88,6 +88,15 @@ impl Drop for Proc {
 }
 
 impl Proc {
+    /// Sends `signal` (e.g. `STOP`, `CONT`) with kill(1); returns whether it was delivered.
+    pub fn signal(&self, signal: &str) -> bool {
+        Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.0.id().to_string())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
     /// Waits up to `limit` for the process to exit; returns its success.
     pub fn wait_for(&mut self, limit: Duration) -> Option<bool> {
         let end = Instant::now() + limit;
