@@ -10,6 +10,12 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub mod auth;
+pub mod limits;
+
+pub use auth::AuthConfig;
+pub use limits::LimitsConfig;
+
 /// A configuration problem, reported at start before anything listens.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -55,6 +61,10 @@ pub struct Config {
     pub outputs: OutputConfig,
     /// Low-Latency HLS parts and low-latency DASH chunks.
     pub low_latency: LowLatencyConfig,
+    /// Byte budgets for what a client can make the server hold.
+    pub limits: LimitsConfig,
+    /// Who may publish (off by default).
+    pub auth: AuthConfig,
 }
 
 /// Low-latency output: the segmenter also cuts parts, which LL-HLS lists as EXT-X-PART and
@@ -129,8 +139,17 @@ pub struct RtmpConfig {
     pub chunk_size: u32,
     /// Connections accepted at once; more are refused so a flood cannot exhaust memory.
     pub max_connections: usize,
-    /// Seconds without any byte from a client before its connection is closed.
+    /// Seconds without media (audio/video messages) from a publishing client, or without
+    /// any progress from one that has not published yet, before its connection is closed.
+    /// Keep-alive trickles (pings, acknowledgements) do not reset it.
     pub idle_timeout: f64,
+    /// Seconds from accept to an accepted publish (handshake, connect, publish); a
+    /// connection that has not published by then is closed.
+    pub publish_timeout: f64,
+    /// Seconds a write to a client may stay blocked before the connection is closed.
+    pub write_timeout: f64,
+    /// Connections accepted at once from one IP address; 0 = no per-IP cap.
+    pub max_connections_per_ip: usize,
 }
 
 impl Default for RtmpConfig {
@@ -140,6 +159,9 @@ impl Default for RtmpConfig {
             chunk_size: 4096,
             max_connections: 1000,
             idle_timeout: 30.0,
+            publish_timeout: 10.0,
+            write_timeout: 10.0,
+            max_connections_per_ip: 32,
         }
     }
 }
@@ -155,6 +177,18 @@ pub struct HttpConfig {
     /// Seconds a playlist request for a stream that is publishing but has no segment yet
     /// waits for the first one before giving up with 503.
     pub startup_wait: f64,
+    /// Connections served at once; more are refused.
+    pub max_connections: usize,
+    /// Connections served at once from one IP address; 0 = no per-IP cap.
+    pub max_connections_per_ip: usize,
+    /// Seconds a client has to send a complete request head (slowloris guard).
+    pub head_timeout: f64,
+    /// Seconds a keep-alive connection may wait for its next request.
+    pub keepalive_timeout: f64,
+    /// Seconds a response write may stay blocked before the connection is closed.
+    pub write_timeout: f64,
+    /// Seconds SIGTERM waits for in-flight and held requests before exiting.
+    pub drain_timeout: f64,
 }
 
 impl Default for HttpConfig {
@@ -163,6 +197,12 @@ impl Default for HttpConfig {
             listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
             cors_origin: "*".to_string(),
             startup_wait: 6.0,
+            max_connections: 8192,
+            max_connections_per_ip: 1024,
+            head_timeout: 10.0,
+            keepalive_timeout: 60.0,
+            write_timeout: 10.0,
+            drain_timeout: 5.0,
         }
     }
 }
@@ -176,8 +216,12 @@ pub struct SegmentConfig {
     pub target_duration: f64,
     /// Segments listed in a live playlist (and kept in memory).
     pub window: usize,
-    /// Seconds an ended stream's playlists stay served (with EXT-X-ENDLIST) before removal.
+    /// Seconds an ended stream's playlists stay served before removal. While an encoder
+    /// that dropped its connection may still come back, playlists stay live.
     pub linger: f64,
+    /// Longest wait for a keyframe, seconds: a segment open this long is closed anyway.
+    /// `None` means three target durations.
+    pub max_keyframe_interval: Option<f64>,
 }
 
 impl Default for SegmentConfig {
@@ -186,6 +230,7 @@ impl Default for SegmentConfig {
             target_duration: 2.0,
             window: 6,
             linger: 60.0,
+            max_keyframe_interval: None,
         }
     }
 }
@@ -228,6 +273,14 @@ impl SegmentConfig {
     /// The target duration as a `Duration`.
     pub fn target(&self) -> Duration {
         Duration::from_secs_f64(self.target_duration)
+    }
+
+    /// The keyframe wait cap: `max_keyframe_interval`, or three target durations.
+    pub fn keyframe_cap(&self) -> Duration {
+        Duration::from_secs_f64(
+            self.max_keyframe_interval
+                .unwrap_or(3.0 * self.target_duration),
+        )
     }
 }
 
@@ -276,7 +329,36 @@ impl Config {
         )?;
         positive("segment.linger", self.segment.linger, 86_400.0)?;
         positive("rtmp.idle_timeout", self.rtmp.idle_timeout, 3_600.0)?;
+        positive("rtmp.publish_timeout", self.rtmp.publish_timeout, 3_600.0)?;
+        positive("rtmp.write_timeout", self.rtmp.write_timeout, 3_600.0)?;
         positive("http.startup_wait", self.http.startup_wait, 600.0)?;
+        positive("http.head_timeout", self.http.head_timeout, 3_600.0)?;
+        positive(
+            "http.keepalive_timeout",
+            self.http.keepalive_timeout,
+            3_600.0,
+        )?;
+        positive("http.write_timeout", self.http.write_timeout, 3_600.0)?;
+        positive("http.drain_timeout", self.http.drain_timeout, 3_600.0)?;
+        if let Some(cap) = self.segment.max_keyframe_interval {
+            positive("segment.max_keyframe_interval", cap, 3_600.0)?;
+            if cap < self.segment.target_duration {
+                return Err(ConfigError::Invalid {
+                    key: "segment.max_keyframe_interval",
+                    problem: format!(
+                        "must be at least segment.target_duration ({} s), got {cap}",
+                        self.segment.target_duration
+                    ),
+                });
+            }
+        }
+        if self.http.max_connections == 0 {
+            return Err(ConfigError::Invalid {
+                key: "http.max_connections",
+                problem: "must be at least 1".to_string(),
+            });
+        }
+        self.limits.validate()?;
         positive(
             "low_latency.dash_target_latency",
             self.low_latency.dash_target_latency,
@@ -350,11 +432,20 @@ listen = "0.0.0.0:1935"
 chunk_size = 4096
 max_connections = 1000
 idle_timeout = 30.0
+publish_timeout = 10.0
+write_timeout = 10.0
+max_connections_per_ip = 32
 
 [http]
 listen = "0.0.0.0:8080"
 cors_origin = "*"
 startup_wait = 6.0
+max_connections = 8192
+max_connections_per_ip = 1024
+head_timeout = 10.0
+keepalive_timeout = 60.0
+write_timeout = 10.0
+drain_timeout = 5.0
 
 [segment]
 target_duration = 2.0
@@ -373,6 +464,13 @@ dash = true
 enabled = true
 part_target = 0.2
 dash_target_latency = 1.5
+
+[limits]
+held_bytes = 16777216
+config_record_bytes = 65536
+init_versions = 4
+message_bytes = 8388608
+unfinished_bytes = 16777216
 "#;
 
 #[cfg(test)]
