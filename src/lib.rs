@@ -8,9 +8,12 @@
 
 pub mod codec;
 pub mod config;
+pub mod connlimit;
 pub mod flv;
 pub mod http;
 pub mod hub;
+pub mod limit;
+pub mod lograte;
 pub mod media;
 pub mod mux;
 pub mod playlist;

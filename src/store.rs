@@ -15,7 +15,7 @@ use std::time::SystemTime;
 use bytes::Bytes;
 
 /// Segments kept fetchable after they leave the playlist.
-const GRACE_SEGMENTS: usize = 3;
+pub const GRACE_SEGMENTS: usize = 3;
 
 /// One part of a segment: an LL-HLS part, or the whole segment when parts are off.
 #[derive(Clone, Debug, PartialEq)]
@@ -82,6 +82,8 @@ pub struct TrackWindow {
     open: Option<StoredSegment>,
     /// The number the next part will get.
     next_part_id: u64,
+    /// Init versions kept at most (`limits.init_versions`).
+    max_inits: usize,
 }
 
 impl TrackWindow {
@@ -101,7 +103,15 @@ impl TrackWindow {
             discontinuities_dropped: 0,
             open: None,
             next_part_id: first_part,
+            max_inits: crate::config::LimitsConfig::default().init_versions,
         }
+    }
+
+    /// Keeps at most `n` (at least 1) init versions (`limits.init_versions`): past that,
+    /// the oldest goes, and with it the oldest segments, which could not be decoded without it.
+    pub fn with_init_versions(mut self, n: usize) -> Self {
+        self.max_inits = n.max(1);
+        self
     }
 
     /// Adds a part to the open segment, opening it (from `head`, whose `parts` are
@@ -157,6 +167,32 @@ impl TrackWindow {
     pub fn add_init(&mut self, version: u64, init: Bytes) {
         self.inits.retain(|(v, _)| *v != version);
         self.inits.push_back((version, init));
+        self.prune_inits();
+    }
+
+    /// Drops init versions no kept segment refers to, except the newest; then, over the
+    /// cap, the oldest versions and the segments that refer to them.
+    fn prune_inits(&mut self) {
+        let newest = self.inits.back().map(|(v, _)| *v);
+        let segments = &self.segments;
+        self.inits
+            .retain(|(v, _)| Some(*v) == newest || segments.iter().any(|s| s.init_version == *v));
+        while self.inits.len() > self.max_inits {
+            let Some((old, _)) = self.inits.pop_front() else {
+                break;
+            };
+            while self.segments.front().is_some_and(|s| s.init_version == old) {
+                self.pop_segment();
+            }
+        }
+    }
+
+    fn pop_segment(&mut self) {
+        if let Some(old) = self.segments.pop_front() {
+            if old.discontinuity {
+                self.discontinuities_dropped += 1;
+            }
+        }
     }
 
     /// The init segment for `version`, if still kept.
@@ -181,17 +217,9 @@ impl TrackWindow {
         self.max_duration = self.max_duration.max(segment.duration_secs());
         self.segments.push_back(segment);
         while self.segments.len() > self.window + GRACE_SEGMENTS {
-            if let Some(old) = self.segments.pop_front() {
-                if old.discontinuity {
-                    self.discontinuities_dropped += 1;
-                }
-            }
+            self.pop_segment();
         }
-        // Drop init versions no kept segment refers to, except the newest.
-        let newest = self.inits.back().map(|(v, _)| *v);
-        let segments = &self.segments;
-        self.inits
-            .retain(|(v, _)| Some(*v) == newest || segments.iter().any(|s| s.init_version == *v));
+        self.prune_inits();
     }
 
     /// The segments a playlist lists now (the last `window`).
@@ -344,5 +372,29 @@ mod tests {
         assert_eq!(w.discontinuity_sequence(), 1);
         assert!(w.init(0).is_none(), "unreferenced init is dropped");
         assert!(w.init(1).is_some());
+    }
+
+    #[test]
+    fn init_versions_are_capped() {
+        let mut w = TrackWindow::new(6).with_init_versions(2);
+        // Codec changes with no segment between them keep only the newest init.
+        for v in 0..300 {
+            w.add_init(v, Bytes::from(vec![0u8; 1000]));
+        }
+        assert_eq!(w.bytes_held(), 1000);
+        assert!(w.init(299).is_some() && w.init(298).is_none());
+        // A change per segment: the oldest versions go with the segments using them.
+        for seq in 1..=5 {
+            w.add_init(1000 + seq, Bytes::from_static(b"i"));
+            w.push(StoredSegment {
+                init_version: 1000 + seq,
+                ..seg(seq, 2, true)
+            });
+        }
+        assert!(w.init(1005).is_some() && w.init(1004).is_some());
+        assert!(w.init(1003).is_none());
+        assert_eq!(w.listed().map(|s| s.seq).collect::<Vec<_>>(), vec![4, 5]);
+        assert!(w.get(3).is_none(), "its init is gone");
+        assert_eq!(w.discontinuity_sequence(), 3);
     }
 }

@@ -2,6 +2,7 @@
 
 use bytes::Bytes;
 
+use super::budget::{ChangeLog, ConfigBudget};
 use super::tag::{parse_audio, parse_video, AudioTag, FlvError, VideoTag};
 use super::timestamp::Unwrapper;
 use crate::codec::aac::AacConfig;
@@ -33,12 +34,23 @@ pub struct TagDemuxer {
     clock: Unwrapper,
     video: Option<AvcConfig>,
     audio: Option<AacConfig>,
+    budget: ConfigBudget,
+    video_changes: ChangeLog,
+    audio_changes: ChangeLog,
 }
 
 impl TagDemuxer {
-    /// A demuxer with no configuration yet.
+    /// A demuxer with no configuration yet and the default budgets.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A demuxer whose sequence headers are held to `budget`.
+    pub fn with_budget(budget: ConfigBudget) -> Self {
+        TagDemuxer {
+            budget,
+            ..Self::default()
+        }
     }
 
     /// The current video configuration.
@@ -55,7 +67,8 @@ impl TagDemuxer {
     ///
     /// `Ok(None)` for bodies that carry nothing to package (empty messages, command
     /// frames, empty coded frames). A bad sequence header is an error and keeps the
-    /// previous configuration.
+    /// previous configuration; so is one over budget (`FlvError::Limit`, which should
+    /// close the connection).
     pub fn video(
         &mut self,
         timestamp_ms: u32,
@@ -66,8 +79,12 @@ impl TagDemuxer {
         }
         match parse_video(body)? {
             VideoTag::AvcSequenceHeader(record) => {
+                self.budget.record(record.len())?;
                 let config =
                     AvcConfig::parse(record).map_err(|e| FlvError::BadConfig(e.to_string()))?;
+                if self.video.as_ref().is_some_and(|old| *old != config) {
+                    self.video_changes.change(&self.budget, timestamp_ms)?;
+                }
                 self.video = Some(config.clone());
                 Ok(Some(DemuxEvent::Config(CodecConfig::H264(config))))
             }
@@ -108,8 +125,12 @@ impl TagDemuxer {
         }
         match parse_audio(body)? {
             AudioTag::AacSequenceHeader(asc) => {
+                self.budget.record(asc.len())?;
                 let config =
                     AacConfig::parse(asc).map_err(|e| FlvError::BadConfig(e.to_string()))?;
+                if self.audio.as_ref().is_some_and(|old| *old != config) {
+                    self.audio_changes.change(&self.budget, timestamp_ms)?;
+                }
                 self.audio = Some(config.clone());
                 Ok(Some(DemuxEvent::Config(CodecConfig::Aac(config))))
             }
@@ -158,6 +179,7 @@ mod tests {
     use super::*;
     use crate::codec::h264::tests::AVCC_640X360;
     use crate::flv::file::read_tags;
+    use crate::limit::Limit;
 
     fn avc_header() -> Bytes {
         let mut b = vec![0x17, 0x00, 0, 0, 0];
@@ -298,6 +320,45 @@ mod tests {
         let mut d = TagDemuxer::new();
         assert!(d.audio(0, Bytes::from_static(&[0xAF, 0])).is_err());
         assert!(d.audio_config().is_none());
+    }
+
+    #[test]
+    fn sequence_headers_over_budget_are_limit_errors() {
+        let budget = ConfigBudget {
+            record_bytes: 256,
+            changes: 1,
+            span_ms: 10_000,
+        };
+        let mut d = TagDemuxer::with_budget(budget);
+        // A 2 MiB "SPS" is refused by size before it is parsed.
+        let mut huge = vec![0x17, 0, 0, 0, 0];
+        huge.extend(std::iter::repeat_n(0u8, 2 << 20));
+        let e = d.video(0, Bytes::from(huge)).unwrap_err();
+        assert!(
+            matches!(&e, FlvError::Limit(l) if l.limit == Limit::ConfigRecordBytes),
+            "{e:?}"
+        );
+        assert!(d.video_config().is_none());
+        let mut asc = vec![0xAF, 0];
+        asc.extend(std::iter::repeat_n(0x12u8, 300));
+        assert!(matches!(
+            d.audio(0, Bytes::from(asc)),
+            Err(FlvError::Limit(_))
+        ));
+        // Repeats are free; one change per 10 s of media is allowed, a second is not.
+        for ts in 0..5 {
+            d.audio(ts, Bytes::from_static(AAC_HEADER)).unwrap();
+        }
+        let other = Bytes::from_static(&[0xAF, 0, 0x11, 0x90]);
+        d.audio(100, other.clone()).unwrap();
+        let e = d.audio(200, Bytes::from_static(AAC_HEADER)).unwrap_err();
+        assert!(
+            matches!(&e, FlvError::Limit(l) if l.limit == Limit::InitVersions),
+            "{e:?}"
+        );
+        assert_eq!(d.audio_config().map(|c| c.sample_rate), Some(48_000));
+        d.audio(10_100, Bytes::from_static(AAC_HEADER)).unwrap();
+        assert_eq!(d.audio_config().map(|c| c.sample_rate), Some(44_100));
     }
 
     #[test]

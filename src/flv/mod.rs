@@ -4,9 +4,11 @@
 //! - [`tag`]: one body → [`tag::VideoTag`] / [`tag::AudioTag`] (legacy H.264 + AAC).
 //! - [`enhanced`]: Enhanced RTMP ExHeaders, recognised and reported as unsupported.
 //! - [`timestamp`]: 32-bit RTMP milliseconds → one unwrapped i64 timeline.
+//! - [`budget`]: size and change-rate budgets of sequence headers.
 //! - [`demux`]: per-stream state (configurations, clock) → [`DemuxEvent`]s.
 //! - [`file`]: FLV files, for benchmarks and load generation.
 
+pub mod budget;
 pub mod demux;
 pub mod enhanced;
 pub mod file;

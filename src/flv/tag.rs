@@ -20,6 +20,9 @@ pub enum FlvError {
     /// The sequence header did not parse.
     #[error("bad sequence header: {0}")]
     BadConfig(String),
+    /// A sequence header over its size budget, or one configuration change too many.
+    #[error("sequence header: {0}")]
+    Limit(#[from] crate::limit::LimitExceeded),
 }
 
 /// What one video tag body holds.

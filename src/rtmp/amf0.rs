@@ -2,6 +2,8 @@
 
 use bytes::{Buf, BufMut, BytesMut};
 
+use crate::limit::{Limit, LimitExceeded};
+
 /// One AMF0 value.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Amf0Value {
@@ -37,12 +39,16 @@ pub enum Amf0Error {
     /// A string is not UTF-8.
     #[error("AMF0 string is not UTF-8")]
     BadString,
-    /// Objects nested deeper than we allow (a guard against stack exhaustion).
-    #[error("AMF0 values nested too deeply")]
-    TooDeep,
+    /// Nesting deeper than [`MAX_DEPTH`] (stack) or more than [`MAX_VALUES`] values
+    /// (memory: a decoded value is ~30 times larger than its 1-byte encoding).
+    #[error("AMF0 {0}")]
+    Limit(#[from] LimitExceeded),
 }
 
-const MAX_DEPTH: usize = 32;
+/// Deepest nesting of objects and arrays decoded.
+pub const MAX_DEPTH: usize = 32;
+/// Most values decoded from one message (commands and metadata carry a few dozen).
+pub const MAX_VALUES: usize = 16_384;
 
 impl Amf0Value {
     /// The value of property `key` of an object or ECMA array.
@@ -124,14 +130,15 @@ impl Amf0Value {
 
     /// Decodes one value from the front of `buf`.
     pub fn decode(buf: &mut &[u8]) -> Result<Amf0Value, Amf0Error> {
-        decode_value(buf, 0)
+        Decoder::default().value(buf, 0)
     }
 
-    /// Decodes values until `buf` is empty.
+    /// Decodes values until `buf` is empty; [`MAX_VALUES`] in all at most.
     pub fn decode_all(mut buf: &[u8]) -> Result<Vec<Amf0Value>, Amf0Error> {
+        let mut d = Decoder::default();
         let mut out = Vec::new();
         while !buf.is_empty() {
-            out.push(Amf0Value::decode(&mut buf)?);
+            out.push(d.value(&mut buf, 0)?);
         }
         Ok(out)
     }
@@ -174,68 +181,82 @@ fn short_string(buf: &mut &[u8]) -> Result<String, Amf0Error> {
     string(buf, len)
 }
 
-fn props(buf: &mut &[u8], depth: usize) -> Result<Vec<(String, Amf0Value)>, Amf0Error> {
-    let mut out = Vec::new();
-    loop {
-        let key = short_string(buf)?;
-        need(buf, 1)?;
-        if key.is_empty() && buf[0] == 0x09 {
-            buf.advance(1);
-            return Ok(out);
-        }
-        let v = decode_value(buf, depth + 1)?;
-        out.push((key, v));
-    }
+/// Counts the values decoded so far from one message.
+#[derive(Default)]
+struct Decoder {
+    values: usize,
 }
 
-fn decode_value(buf: &mut &[u8], depth: usize) -> Result<Amf0Value, Amf0Error> {
-    if depth > MAX_DEPTH {
-        return Err(Amf0Error::TooDeep);
-    }
-    need(buf, 1)?;
-    let marker = buf.get_u8();
-    Ok(match marker {
-        0x00 => {
-            need(buf, 8)?;
-            Amf0Value::Number(buf.get_f64())
-        }
-        0x01 => {
+impl Decoder {
+    fn props(
+        &mut self,
+        buf: &mut &[u8],
+        depth: usize,
+    ) -> Result<Vec<(String, Amf0Value)>, Amf0Error> {
+        let mut out = Vec::new();
+        loop {
+            let key = short_string(buf)?;
             need(buf, 1)?;
-            Amf0Value::Boolean(buf.get_u8() != 0)
-        }
-        0x02 => Amf0Value::String(short_string(buf)?),
-        0x03 => Amf0Value::Object(props(buf, depth)?),
-        0x05 => Amf0Value::Null,
-        0x06 => Amf0Value::Undefined,
-        0x08 => {
-            need(buf, 4)?;
-            buf.advance(4); // the count is advisory; the end marker is authoritative
-            Amf0Value::EcmaArray(props(buf, depth)?)
-        }
-        0x0A => {
-            need(buf, 4)?;
-            let n = buf.get_u32() as usize;
-            // Each item takes at least one byte: a count larger than the data is a lie.
-            need(buf, n)?;
-            let mut items = Vec::with_capacity(n);
-            for _ in 0..n {
-                items.push(decode_value(buf, depth + 1)?);
+            if key.is_empty() && buf[0] == 0x09 {
+                buf.advance(1);
+                return Ok(out);
             }
-            Amf0Value::StrictArray(items)
+            let v = self.value(buf, depth + 1)?;
+            out.push((key, v));
         }
-        0x0B => {
-            need(buf, 10)?;
-            let ms = buf.get_f64();
-            buf.advance(2);
-            Amf0Value::Date(ms)
-        }
-        0x0C => {
-            need(buf, 4)?;
-            let len = buf.get_u32() as usize;
-            Amf0Value::String(string(buf, len)?)
-        }
-        other => return Err(Amf0Error::UnsupportedType(other)),
-    })
+    }
+
+    fn value(&mut self, buf: &mut &[u8], depth: usize) -> Result<Amf0Value, Amf0Error> {
+        LimitExceeded::check(Limit::Amf0, depth, MAX_DEPTH)?;
+        self.values += 1;
+        LimitExceeded::check(Limit::Amf0, self.values, MAX_VALUES)?;
+        need(buf, 1)?;
+        let marker = buf.get_u8();
+        Ok(match marker {
+            0x00 => {
+                need(buf, 8)?;
+                Amf0Value::Number(buf.get_f64())
+            }
+            0x01 => {
+                need(buf, 1)?;
+                Amf0Value::Boolean(buf.get_u8() != 0)
+            }
+            0x02 => Amf0Value::String(short_string(buf)?),
+            0x03 => Amf0Value::Object(self.props(buf, depth)?),
+            0x05 => Amf0Value::Null,
+            0x06 => Amf0Value::Undefined,
+            0x08 => {
+                need(buf, 4)?;
+                buf.advance(4); // the count is advisory; the end marker is authoritative
+                Amf0Value::EcmaArray(self.props(buf, depth)?)
+            }
+            0x0A => {
+                need(buf, 4)?;
+                let n = buf.get_u32() as usize;
+                // The declared count is the peer's claim: it is charged against the value
+                // budget before anything is reserved, and each item takes at least a byte.
+                LimitExceeded::check(Limit::Amf0, self.values.saturating_add(n), MAX_VALUES)?;
+                need(buf, n)?;
+                let mut items = Vec::with_capacity(n);
+                for _ in 0..n {
+                    items.push(self.value(buf, depth + 1)?);
+                }
+                Amf0Value::StrictArray(items)
+            }
+            0x0B => {
+                need(buf, 10)?;
+                let ms = buf.get_f64();
+                buf.advance(2);
+                Amf0Value::Date(ms)
+            }
+            0x0C => {
+                need(buf, 4)?;
+                let len = buf.get_u32() as usize;
+                Amf0Value::String(string(buf, len)?)
+            }
+            other => return Err(Amf0Error::UnsupportedType(other)),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -301,7 +322,7 @@ mod tests {
             Err(Amf0Error::UnsupportedType(0x07))
         );
         assert_eq!(
-            Amf0Value::decode(&mut &[0x0A, 0xFF, 0xFF, 0xFF, 0xFF][..]),
+            Amf0Value::decode(&mut &[0x0A, 0, 0, 0, 9][..]),
             Err(Amf0Error::Truncated)
         );
         assert_eq!(
@@ -311,10 +332,56 @@ mod tests {
         let deep: Vec<u8> = std::iter::repeat_n([0x03, 0x00, 0x01, b'a'], 100)
             .flatten()
             .collect();
-        assert!(Amf0Value::decode(&mut &deep[..]).is_err());
+        assert!(matches!(
+            Amf0Value::decode(&mut &deep[..]),
+            Err(Amf0Error::Limit(LimitExceeded {
+                limit: Limit::Amf0,
+                ..
+            }))
+        ));
         for len in 0..20 {
             let garbage: Vec<u8> = (0..len).map(|i| (i * 37 % 256) as u8).collect();
             let _ = Amf0Value::decode_all(&garbage);
         }
+    }
+
+    #[test]
+    fn declared_counts_and_value_counts_are_bounded() {
+        // A strict array declaring 2^32-1 items is refused before anything is reserved.
+        assert_eq!(
+            Amf0Value::decode(&mut &[0x0A, 0xFF, 0xFF, 0xFF, 0xFF][..]),
+            Err(Amf0Error::Limit(LimitExceeded::new(
+                Limit::Amf0,
+                0xFFFF_FFFF + 1,
+                MAX_VALUES
+            )))
+        );
+        // An honest array of MAX_VALUES nulls is too many values with its own marker...
+        let mut many = vec![0x0A];
+        many.extend_from_slice(&(MAX_VALUES as u32).to_be_bytes());
+        many.extend(std::iter::repeat_n(0x05, MAX_VALUES));
+        assert!(matches!(
+            Amf0Value::decode(&mut &many[..]),
+            Err(Amf0Error::Limit(_))
+        ));
+        // ...and one item fewer decodes.
+        let n = MAX_VALUES - 1;
+        let mut ok = vec![0x0A];
+        ok.extend_from_slice(&(n as u32).to_be_bytes());
+        ok.extend(std::iter::repeat_n(0x05, n));
+        match Amf0Value::decode(&mut &ok[..]) {
+            Ok(Amf0Value::StrictArray(items)) => assert_eq!(items.len(), n),
+            other => panic!("{other:?}"),
+        }
+        // The budget covers all the values of one message, not each value.
+        let nulls = vec![0x05; MAX_VALUES + 1];
+        assert!(matches!(
+            Amf0Value::decode_all(&nulls),
+            Err(Amf0Error::Limit(_))
+        ));
+        assert_eq!(
+            Amf0Value::decode_all(&nulls[1..]).unwrap().len(),
+            MAX_VALUES
+        );
     }
 }

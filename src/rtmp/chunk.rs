@@ -9,10 +9,11 @@ use std::collections::HashMap;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
+use crate::config::LimitsConfig;
+use crate::limit::{Limit, LimitExceeded};
+
 /// Default chunk size before any Set Chunk Size.
 pub const DEFAULT_CHUNK_SIZE: usize = 128;
-/// Largest message accepted; bigger ones are a protocol error (and a memory guard).
-pub const MAX_MESSAGE_SIZE: usize = 8 * 1024 * 1024;
 /// Chunk streams one connection may use. Encoders use a handful; the cap stops a client
 /// from spreading partial messages over thousands of ids to exhaust memory.
 pub const MAX_CHUNK_STREAMS: usize = 64;
@@ -39,9 +40,9 @@ pub enum ChunkError {
     /// A format 1/2/3 chunk on a chunk stream that never had a format 0 header.
     #[error("chunk stream {0} continues a header it never sent")]
     NoPreviousHeader(u32),
-    /// A message longer than [`MAX_MESSAGE_SIZE`].
-    #[error("message of {0} bytes exceeds the {MAX_MESSAGE_SIZE}-byte limit")]
-    TooLarge(usize),
+    /// A declared message length or the connection's unfinished bytes over budget.
+    #[error(transparent)]
+    Limit(#[from] LimitExceeded),
     /// Set Chunk Size with 0 or the high bit set.
     #[error("invalid chunk size {0}")]
     BadChunkSize(u32),
@@ -72,6 +73,12 @@ pub struct ChunkDecoder {
     buf: BytesMut,
     chunk_size: usize,
     streams: HashMap<u32, StreamState>,
+    /// Largest message length a header may declare.
+    message_bytes: usize,
+    /// Budget for partial messages over all chunk streams (`unfinished`).
+    unfinished_bytes: usize,
+    /// Bytes of partial messages held now, over all chunk streams.
+    unfinished: usize,
 }
 
 impl Default for ChunkDecoder {
@@ -81,13 +88,26 @@ impl Default for ChunkDecoder {
 }
 
 impl ChunkDecoder {
-    /// A decoder at the default chunk size.
+    /// A decoder at the default chunk size with the default budgets.
     pub fn new() -> Self {
+        Self::with_limits(&LimitsConfig::default())
+    }
+
+    /// A decoder enforcing `limits.message_bytes` and `limits.unfinished_bytes`.
+    pub fn with_limits(limits: &LimitsConfig) -> Self {
         ChunkDecoder {
             buf: BytesMut::with_capacity(64 * 1024),
             chunk_size: DEFAULT_CHUNK_SIZE,
             streams: HashMap::new(),
+            message_bytes: limits.message_bytes,
+            unfinished_bytes: limits.unfinished_bytes,
+            unfinished: 0,
         }
+    }
+
+    /// Bytes of partial messages held now, over all chunk streams.
+    pub fn unfinished(&self) -> usize {
+        self.unfinished
     }
 
     /// The incoming chunk size in force.
@@ -133,7 +153,8 @@ impl ChunkDecoder {
                     }
                     2 => {
                         if let Some(s) = self.streams.get_mut(&value) {
-                            s.partial.clear();
+                            self.unfinished -= s.partial.len();
+                            s.partial = BytesMut::new();
                             s.started = false;
                         }
                     }
@@ -196,14 +217,22 @@ impl ChunkDecoder {
         } else {
             state.length
         };
-        if length > MAX_MESSAGE_SIZE {
-            return Err(ChunkError::TooLarge(length));
-        }
+        LimitExceeded::check(Limit::MessageBytes, length, self.message_bytes)?;
         let have = if mid_message { state.partial.len() } else { 0 };
         if mid_message && fmt != 3 && length != state.length {
             return Err(ChunkError::HeaderMidMessage(csid));
         }
         let take = (length - have).min(self.chunk_size);
+        // A chunk that would leave its message unfinished is charged before its bytes are
+        // waited for: they sit in `buf` meanwhile, and a large chunk size would otherwise
+        // let them pile up there uncounted.
+        if have + take < length {
+            LimitExceeded::check(
+                Limit::UnfinishedBytes,
+                self.unfinished + take,
+                self.unfinished_bytes,
+            )?;
+        }
         if b.len() < pos + take {
             return Ok(None);
         }
@@ -243,9 +272,11 @@ impl ChunkDecoder {
             state.started = true;
         }
         state.partial.extend_from_slice(&data);
+        self.unfinished += data.len();
         if state.partial.len() < length {
             return Ok(Some(None));
         }
+        self.unfinished -= state.partial.len();
         state.started = false;
         Ok(Some(Some(RawMessage {
             csid,
@@ -497,6 +528,77 @@ mod tests {
         );
     }
 
+    /// fmt 0 on `csid` (2..=63) declaring `len` bytes of video, then `body` bytes of it.
+    fn first_chunk(csid: u8, len: usize, body: usize) -> Vec<u8> {
+        let l = (len as u32).to_be_bytes();
+        let mut c = vec![csid, 0, 0, 0, l[1], l[2], l[3], 9, 1, 0, 0, 0];
+        c.extend(std::iter::repeat_n(7u8, body));
+        c
+    }
+
+    #[test]
+    fn unfinished_bytes_are_budgeted_over_all_chunk_streams() {
+        let limits = LimitsConfig {
+            message_bytes: 100_000,
+            unfinished_bytes: 300_000,
+            ..LimitsConfig::default()
+        };
+        let mut d = ChunkDecoder::with_limits(&limits);
+        // Set Chunk Size 65536, then 4 messages of 100 000 bytes each 65 536 in: the
+        // fifth chunk would hold 327 680 unfinished bytes.
+        d.push(&[0x02, 0, 0, 0, 0, 0, 4, 1, 0, 0, 0, 0, 0, 1, 0, 0]);
+        assert!(d.next_message().unwrap().is_some());
+        for csid in 3..8 {
+            d.push(&first_chunk(csid, 100_000, 65_536));
+        }
+        let mut result = Ok(None);
+        for _ in 0..10 {
+            result = d.next_message();
+            if result.is_err() {
+                break;
+            }
+        }
+        assert_eq!(
+            result,
+            Err(ChunkError::Limit(LimitExceeded::new(
+                Limit::UnfinishedBytes,
+                5 * 65_536,
+                300_000
+            )))
+        );
+        assert_eq!(d.unfinished(), 4 * 65_536);
+
+        // Finishing and aborting messages gives the budget back.
+        let mut d = ChunkDecoder::with_limits(&limits);
+        d.push(&[0x02, 0, 0, 0, 0, 0, 4, 1, 0, 0, 0, 0, 0, 1, 0, 0]);
+        d.next_message().unwrap();
+        for round in 0..20 {
+            d.push(&first_chunk(3, 100_000, 65_536));
+            assert_eq!(d.next_message(), Ok(None));
+            assert_eq!(d.unfinished(), 65_536);
+            if round % 2 == 0 {
+                d.push(&[0xC3]);
+                d.push(&[7u8; 100_000 - 65_536]);
+                assert_eq!(d.next_message().unwrap().unwrap().payload.len(), 100_000);
+            } else {
+                d.push(&[0x02, 0, 0, 0, 0, 0, 4, 2, 0, 0, 0, 0, 0, 0, 0, 3]);
+                assert_eq!(d.next_message().unwrap().unwrap().type_id, 2);
+            }
+            assert_eq!(d.unfinished(), 0);
+        }
+
+        // A declared length over message_bytes is refused at its header.
+        let mut d = ChunkDecoder::with_limits(&limits);
+        d.push(&first_chunk(3, 100_001, 0));
+        assert!(matches!(
+            d.next_message(),
+            Err(ChunkError::Limit(LimitExceeded {
+                limit: Limit::MessageBytes,
+                ..
+            }))
+        ));
+    }
+
     #[test]
     fn errors_instead_of_panics() {
         let mut d = ChunkDecoder::new();
@@ -504,7 +606,14 @@ mod tests {
         assert_eq!(d.next_message(), Err(ChunkError::NoPreviousHeader(3)));
         let mut d = ChunkDecoder::new();
         d.push(&[0x03, 0, 0, 0, 0xFF, 0xFF, 0xFF, 9, 0, 0, 0, 0]);
-        assert_eq!(d.next_message(), Err(ChunkError::TooLarge(0xFF_FFFF)));
+        assert_eq!(
+            d.next_message(),
+            Err(ChunkError::Limit(LimitExceeded::new(
+                Limit::MessageBytes,
+                0xFF_FFFF,
+                8 << 20
+            )))
+        );
         let mut d = ChunkDecoder::new();
         d.push(&[0x02, 0, 0, 0, 0, 0, 4, 1, 0, 0, 0, 0, 0, 0, 0, 0]);
         assert_eq!(d.next_message(), Err(ChunkError::BadChunkSize(0)));

@@ -7,10 +7,33 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tracing::{debug, info, warn, Span};
 
-use super::session::{ServerSession, SessionConfig, SessionEvent};
-use crate::flv::{DemuxEvent, TagDemuxer};
+use super::session::{ServerSession, SessionConfig, SessionError, SessionEvent};
+use crate::flv::budget::ConfigBudget;
+use crate::flv::{DemuxEvent, FlvError, TagDemuxer};
 use crate::hub::{Hub, Publisher};
+use crate::limit::LimitExceeded;
+use crate::lograte::clip;
 use crate::media::TrackKind;
+
+/// Why a connection must be closed.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The peer broke the protocol.
+    #[error("protocol error: {0}")]
+    Protocol(SessionError),
+    /// The peer asked for more than a budget allows.
+    #[error(transparent)]
+    Limit(#[from] LimitExceeded),
+}
+
+impl From<SessionError> for IngestError {
+    fn from(e: SessionError) -> Self {
+        match e.limit() {
+            Some(l) => IngestError::Limit(l),
+            None => IngestError::Protocol(e),
+        }
+    }
+}
 
 struct Publishing {
     stream_id: u32,
@@ -25,6 +48,8 @@ pub struct Ingest {
     id: u64,
     session: ServerSession,
     publishing: Option<Publishing>,
+    /// Media frames delivered by this connection's publishes so far.
+    frames: u64,
     /// Bytes the driver must write to the peer, in order.
     pub out: Vec<Bytes>,
 }
@@ -34,6 +59,7 @@ impl Ingest {
     pub fn new(hub: Arc<Hub>, id: u64) -> Self {
         let session = ServerSession::new(SessionConfig {
             chunk_size: hub.config().rtmp.chunk_size,
+            limits: hub.config().limits.clone(),
             ..SessionConfig::default()
         });
         Ingest {
@@ -41,8 +67,14 @@ impl Ingest {
             id,
             session,
             publishing: None,
+            frames: 0,
             out: Vec::new(),
         }
+    }
+
+    /// Media frames delivered so far: what keeps a publishing connection alive.
+    pub fn frames(&self) -> u64 {
+        self.frames
     }
 
     /// True while a stream is being published on this connection.
@@ -51,18 +83,15 @@ impl Ingest {
     }
 
     /// Feeds bytes to the session and handles what comes out; an error closes the connection.
-    pub fn input(&mut self, bytes: &[u8]) -> Result<(), String> {
-        let events = self
-            .session
-            .handle_input(bytes)
-            .map_err(|e| format!("protocol error: {e}"))?;
+    pub fn input(&mut self, bytes: &[u8]) -> Result<(), IngestError> {
+        let events = self.session.handle_input(bytes)?;
         for event in events {
-            self.event(event);
+            self.event(event)?;
         }
         Ok(())
     }
 
-    fn event(&mut self, event: SessionEvent) {
+    fn event(&mut self, event: SessionEvent) -> Result<(), LimitExceeded> {
         match event {
             SessionEvent::Send(bytes) => self.out.push(bytes),
             SessionEvent::PublishRequested {
@@ -70,18 +99,20 @@ impl Ingest {
                 stream_key,
                 stream_id,
                 ..
-            } => self.publish(&app, &stream_key, stream_id),
+            } => return self.publish(&app, &stream_key, stream_id),
             SessionEvent::Audio {
                 stream_id,
                 timestamp,
                 payload,
-            } => self.media(TrackKind::Audio, stream_id, timestamp, payload),
+            } => return self.media(TrackKind::Audio, stream_id, timestamp, payload),
             SessionEvent::Video {
                 stream_id,
                 timestamp,
                 payload,
-            } => self.media(TrackKind::Video, stream_id, timestamp, payload),
-            SessionEvent::Metadata { data, .. } => debug!(?data, "stream metadata"),
+            } => return self.media(TrackKind::Video, stream_id, timestamp, payload),
+            SessionEvent::Metadata { data, .. } => {
+                debug!(data = %clip(&format!("{data:?}")), "stream metadata")
+            }
             SessionEvent::PublishFinished { stream_id } => {
                 if self
                     .publishing
@@ -91,14 +122,17 @@ impl Ingest {
                     self.unpublish();
                 }
             }
-            SessionEvent::Unhandled { description } => debug!(description, "ignored RTMP message"),
+            SessionEvent::Unhandled { description } => {
+                debug!(description = %clip(&description), "ignored RTMP message")
+            }
         }
+        Ok(())
     }
 
-    fn publish(&mut self, app: &str, name: &str, stream_id: u32) {
+    fn publish(&mut self, app: &str, name: &str, stream_id: u32) -> Result<(), LimitExceeded> {
         let span = Span::current();
-        span.record("app", app);
-        span.record("stream", name);
+        span.record("app", clip(app).as_ref());
+        span.record("stream", clip(name).as_ref());
         if self.publishing.is_some() {
             warn!("second publish on one connection refused");
             let ev = self.session.reject_publish(
@@ -106,8 +140,7 @@ impl Ingest {
                 "NetStream.Publish.BadName",
                 "this connection already publishes a stream",
             );
-            self.extend(ev);
-            return;
+            return self.extend(ev);
         }
         match self.hub.publish(app, name, self.id) {
             Ok(publisher) => {
@@ -115,37 +148,43 @@ impl Ingest {
                 self.publishing = Some(Publishing {
                     stream_id,
                     publisher,
-                    demux: TagDemuxer::new(),
+                    demux: TagDemuxer::with_budget(ConfigBudget::from_config(self.hub.config())),
                     dropped: 0,
                 });
                 let ev = self.session.accept_publish(stream_id);
-                self.extend(ev);
+                self.extend(ev)
             }
             Err(e) => {
-                warn!(error = %e, "publish refused");
-                let ev = self.session.reject_publish(
-                    stream_id,
-                    "NetStream.Publish.BadName",
-                    &e.to_string(),
-                );
-                self.extend(ev);
+                let reason = e.to_string();
+                warn!(error = %clip(&reason), "publish refused");
+                let ev =
+                    self.session
+                        .reject_publish(stream_id, "NetStream.Publish.BadName", &reason);
+                self.extend(ev)
             }
         }
     }
 
-    fn extend(&mut self, events: Vec<SessionEvent>) {
+    fn extend(&mut self, events: Vec<SessionEvent>) -> Result<(), LimitExceeded> {
         for e in events {
-            self.event(e);
+            self.event(e)?;
         }
+        Ok(())
     }
 
-    fn media(&mut self, kind: TrackKind, stream_id: u32, timestamp: u32, payload: Bytes) {
+    fn media(
+        &mut self,
+        kind: TrackKind,
+        stream_id: u32,
+        timestamp: u32,
+        payload: Bytes,
+    ) -> Result<(), LimitExceeded> {
         let Some(p) = self
             .publishing
             .as_mut()
             .filter(|p| p.stream_id == stream_id)
         else {
-            return;
+            return Ok(());
         };
         metrics::counter!("packgate_rtmp_media_messages_total", "track" => kind.as_str())
             .increment(1);
@@ -155,8 +194,12 @@ impl Ingest {
         };
         match parsed {
             Ok(Some(DemuxEvent::Config(c))) => p.publisher.config(c),
-            Ok(Some(DemuxEvent::Frame(f))) => p.publisher.frame(f),
+            Ok(Some(DemuxEvent::Frame(f))) => {
+                self.frames += 1;
+                p.publisher.frame(f);
+            }
             Ok(Some(DemuxEvent::EndOfSequence(_))) | Ok(None) => {}
+            Err(FlvError::Limit(l)) => return Err(l),
             Err(e) => {
                 // Log the first few and then every thousandth, so a broken encoder cannot
                 // flood the log.
@@ -166,6 +209,7 @@ impl Ingest {
                 }
             }
         }
+        Ok(())
     }
 
     /// Ends the publish, if any (connection closing).

@@ -3,6 +3,7 @@
 pub mod amf0;
 pub mod chunk;
 pub mod client;
+pub mod deadline;
 pub mod handshake;
 pub mod ingest;
 pub mod message;

@@ -1,25 +1,31 @@
 //! The tokio driver around the sans-IO RTMP session: it only moves bytes between the
-//! socket and the session, and hands media to the hub. No protocol logic lives here.
+//! socket and the session, and enforces the connection caps and deadlines. No protocol
+//! logic lives here.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 use tracing::{info, info_span, warn, Instrument};
 
-use super::ingest::Ingest;
+use super::deadline::Deadline;
+use super::ingest::{Ingest, IngestError};
+use crate::connlimit::{ConnLimiter, Refusal};
 use crate::hub::Hub;
+use crate::lograte::LogRate;
 
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
 
 /// Accepts RTMP connections until `shutdown` resolves, then closes them all.
 pub async fn run(hub: Arc<Hub>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
-    let limit = Arc::new(Semaphore::new(hub.config().rtmp.max_connections));
+    let config = &hub.config().rtmp;
+    let limiter = ConnLimiter::new(config.max_connections, config.max_connections_per_ip);
+    let mut refusals = Refusals::default();
     let (stop, stopped) = watch::channel(false);
     tokio::pin!(shutdown);
     loop {
@@ -27,9 +33,12 @@ pub async fn run(hub: Arc<Hub>, listener: TcpListener, shutdown: impl Future<Out
             _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok((socket, peer)) => {
-                    let Ok(permit) = limit.clone().try_acquire_owned() else {
-                        warn!(%peer, "refusing RTMP connection: rtmp.max_connections reached");
-                        continue;
+                    let permit = match limiter.try_acquire(peer.ip()) {
+                        Ok(p) => p,
+                        Err(why) => {
+                            refusals.refused(why, peer);
+                            continue;
+                        }
                     };
                     let id = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed);
                     let span = info_span!("rtmp", conn = id, %peer, app = tracing::field::Empty, stream = tracing::field::Empty);
@@ -49,14 +58,31 @@ pub async fn run(hub: Arc<Hub>, listener: TcpListener, shutdown: impl Future<Out
     }
     let _ = stop.send(true);
     // Let connections flush their last segments (bounded).
-    let _ = tokio::time::timeout(
-        Duration::from_secs(5),
-        limit.acquire_many(hub.config().rtmp.max_connections as u32),
-    )
-    .await;
+    limiter.drained(Duration::from_secs(5)).await;
 }
 
-/// One client: read, feed the session, act on its events, write its replies.
+/// Refused connections: counted, and logged at most once a second per reason.
+#[derive(Default)]
+struct Refusals {
+    total: LogRate,
+    per_ip: LogRate,
+}
+
+impl Refusals {
+    fn refused(&mut self, why: Refusal, peer: SocketAddr) {
+        let (rate, reason) = match why {
+            Refusal::Total => (&mut self.total, "max_connections"),
+            Refusal::PerIp => (&mut self.per_ip, "max_connections_per_ip"),
+        };
+        metrics::counter!("packgate_rtmp_refused_total", "reason" => reason).increment(1);
+        if let Some(suppressed) = rate.admit(Instant::now()) {
+            warn!(%peer, suppressed, "refusing RTMP connection: rtmp.{reason} reached");
+        }
+    }
+}
+
+/// One client: read, feed the session, act on its events, write its replies, until the
+/// peer leaves, breaks a rule, or misses its deadline.
 async fn connection(
     hub: Arc<Hub>,
     mut socket: TcpStream,
@@ -66,39 +92,62 @@ async fn connection(
 ) {
     let _ = socket.set_nodelay(true);
     metrics::gauge!("packgate_rtmp_connections").increment(1.0);
-    let idle = Duration::from_secs_f64(hub.config().rtmp.idle_timeout);
+    let config = &hub.config().rtmp;
+    let secs = Duration::from_secs_f64;
+    let write_timeout = secs(config.write_timeout);
+    let mut deadline = Deadline::new(
+        Instant::now(),
+        secs(config.publish_timeout),
+        secs(config.idle_timeout),
+    );
     let mut conn = Ingest::new(hub.clone(), id);
     let mut buf = vec![0u8; 64 * 1024];
-    let reason = loop {
+    let mut over_budget = false;
+    let reason = 'conn: loop {
         let n = tokio::select! {
             _ = stopped.changed() => break "server shutting down".to_string(),
-            r = tokio::time::timeout(idle, socket.read(&mut buf)) => match r {
-                Err(_) => break format!("no data for {} s", idle.as_secs()),
-                Ok(Err(e)) => break format!("read error: {e}"),
-                Ok(Ok(0)) => break "peer closed the connection".to_string(),
-                Ok(Ok(n)) => n,
+            _ = tokio::time::sleep_until(deadline.at().into()) => break deadline.reason(),
+            r = socket.read(&mut buf) => match r {
+                Err(e) => break format!("read error: {e}"),
+                Ok(0) => break "peer closed the connection".to_string(),
+                Ok(n) => n,
             },
         };
         metrics::counter!("packgate_rtmp_bytes_received_total").increment(n as u64);
         if let Err(e) = conn.input(&buf[..n]) {
-            break e;
+            if let IngestError::Limit(hit) = &e {
+                hit.count();
+                over_budget = true;
+            }
+            break e.to_string();
         }
-        let pending = std::mem::take(&mut conn.out);
-        for chunk in pending {
-            if let Err(e) = socket.write_all(&chunk).await {
-                return finish(conn, peer, &format!("write error: {e}"));
+        deadline.update(Instant::now(), conn.is_publishing(), conn.frames());
+        for chunk in std::mem::take(&mut conn.out) {
+            match tokio::time::timeout(write_timeout, socket.write_all(&chunk)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => break 'conn format!("write error: {e}"),
+                Err(_) => {
+                    break 'conn format!(
+                        "write blocked for rtmp.write_timeout ({} s)",
+                        write_timeout.as_secs_f64()
+                    )
+                }
             }
         }
     };
-    finish(conn, peer, &reason);
+    finish(conn, peer, &reason, over_budget);
 }
 
-fn finish(mut conn: Ingest, peer: SocketAddr, reason: &str) {
+/// Ends the publish and logs the one line of the connection's end: a warning when it
+/// was publishing or hit a budget.
+fn finish(mut conn: Ingest, peer: SocketAddr, reason: &str, over_budget: bool) {
     let was_publishing = conn.is_publishing();
     conn.unpublish();
     metrics::gauge!("packgate_rtmp_connections").decrement(1.0);
     if was_publishing {
         warn!(%peer, reason, "RTMP connection closed while publishing");
+    } else if over_budget {
+        warn!(%peer, reason, "RTMP connection closed");
     } else {
         info!(%peer, reason, "RTMP connection closed");
     }

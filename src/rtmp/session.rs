@@ -3,11 +3,13 @@
 
 use bytes::Bytes;
 
-use super::amf0::Amf0Value;
+use super::amf0::{Amf0Error, Amf0Value};
 use super::chunk::{ChunkDecoder, ChunkError, RawMessage};
 use super::handshake::{Handshake, HandshakeError};
 use super::message::{user_control, Message, MessageError};
 use super::outbox::Outbox;
+use crate::config::LimitsConfig;
+use crate::limit::LimitExceeded;
 
 /// Settings of a server session.
 #[derive(Clone, Debug)]
@@ -16,6 +18,8 @@ pub struct SessionConfig {
     pub chunk_size: u32,
     /// The acknowledgement window we ask the client to use, and our peer bandwidth.
     pub window_ack_size: u32,
+    /// Byte budgets of the chunk stream (message and unfinished bytes).
+    pub limits: LimitsConfig,
 }
 
 impl Default for SessionConfig {
@@ -23,6 +27,7 @@ impl Default for SessionConfig {
         SessionConfig {
             chunk_size: 4096,
             window_ack_size: 2_500_000,
+            limits: LimitsConfig::default(),
         }
     }
 }
@@ -94,6 +99,17 @@ pub enum SessionError {
     Message(#[from] MessageError),
 }
 
+impl SessionError {
+    /// The budget hit behind this error, if it is one.
+    pub fn limit(&self) -> Option<LimitExceeded> {
+        match self {
+            SessionError::Chunk(ChunkError::Limit(l))
+            | SessionError::Message(MessageError::Amf(_, Amf0Error::Limit(l))) => Some(*l),
+            _ => None,
+        }
+    }
+}
+
 /// Server side of one RTMP connection.
 #[derive(Debug)]
 pub struct ServerSession {
@@ -114,9 +130,8 @@ impl ServerSession {
     /// A session waiting for the client's handshake.
     pub fn new(config: SessionConfig) -> Self {
         ServerSession {
-            config,
             handshake: Some(Handshake::new()),
-            decoder: ChunkDecoder::new(),
+            decoder: ChunkDecoder::with_limits(&config.limits),
             outbox: Outbox::default(),
             app: None,
             next_stream_id: 1,
@@ -124,6 +139,7 @@ impl ServerSession {
             received: 0,
             acked: 0,
             peer_window: 2_500_000,
+            config,
         }
     }
 
@@ -271,13 +287,15 @@ impl ServerSession {
                 description: format!("media on stream {stream_id} that is not publishing"),
             }),
             Message::WindowAckSize(size) => self.peer_window = size.max(1),
+            // The answer echoes the 4-byte timestamp only: echoing whatever follows would
+            // let a client make us write as much as it sends.
             Message::UserControl {
                 event: user_control::PING_REQUEST,
                 data,
             } => self.send(
                 Message::UserControl {
                     event: user_control::PING_RESPONSE,
-                    data,
+                    data: data.slice(..data.len().min(4)),
                 },
                 0,
             ),

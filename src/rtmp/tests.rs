@@ -197,6 +197,7 @@ fn acknowledgement_after_window_and_ping_response() {
     let mut server = ServerSession::new(SessionConfig {
         chunk_size: 4096,
         window_ack_size: 1000,
+        ..SessionConfig::default()
     });
     let (mut client, c0c1) = ClientSession::new("live", "s", false, 4096);
     let (_, cev) = pump(&mut server, &mut client, vec![c0c1], usize::MAX);
