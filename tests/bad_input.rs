@@ -4,89 +4,22 @@
 //! the same time keeps being served.
 
 mod common;
+mod rtmp_support;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::sync::{Arc, Mutex};
+use std::io::Write;
+use std::net::TcpStream;
 use std::time::Duration;
 
 use common::http::get;
 use common::{poll, publish, sample, start, test_config};
-
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        std::io::stderr().write_all(buf)?;
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Logs {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-    /// Waits for a log line mentioning `peer` and containing every one of `words`.
-    fn wait_line(&self, peer: SocketAddr, words: &[&str]) -> String {
-        let peer = peer.to_string();
-        poll(Duration::from_secs(10), || {
-            self.text()
-                .lines()
-                .find(|l| l.contains(&peer) && words.iter().all(|w| l.contains(w)))
-                .map(str::to_string)
-        })
-        .unwrap_or_else(|| panic!("no log line with {peer} and {words:?}:\n{}", self.text()))
-    }
-}
-
-/// True once the server has closed `s` (read gives EOF or a reset).
-fn closed_by_server(s: &mut TcpStream, limit: Duration) -> bool {
-    s.set_read_timeout(Some(limit)).unwrap();
-    let mut buf = [0u8; 8192];
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) => return true,
-            Ok(_) => continue,
-            Err(e)
-                if e.kind() == std::io::ErrorKind::WouldBlock
-                    || e.kind() == std::io::ErrorKind::TimedOut =>
-            {
-                return false
-            }
-            Err(_) => return true,
-        }
-    }
-}
-
-fn last_sequence(http: SocketAddr, path: &str) -> Option<u64> {
-    let r = get(http, path).ok().filter(|r| r.status == 200)?;
-    let text = r.text();
-    let first: u64 = text
-        .lines()
-        .find_map(|l| l.strip_prefix("#EXT-X-MEDIA-SEQUENCE:"))?
-        .parse()
-        .ok()?;
-    let n = text.lines().filter(|l| l.starts_with("#EXTINF")).count() as u64;
-    Some(first + n)
-}
+use rtmp_support::{closed_by_server, handshake, last_sequence, logs};
 
 #[test]
 fn bad_clients_are_closed_and_logged_while_good_stream_continues() {
-    let logs = Logs::default();
-    let writer = logs.clone();
-    tracing_subscriber::fmt()
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .with_env_filter("info")
-        .init();
-
+    let logs = logs();
     let mut config = test_config();
     config.rtmp.idle_timeout = 2.0;
+    config.rtmp.publish_timeout = 2.0;
     config.segment.linger = 3.0;
     let (_rt, server) = start(config);
     let (rtmp, http) = (server.rtmp_addr, server.http_addr);
@@ -117,21 +50,12 @@ fn bad_clients_are_closed_and_logged_while_good_stream_continues() {
         closed_by_server(&mut truncated, Duration::from_secs(6)),
         "truncated handshake left open"
     );
-    logs.wait_line(truncated_peer, &["closed", "no data"]);
+    logs.wait_line(truncated_peer, &["closed", "publish_timeout"]);
 
     // 3. A complete handshake, then a command message that stops mid-message.
     let mut partial = TcpStream::connect(rtmp).unwrap();
     let partial_peer = partial.local_addr().unwrap();
-    let mut c0c1 = vec![3u8];
-    c0c1.extend_from_slice(&[0u8; 8]);
-    c0c1.extend((0..1528).map(|i| (i * 7 % 251) as u8));
-    partial.write_all(&c0c1).unwrap();
-    let mut s0s1s2 = vec![0u8; 1 + 1536 * 2];
-    partial
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    partial.read_exact(&mut s0s1s2).unwrap();
-    partial.write_all(&s0s1s2[1..1537]).unwrap(); // C2 echoes S1
+    handshake(&mut partial);
     let mut chunk = vec![0x03, 0, 0, 0, 0, 0x03, 0xE8, 20, 0, 0, 0, 0]; // fmt 0, csid 3, 1000-byte AMF0 command
     chunk.extend_from_slice(&[0x02, 0x00, 0x07]);
     chunk.extend_from_slice(b"connect");
@@ -141,7 +65,7 @@ fn bad_clients_are_closed_and_logged_while_good_stream_continues() {
         closed_by_server(&mut partial, Duration::from_secs(6)),
         "mid-message stall left open"
     );
-    logs.wait_line(partial_peer, &["closed", "no data"]);
+    logs.wait_line(partial_peer, &["closed", "publish_timeout"]);
 
     // 4. A publisher killed in the middle of publishing.
     let mut victim = publish(rtmp, "live", "victim", &sample("h264_aac_640x360.flv"), -1);

@@ -239,6 +239,8 @@ fn write_timestamp(h: &mut Vec<u8>, prefix: u8, t: i64) {
 
 /// Converts one length-prefixed H.264 sample to Annex B, starting with an AUD and with
 /// SPS/PPS in front of an IDR that lacks them (players joining mid-stream need them).
+/// Their size is bounded where they enter: the FLV demuxer refuses a sequence header over
+/// `limits.config_record_bytes` (`flv::budget`), so they cannot make every IDR huge.
 fn annex_b(avc: &AvcConfig, sample: &Sample, out: &mut Vec<u8>) -> Result<(), TsError> {
     const START: [u8; 4] = [0, 0, 0, 1];
     out.extend_from_slice(&START);

@@ -156,7 +156,8 @@ impl Ingest {
             }
             Err(e) => {
                 let reason = e.to_string();
-                warn!(error = %clip(&reason), "publish refused");
+                let reason = clip(&reason);
+                warn!(error = %reason, "publish refused");
                 let ev =
                     self.session
                         .reject_publish(stream_id, "NetStream.Publish.BadName", &reason);
