@@ -223,10 +223,10 @@ impl ChunkDecoder {
             return Err(ChunkError::HeaderMidMessage(csid));
         }
         let take = (length - have).min(self.chunk_size);
-        // A chunk that would leave its message unfinished is charged before its bytes are
-        // waited for: they sit in `buf` meanwhile, and a large chunk size would otherwise
-        // let them pile up there uncounted.
-        if have + take < length {
+        // A chunk that leaves its message unfinished, or whose bytes must be waited for, is
+        // charged first: bytes waited for sit in `buf`, and a large chunk size would
+        // otherwise let them pile up there uncounted.
+        if have + take < length || b.len() < pos + take {
             LimitExceeded::check(
                 Limit::UnfinishedBytes,
                 self.unfinished + take,

@@ -10,6 +10,7 @@ use super::message::{user_control, Message, MessageError};
 use super::outbox::Outbox;
 use crate::config::LimitsConfig;
 use crate::limit::LimitExceeded;
+use crate::lograte::clip;
 
 /// Settings of a server session.
 #[derive(Clone, Debug)]
@@ -313,9 +314,16 @@ impl ServerSession {
                     (Some(Amf0Value::String(name)), Some(data)) if name == "onMetaData" => {
                         events.push(SessionEvent::Metadata { stream_id, data })
                     }
-                    (first, _) => events.push(SessionEvent::Unhandled {
-                        description: format!("data message {first:?}"),
-                    }),
+                    (first, _) => {
+                        let what = match &first {
+                            Some(Amf0Value::String(s)) => clip(s).into_owned(),
+                            Some(_) => "without a name".to_string(),
+                            None => "empty".to_string(),
+                        };
+                        events.push(SessionEvent::Unhandled {
+                            description: format!("data message {what}"),
+                        })
+                    }
                 }
             }
             Message::Command {
@@ -486,7 +494,7 @@ impl ServerSession {
                     );
                 }
                 events.push(SessionEvent::Unhandled {
-                    description: format!("command {name}"),
+                    description: format!("command {}", clip(name)),
                 });
             }
         }
