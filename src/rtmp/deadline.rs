@@ -1,8 +1,10 @@
 //! When an ingest connection is closed for doing nothing useful: a connection must have a
 //! publish accepted within `rtmp.publish_timeout` of accepting it (or of ending its last
 //! publish), and a publishing one must deliver media at least every `rtmp.idle_timeout`.
-//! Only media frames move the deadline: bytes, pings and acknowledgements do not, so a
-//! trickle cannot hold a slot. Sans-IO: the driver passes the time.
+//! Only media frames move a publishing connection's deadline: bytes, pings and
+//! acknowledgements do not, so a trickle cannot hold a slot. Before the publish, silence
+//! for `idle_timeout` also ends it, when that comes first. Sans-IO: the driver passes the
+//! time.
 
 use std::time::{Duration, Instant};
 
@@ -21,17 +23,21 @@ pub struct Deadline {
     idle_timeout: Duration,
     phase: Phase,
     at: Instant,
+    /// While awaiting a publish: when the publish is due.
+    publish_due: Instant,
     media: u64,
 }
 
 impl Deadline {
     /// A connection accepted at `now`.
     pub fn new(now: Instant, publish_timeout: Duration, idle_timeout: Duration) -> Self {
+        let publish_due = now + publish_timeout;
         Deadline {
             publish_timeout,
             idle_timeout,
             phase: Phase::AwaitingPublish,
-            at: now + publish_timeout,
+            at: publish_due.min(now + idle_timeout),
+            publish_due,
             media: 0,
         }
     }
@@ -49,9 +55,13 @@ impl Deadline {
             }
             (Phase::Publishing, false) => {
                 self.phase = Phase::AwaitingPublish;
-                self.at = now + self.publish_timeout;
+                self.publish_due = now + self.publish_timeout;
+                self.at = self.publish_due.min(now + self.idle_timeout);
             }
-            _ => {}
+            (Phase::AwaitingPublish, false) => {
+                self.at = self.publish_due.min(now + self.idle_timeout);
+            }
+            (Phase::Publishing, true) => {}
         }
         self.media = media;
     }
@@ -64,9 +74,13 @@ impl Deadline {
     /// Why the connection is closed when the deadline passes.
     pub fn reason(&self) -> String {
         match self.phase {
-            Phase::AwaitingPublish => format!(
+            Phase::AwaitingPublish if self.at == self.publish_due => format!(
                 "no publish within rtmp.publish_timeout ({} s)",
                 self.publish_timeout.as_secs_f64()
+            ),
+            Phase::AwaitingPublish => format!(
+                "no data for rtmp.idle_timeout ({} s) before a publish",
+                self.idle_timeout.as_secs_f64()
             ),
             Phase::Publishing => format!(
                 "no media for rtmp.idle_timeout ({} s)",
@@ -91,6 +105,23 @@ mod tests {
         }
         assert_eq!(d.at(), t0 + 10 * S);
         assert!(d.reason().contains("publish_timeout"), "{}", d.reason());
+    }
+
+    #[test]
+    fn silence_before_the_publish_ends_it_when_idle_timeout_is_shorter() {
+        let t0 = Instant::now();
+        let mut d = Deadline::new(t0, 60 * S, 5 * S);
+        assert_eq!(d.at(), t0 + 5 * S);
+        assert!(d.reason().contains("idle_timeout"), "{}", d.reason());
+        d.update(t0 + 4 * S, false, 0);
+        assert_eq!(d.at(), t0 + 9 * S);
+        d.update(t0 + 58 * S, false, 0);
+        assert_eq!(
+            d.at(),
+            t0 + 60 * S,
+            "input never moves it past the publish deadline"
+        );
+        assert!(d.reason().contains("publish_timeout"));
     }
 
     #[test]
