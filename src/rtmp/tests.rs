@@ -293,3 +293,36 @@ fn media_sent_right_behind_publish_is_not_lost() {
     }
     panic!("never reached publish");
 }
+
+#[test]
+fn pings_echo_four_bytes_and_budget_errors_are_classified() {
+    let mut server = ServerSession::new(SessionConfig::default());
+    let (mut client, c0c1) = ClientSession::new("live", "s", false, 4096);
+    let (_, cev) = pump(&mut server, &mut client, vec![c0c1], usize::MAX);
+    assert!(cev.contains(&ClientEvent::PublishAccepted));
+    // A ping request carrying 100 bytes is answered with its 4-byte timestamp only.
+    let mut ping = vec![0x02, 0, 0, 0, 0, 0, 102, 4, 0, 0, 0, 0, 0, 6];
+    ping.extend((0..100).map(|i| i as u8));
+    let sent: usize = server
+        .handle_input(&ping)
+        .unwrap()
+        .iter()
+        .map(|e| match e {
+            SessionEvent::Send(b) => b.len(),
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(sent, 12 + 6);
+    // A declared length over limits.message_bytes is a budget hit, not just a protocol error.
+    let e = server
+        .handle_input(&[0x05, 0, 0, 0, 0xFF, 0xFF, 0xFF, 9, 1, 0, 0, 0])
+        .unwrap_err();
+    let hit = e.limit().expect("a budget hit");
+    assert_eq!(hit.limit, crate::limit::Limit::MessageBytes);
+    // Broken AMF0 is not.
+    let mut server = ServerSession::new(SessionConfig::default());
+    let (mut client, c0c1) = ClientSession::new("live", "s", false, 4096);
+    pump(&mut server, &mut client, vec![c0c1], usize::MAX);
+    let bad = [0x03, 0, 0, 0, 0, 0, 3, 20, 0, 0, 0, 0, 0x02, 0xFF, 0xFF];
+    assert!(server.handle_input(&bad).unwrap_err().limit().is_none());
+}
