@@ -53,6 +53,15 @@ fn pump(
     (sev, cev)
 }
 
+/// A server session with a client publishing `live/s` on it.
+fn published() -> (ServerSession, ClientSession) {
+    let mut server = ServerSession::new(SessionConfig::default());
+    let (mut client, c0c1) = ClientSession::new("live", "s", false, 4096);
+    let (_, cev) = pump(&mut server, &mut client, vec![c0c1], usize::MAX);
+    assert!(cev.contains(&ClientEvent::PublishAccepted));
+    (server, client)
+}
+
 fn publish_flow(digest: bool, split: usize) {
     let mut server = ServerSession::new(SessionConfig::default());
     let (mut client, c0c1) = ClientSession::new("live", "show?token=1", digest, 4096);
@@ -235,10 +244,7 @@ fn acknowledgement_after_window_and_ping_response() {
 
 #[test]
 fn garbage_after_handshake_is_an_error_not_a_panic() {
-    let mut server = ServerSession::new(SessionConfig::default());
-    let (mut client, c0c1) = ClientSession::new("live", "s", false, 4096);
-    let (_, cev) = pump(&mut server, &mut client, vec![c0c1], usize::MAX);
-    assert!(cev.contains(&ClientEvent::PublishAccepted));
+    let (mut server, _client) = published();
     // A command whose AMF0 is broken.
     let bad = [0x03, 0, 0, 0, 0, 0, 3, 20, 0, 0, 0, 0, 0x02, 0xFF, 0xFF];
     assert!(server.handle_input(&bad).is_err());
@@ -296,10 +302,7 @@ fn media_sent_right_behind_publish_is_not_lost() {
 
 #[test]
 fn pings_echo_four_bytes_and_budget_errors_are_classified() {
-    let mut server = ServerSession::new(SessionConfig::default());
-    let (mut client, c0c1) = ClientSession::new("live", "s", false, 4096);
-    let (_, cev) = pump(&mut server, &mut client, vec![c0c1], usize::MAX);
-    assert!(cev.contains(&ClientEvent::PublishAccepted));
+    let (mut server, mut client) = published();
     // A ping request carrying 100 bytes is answered with its 4-byte timestamp only.
     let mut ping = vec![0x02, 0, 0, 0, 0, 0, 102, 4, 0, 0, 0, 0, 0, 6];
     ping.extend((0..100).map(|i| i as u8));
@@ -320,9 +323,7 @@ fn pings_echo_four_bytes_and_budget_errors_are_classified() {
     let hit = e.limit().expect("a budget hit");
     assert_eq!(hit.limit, crate::limit::Limit::MessageBytes);
     // Broken AMF0 is not.
-    let mut server = ServerSession::new(SessionConfig::default());
-    let (mut client, c0c1) = ClientSession::new("live", "s", false, 4096);
-    pump(&mut server, &mut client, vec![c0c1], usize::MAX);
+    let (mut server, _client) = published();
     let bad = [0x03, 0, 0, 0, 0, 0, 3, 20, 0, 0, 0, 0, 0x02, 0xFF, 0xFF];
     assert!(server.handle_input(&bad).unwrap_err().limit().is_none());
 }
