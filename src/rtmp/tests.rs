@@ -302,7 +302,7 @@ fn media_sent_right_behind_publish_is_not_lost() {
 
 #[test]
 fn pings_echo_four_bytes_and_budget_errors_are_classified() {
-    let (mut server, mut client) = published();
+    let (mut server, _client) = published();
     // A ping request carrying 100 bytes is answered with its 4-byte timestamp only.
     let mut ping = vec![0x02, 0, 0, 0, 0, 0, 102, 4, 0, 0, 0, 0, 0, 6];
     ping.extend((0..100).map(|i| i as u8));
