@@ -8,6 +8,8 @@
 
 pub mod codec;
 pub mod config;
+pub mod drain;
+pub mod fdlimit;
 pub mod flv;
 pub mod http;
 pub mod hub;
