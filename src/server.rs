@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -36,10 +36,25 @@ pub struct BindError {
     pub source: std::io::Error,
 }
 
+/// Connections the kernel queues before we accept them (capped by `net.core.somaxconn`):
+/// a burst of a few thousand (a CDN reconnecting, a flood) is queued rather than dropped
+/// into SYN retransmits.
+const BACKLOG: u32 = 4096;
+
 async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, BindError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| BindError { what, addr, source })
+    let listen = || {
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        // As TcpListener::bind does: a restart may bind while old connections linger.
+        #[cfg(unix)]
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        socket.listen(BACKLOG)
+    };
+    listen().map_err(|source| BindError { what, addr, source })
 }
 
 impl Server {

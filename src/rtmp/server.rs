@@ -47,6 +47,8 @@ pub async fn run(hub: Arc<Hub>, listener: TcpListener, shutdown: impl Future<Out
             }
         }
     }
+    // Stop accepting now, not after the flush below.
+    drop(listener);
     let _ = stop.send(true);
     // Let connections flush their last segments (bounded).
     let _ = tokio::time::timeout(
