@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use crate::drain::Drain;
 use crate::hub::Ladder;
 use crate::store::TrackWindow;
 
@@ -79,22 +80,33 @@ pub fn satisfied(window: &TrackWindow, msn: u64, part: Option<u32>) -> bool {
         .is_some_and(|o| o.seq > msn || (o.seq == msn && o.parts.len() > part as usize))
 }
 
-/// Waits until `ready` holds, woken by every change of the ladder, for at most `limit`.
+/// Waits until `ready` holds, woken by every change of the ladder, for at most `limit`,
+/// or until the server drains (then the caller answers with what exists).
 /// Returns whether it became ready.
-pub async fn wait_for(ladder: &Ladder, limit: Duration, ready: impl Fn() -> bool) -> bool {
+pub async fn wait_for(
+    drain: &Drain,
+    ladder: &Ladder,
+    limit: Duration,
+    ready: impl Fn() -> bool,
+) -> bool {
     if ready() {
         return true;
     }
     let _held = Held::new();
     let mut updates = ladder.subscribe();
     let deadline = tokio::time::Instant::now() + limit;
+    let mut drained = std::pin::pin!(drain.started());
     loop {
         if ready() {
             return true;
         }
-        match tokio::time::timeout_at(deadline, updates.changed()).await {
-            Ok(Ok(())) => {}
-            _ => return ready(),
+        tokio::select! {
+            woke = tokio::time::timeout_at(deadline, updates.changed()) => {
+                if !matches!(woke, Ok(Ok(()))) {
+                    return ready();
+                }
+            }
+            _ = &mut drained => return ready(),
         }
     }
 }

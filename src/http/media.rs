@@ -116,7 +116,7 @@ pub fn not_found(app: &str, base: &str) -> warp::reply::Response {
 /// instead of a 404 it would have to retry.
 pub async fn wait_until(hub: &Hub, ladder: &Ladder, ready: impl Fn() -> bool) -> bool {
     let wait = Duration::from_secs_f64(hub.config().http.startup_wait);
-    super::blocking::wait_for(ladder, wait, ready).await
+    super::blocking::wait_for(hub.drain(), ladder, wait, ready).await
 }
 
 /// The renditions a manifest lists: the live, ready ones; once all have ended, the ended

@@ -15,6 +15,7 @@ use warp::reply::Reply;
 use super::blocking::wait_for;
 use super::media::{listed, not_found, Feed};
 use super::response::{error, ok, Caching};
+use crate::drain::Drain;
 use crate::hub::rendition::RenditionState;
 use crate::hub::{Hub, Ladder, Rendition};
 use crate::media::TrackKind;
@@ -85,7 +86,8 @@ pub async fn object(
             };
         }
         Some(ObjectName::Part(id)) if low_latency => {
-            return part(&ladder, &rendition, feed, id, limit, content_type).await;
+            let drain = hub.drain();
+            return part(drain, &ladder, &rendition, feed, id, limit, content_type).await;
         }
         Some(ObjectName::Segment(seq)) => seq,
         _ => return error(StatusCode::NOT_FOUND, format!("no such object: {file}")),
@@ -181,6 +183,7 @@ fn upcoming(window: &TrackWindow, seq: u64) -> bool {
 
 /// An LL-HLS part; a part not produced yet but about to be (the preload hint) is waited for.
 async fn part(
+    drain: &Drain,
     ladder: &Ladder,
     rendition: &Rendition,
     feed: Feed,
@@ -201,7 +204,7 @@ async fn part(
         }
     };
     let ready = || !matches!(lookup(&rendition.read()), Ok(None));
-    wait_for(ladder, limit, ready).await;
+    wait_for(drain, ladder, limit, ready).await;
     match lookup(&rendition.read()) {
         Ok(Some(data)) => ok(data, content_type, Caching::Immutable),
         Ok(None) => error(

@@ -123,16 +123,18 @@ async fn answer(
                 format!("_HLS_msn={msn} is more than two segments ahead of the playlist"),
             );
         }
+        // A draining server answers held requests with the playlist as it is.
         let ready = || {
             let state = rendition.read();
             state.ended
+                || hub.drain().is_draining()
                 || feed
                     .window(&state)
                     .is_some_and(|w| satisfied(w, msn, directives.part))
         };
         // RFC 8216bis 6.2.5.2: give up after three target durations.
         let limit = Duration::from_secs(3 * target);
-        if !wait_for(ladder, limit, ready).await {
+        if !wait_for(hub.drain(), ladder, limit, ready).await {
             return error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!(

@@ -14,7 +14,8 @@ pub use publisher::Publisher;
 pub use rendition::Rendition;
 
 use crate::config::Config;
-use naming::{ladder_name, valid_name};
+use crate::drain::Drain;
+use naming::{ladder_name, reserved_app, valid_name};
 
 /// Why a publish request was refused.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -22,6 +23,10 @@ pub enum PublishError {
     /// The app or stream name has characters we cannot put in a URL.
     #[error("invalid name {0:?}: use ASCII letters, digits, '_', '-' or '.'")]
     InvalidName(String),
+    /// The app name is one of the HTTP router's own paths (`api`, `metrics`, ...), so its
+    /// streams could never be played.
+    #[error("app name {0:?} is reserved for the HTTP routes {routes:?}", routes = crate::http::routes::RESERVED_APPS)]
+    ReservedApp(String),
     /// Somebody is already publishing this name.
     #[error("stream {0} is already being published")]
     AlreadyPublishing(String),
@@ -31,6 +36,7 @@ pub enum PublishError {
 #[derive(Debug)]
 pub struct Hub {
     config: Arc<Config>,
+    drain: Drain,
     ladders: RwLock<HashMap<(String, String), Arc<Ladder>>>,
 }
 
@@ -39,6 +45,7 @@ impl Hub {
     pub fn new(config: Arc<Config>) -> Arc<Self> {
         Arc::new(Hub {
             config,
+            drain: Drain::default(),
             ladders: RwLock::new(HashMap::new()),
         })
     }
@@ -46,6 +53,11 @@ impl Hub {
     /// The configuration the hub runs with.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The shutting-down signal every held request observes.
+    pub fn drain(&self) -> &Drain {
+        &self.drain
     }
 
     /// Starts publishing `app/name` for connection `conn_id`.
@@ -59,6 +71,9 @@ impl Hub {
             if !valid_name(part) {
                 return Err(PublishError::InvalidName(part.to_string()));
             }
+        }
+        if reserved_app(app) {
+            return Err(PublishError::ReservedApp(app.to_string()));
         }
         let ln = ladder_name(name, self.config.ladder.labels_for(app));
         let ladder = {
@@ -161,5 +176,20 @@ mod tests {
             Err(PublishError::InvalidName(_))
         ));
         assert_eq!(hub.ladders().len(), 3);
+    }
+
+    #[test]
+    fn route_names_are_refused_as_apps() {
+        let hub = Hub::new(Arc::new(Config::default()));
+        for app in crate::http::routes::RESERVED_APPS {
+            assert_eq!(
+                hub.publish(app, "show", 1).unwrap_err(),
+                PublishError::ReservedApp(app.to_string())
+            );
+        }
+        assert!(
+            hub.ladders().is_empty(),
+            "a refused publish leaves no ladder"
+        );
     }
 }
