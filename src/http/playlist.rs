@@ -5,11 +5,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use warp::http::StatusCode;
 
 use super::blocking::{satisfied, too_far, wait_for, Directives};
 use super::media::{cmaf_ready, listed, not_found, wait_until, Feed};
 use super::response::{error, ok, Caching, M3U8};
+use crate::hub::renderings::RenderKey;
 use crate::hub::rendition::RenditionState;
 use crate::hub::{Hub, Ladder, Rendition};
 use crate::media::TrackKind;
@@ -32,7 +34,7 @@ pub async fn ladder_audio(hub: &Hub, app: &str, base: &str, query: &str) -> warp
             format!("stream {app}/{base} has no audio"),
         );
     }
-    let Some(source) = listed(&ladder, has_audio).into_iter().next() else {
+    let Some((source, _)) = listed(&ladder, has_audio).into_iter().next() else {
         return error(StatusCode::NOT_FOUND, "audio vanished");
     };
     // Ladder-level URIs (`audio/{seq}.m4s`): when the source rendition changes, segment N
@@ -95,13 +97,35 @@ fn shared_target(hub: &Hub, state: &RenditionState) -> u64 {
     .fold(1, u64::max)
 }
 
-/// Blocks as the directives ask (LL-HLS only), then writes the playlist.
+/// Everything a media playlist's text depends on; requests with equal keys share one
+/// rendering.
+#[derive(Debug, PartialEq)]
+struct PlaylistKey {
+    feed: Feed,
+    prefix: &'static str,
+    /// The window's revision: changes with every part, segment and init segment.
+    revision: u64,
+    target: u64,
+    ended: bool,
+    /// `Some(skip)` for the LL-HLS form.
+    low_latency: Option<bool>,
+    reports: Vec<RenditionReport>,
+}
+
+impl RenderKey for PlaylistKey {
+    fn same_slot(&self, other: &Self) -> bool {
+        (self.feed, self.prefix, self.low_latency) == (other.feed, other.prefix, other.low_latency)
+    }
+}
+
+/// Blocks as the directives ask (LL-HLS only), then answers the playlist: from one
+/// snapshot of the rendition, rendered once per position and shared.
 async fn answer(
     hub: &Hub,
     ladder: &Ladder,
     rendition: &Rendition,
     feed: Feed,
-    prefix: &str,
+    prefix: &'static str,
     with_reports: bool,
     query: &str,
 ) -> warp::reply::Response {
@@ -111,7 +135,9 @@ async fn answer(
     };
     let ll = &hub.config().low_latency;
     let low_latency = ll.enabled && matches!(feed, Feed::Cmaf(_));
-    if let (true, Some(msn)) = (low_latency, directives.msn) {
+    if let (true, Some(msn), Feed::Cmaf(kind)) = (low_latency, directives.msn, feed) {
+        // Subscribed before the first look, so a part stored in between still wakes us.
+        let moves = rendition.subscribe(kind);
         let (far, target) = {
             let state = rendition.read();
             let far = feed.window(&state).is_some_and(|w| too_far(w, msn));
@@ -132,7 +158,7 @@ async fn answer(
         };
         // RFC 8216bis 6.2.5.2: give up after three target durations.
         let limit = Duration::from_secs(3 * target);
-        if !wait_for(ladder, limit, ready).await {
+        if !wait_for(moves, limit, ready).await {
             return error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!(
@@ -152,25 +178,38 @@ async fn answer(
     } else {
         Vec::new()
     };
-    let playlist = MediaPlaylist {
-        window,
+    let key = PlaylistKey {
+        feed,
         prefix,
-        container: match feed {
-            Feed::Ts => Container::Ts,
-            Feed::Cmaf(_) => Container::Cmaf,
-        },
+        revision: window.revision(),
         target: shared_target(hub, &state),
         ended: state.ended,
-        low_latency: low_latency.then_some(LowLatency {
-            part_target: ll.part_target,
-            skip: directives.skip,
-            reports,
-        }),
+        low_latency: low_latency.then_some(directives.skip),
+        reports,
     };
-    ok(playlist.render(), M3U8, Caching::Live)
+    let body = rendition.renderings.get_or_render(key, |key| {
+        let playlist = MediaPlaylist {
+            window,
+            prefix,
+            container: match feed {
+                Feed::Ts => Container::Ts,
+                Feed::Cmaf(_) => Container::Cmaf,
+            },
+            target: key.target,
+            ended: key.ended,
+            low_latency: key.low_latency.map(|skip| LowLatency {
+                part_target: ll.part_target,
+                skip,
+                reports: key.reports.clone(),
+            }),
+        };
+        Bytes::from(playlist.render())
+    });
+    ok(body, M3U8, Caching::Live)
 }
 
-/// EXT-X-RENDITION-REPORT for every other live rendition of the ladder with this feed.
+/// EXT-X-RENDITION-REPORT for every other live rendition of the ladder with this feed,
+/// each from its own snapshot, taken one at a time.
 fn reports(ladder: &Ladder, this: &Rendition, feed: Feed) -> Vec<RenditionReport> {
     ladder
         .renditions()
