@@ -229,3 +229,97 @@ fn reports(ladder: &Ladder, this: &Rendition, feed: Feed) -> Vec<RenditionReport
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::hub::rendition::TrackOutput;
+    use crate::media::CodecConfig;
+    use crate::store::{StoredSegment, TrackWindow};
+    use http_body_util::BodyExt;
+    use std::time::SystemTime;
+
+    fn add_part(rendition: &Rendition, seq: u64) {
+        let mut state = rendition.write();
+        let track = state
+            .track_mut(TrackKind::Video)
+            .get_or_insert_with(|| TrackOutput {
+                config: CodecConfig::Aac(
+                    crate::codec::aac::AacConfig::parse(Bytes::from_static(&[0x12, 0x10])).unwrap(),
+                ),
+                init_version: 0,
+                window: TrackWindow::new(6),
+            });
+        let head = || StoredSegment {
+            seq,
+            start: 0,
+            duration: 0,
+            timescale: 1000,
+            wall_clock: SystemTime::UNIX_EPOCH,
+            init_version: 0,
+            discontinuity: false,
+            parts: Vec::new(),
+        };
+        track
+            .window
+            .push_part(head, 200, true, Bytes::from_static(b"p"));
+    }
+
+    async fn body(resp: warp::reply::Response) -> Bytes {
+        resp.into_body().collect().await.unwrap().to_bytes()
+    }
+
+    #[tokio::test]
+    async fn waiters_for_one_position_share_one_rendering() {
+        let hub = Hub::new(Arc::new(Config::default()));
+        let publisher = hub.publish("live", "show_720p", 1).unwrap();
+        let rendition = publisher.rendition().clone();
+        add_part(&rendition, 1);
+        rendition
+            .write()
+            .video
+            .as_mut()
+            .unwrap()
+            .window
+            .push(StoredSegment {
+                seq: 1,
+                start: 0,
+                duration: 200,
+                timescale: 1000,
+                wall_clock: SystemTime::UNIX_EPOCH,
+                init_version: 0,
+                discontinuity: false,
+                parts: Vec::new(),
+            });
+        let video = Feed::Cmaf(TrackKind::Video);
+        let held = |hub: Arc<Hub>| {
+            tokio::spawn(async move {
+                let q = "_HLS_msn=2&_HLS_part=0";
+                body(media_playlist(&hub, "live", "show", "720p", video, q).await).await
+            })
+        };
+        let (a, b) = (held(hub.clone()), held(hub.clone()));
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            !a.is_finished() && !b.is_finished(),
+            "both wait for the part"
+        );
+        add_part(&rendition, 2);
+        let (a, b) = (a.await.unwrap(), b.await.unwrap());
+        assert!(
+            String::from_utf8_lossy(&a).contains("video/part-1.m4s"),
+            "the new part is listed"
+        );
+        assert_eq!(a.as_ptr(), b.as_ptr(), "one rendering, the very same bytes");
+        // A plain reload at the same position shares it too; a new position does not.
+        let c = body(media_playlist(&hub, "live", "show", "720p", video, "").await).await;
+        assert_eq!(c.as_ptr(), a.as_ptr());
+        add_part(&rendition, 2);
+        let d = body(media_playlist(&hub, "live", "show", "720p", video, "").await).await;
+        assert_ne!(d, a);
+        assert!(String::from_utf8_lossy(&d).contains("video/part-2.m4s"));
+    }
+}

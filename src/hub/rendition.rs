@@ -271,3 +271,7 @@ impl std::fmt::Debug for StateWriter<'_> {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+#[path = "rendition_tests.rs"]
+mod tests;
