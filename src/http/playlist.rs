@@ -109,12 +109,16 @@ struct PlaylistKey {
     ended: bool,
     /// `Some(skip)` for the LL-HLS form.
     low_latency: Option<bool>,
+    /// A rendition's own playlist (with rendition reports) rather than the ladder's audio
+    /// playlist: the two share a prefix but are different resources.
+    with_reports: bool,
     reports: Vec<RenditionReport>,
 }
 
 impl RenderKey for PlaylistKey {
     fn same_slot(&self, other: &Self) -> bool {
-        (self.feed, self.prefix, self.low_latency) == (other.feed, other.prefix, other.low_latency)
+        let slot = |k: &Self| (k.feed, k.prefix, k.low_latency, k.with_reports);
+        slot(self) == slot(other)
     }
 }
 
@@ -185,6 +189,7 @@ async fn answer(
         target: shared_target(hub, &state),
         ended: state.ended,
         low_latency: low_latency.then_some(directives.skip),
+        with_reports,
         reports,
     };
     let body = rendition.renderings.get_or_render(key, |key| {
