@@ -94,6 +94,13 @@ mod tests {
         }
     }
 
+    /// Another key type, to show keys of different types never match.
+    impl RenderKey for u8 {
+        fn same_slot(&self, other: &Self) -> bool {
+            self == other
+        }
+    }
+
     fn text(k: &Key) -> Bytes {
         Bytes::from(format!("slot {} at {}", k.slot, k.position))
     }
@@ -151,11 +158,6 @@ mod tests {
 
     #[test]
     fn bounded_and_keyed_by_type() {
-        impl RenderKey for u8 {
-            fn same_slot(&self, other: &Self) -> bool {
-                self == other
-            }
-        }
         let cache = Renderings::default();
         for slot in 0..40u8 {
             cache.get_or_render(Key { slot, position: 0 }, text);
