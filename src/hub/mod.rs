@@ -3,6 +3,7 @@
 pub mod ladder;
 pub mod naming;
 pub mod publisher;
+pub mod renderings;
 pub mod rendition;
 pub mod ts_output;
 
@@ -139,9 +140,13 @@ impl Hub {
             }
         }
         ladder.remove(rendition);
+        // Asked before taking the hub's lock: no lock is held while another is taken.
+        if !ladder.is_empty() {
+            return;
+        }
         let mut ladders = self.ladders.write().unwrap_or_else(|e| e.into_inner());
         let key = (ladder.app.clone(), ladder.base.clone());
-        if ladder.is_empty() && ladders.get(&key).is_some_and(|l| Arc::ptr_eq(l, ladder)) {
+        if ladders.get(&key).is_some_and(|l| Arc::ptr_eq(l, ladder)) {
             ladders.remove(&key);
         }
     }
