@@ -65,11 +65,13 @@ fn main() {
         .unwrap_or(10_000);
     let (rtmp, http) = (free_port(), free_port());
     let cfg = std::env::temp_dir().join(format!("packgate-held-{}.toml", std::process::id()));
-    // A long target duration keeps requests held (3 × target) while they are opened.
+    // A long target duration keeps requests held (3 × target) while they are opened; the
+    // connection caps (8192, 1024 per IP by default) are raised above N, all from loopback.
+    let cap = n + 100;
     std::fs::write(
         &cfg,
         format!(
-            "[rtmp]\nlisten = \"127.0.0.1:{rtmp}\"\n[http]\nlisten = \"127.0.0.1:{http}\"\n[segment]\ntarget_duration = 10.0\nlinger = 5.0\n"
+            "[rtmp]\nlisten = \"127.0.0.1:{rtmp}\"\n[http]\nlisten = \"127.0.0.1:{http}\"\nmax_connections = {cap}\nmax_connections_per_ip = {cap}\n[segment]\ntarget_duration = 10.0\nlinger = 5.0\n"
         ),
     )
     .expect("write config");

@@ -8,7 +8,8 @@
 
 pub mod codec;
 pub mod config;
-pub mod connlimit;
+pub mod drain;
+pub mod fdlimit;
 pub mod flv;
 pub mod http;
 pub mod hub;
@@ -16,6 +17,7 @@ pub mod limit;
 pub mod lograte;
 pub mod media;
 pub mod mux;
+pub mod netlimit;
 pub mod playlist;
 pub mod rtmp;
 pub mod segment;

@@ -1,5 +1,6 @@
 //! The `packgate` binary: serve with built-in defaults, or with `--config FILE`.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,11 +34,18 @@ fn main() -> ExitCode {
         print!("{}", Config::defaults_toml());
         return ExitCode::SUCCESS;
     }
+    // Logs are for the service manager's journal: stderr, and colour only on a terminal.
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
+    match packgate::fdlimit::raise() {
+        Ok(r) => tracing::info!(before = r.before, now = r.after, "open-file limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+    }
     let mut config = match cli.config.as_deref().map(Config::from_file).transpose() {
         Ok(c) => c.unwrap_or_default(),
         Err(e) => {
@@ -58,7 +66,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(async {
+    let code = runtime.block_on(async {
         let server = match Server::start(config).await {
             Ok(s) => s,
             Err(e) => {
@@ -69,8 +77,12 @@ fn main() -> ExitCode {
         stop_signal().await;
         tracing::info!("shutting down");
         server.shutdown().await;
+        tracing::info!("stopped");
         ExitCode::SUCCESS
-    })
+    });
+    // Tasks still running (a connection past the drain deadline) are dropped, not awaited.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    code
 }
 
 /// Ctrl-C or SIGTERM (what service managers send), whichever comes first.

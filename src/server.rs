@@ -2,13 +2,15 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
 use crate::hub::Hub;
+use crate::netlimit::ConnLimiter;
 
 /// A running gateway.
 pub struct Server {
@@ -17,6 +19,7 @@ pub struct Server {
     /// Where HTTP listens.
     pub http_addr: SocketAddr,
     hub: Arc<Hub>,
+    http_limiter: ConnLimiter,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -33,10 +36,25 @@ pub struct BindError {
     pub source: std::io::Error,
 }
 
+/// Connections the kernel queues before we accept them (capped by `net.core.somaxconn`):
+/// a burst of a few thousand (a CDN reconnecting, a flood) is queued rather than dropped
+/// into SYN retransmits.
+const BACKLOG: u32 = 4096;
+
 async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, BindError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| BindError { what, addr, source })
+    let listen = || {
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        // As TcpListener::bind does: a restart may bind while old connections linger.
+        #[cfg(unix)]
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        socket.listen(BACKLOG)
+    };
+    listen().map_err(|source| BindError { what, addr, source })
 }
 
 impl Server {
@@ -54,6 +72,10 @@ impl Server {
             addr: config.http.listen,
             source,
         })?;
+        let http_limiter = ConnLimiter::new(
+            config.http.max_connections,
+            config.http.max_connections_per_ip,
+        );
         let hub = Hub::new(Arc::new(config));
         let (stop, stopped) = watch::channel(false);
         let wait = |mut rx: watch::Receiver<bool>| async move {
@@ -65,13 +87,19 @@ impl Server {
                 rtmp,
                 wait(stopped.clone()),
             )),
-            tokio::spawn(crate::http::serve(hub.clone(), http, wait(stopped))),
+            tokio::spawn(crate::http::serve(
+                hub.clone(),
+                http,
+                http_limiter.clone(),
+                wait(stopped),
+            )),
         ];
         tracing::info!(%rtmp_addr, %http_addr, "packgate listening");
         Ok(Server {
             rtmp_addr,
             http_addr,
             hub,
+            http_limiter,
             stop,
             tasks,
         })
@@ -82,11 +110,34 @@ impl Server {
         &self.hub
     }
 
-    /// Stops accepting, closes connections, and waits for the tasks to end.
+    /// HTTP connections open now.
+    pub fn http_connections(&self) -> usize {
+        self.http_limiter.active()
+    }
+
+    /// Drains and stops, within `http.drain_timeout` whatever clients do: both listeners
+    /// stop accepting at once, held requests are answered with what exists, in-flight
+    /// requests finish, idle keep-alive connections close, RTMP publishers end (flushing
+    /// their last segments); whatever is still running at the deadline is dropped.
     pub async fn shutdown(self) {
+        let limit = Duration::from_secs_f64(self.hub.config().http.drain_timeout);
+        let deadline = tokio::time::Instant::now() + limit;
+        self.hub.drain().start();
         let _ = self.stop.send(true);
-        for t in self.tasks {
-            let _ = t.await;
+        let aborts: Vec<_> = self.tasks.iter().map(|t| t.abort_handle()).collect();
+        let all = async {
+            for t in self.tasks {
+                let _ = t.await;
+            }
+        };
+        if tokio::time::timeout_at(deadline, all).await.is_err() {
+            tracing::warn!(
+                drain_timeout = limit.as_secs_f64(),
+                "drain not finished within http.drain_timeout: stopping anyway"
+            );
+            for a in aborts {
+                a.abort();
+            }
         }
     }
 }

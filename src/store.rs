@@ -10,6 +10,8 @@
 //! the same bytes in memory.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -69,12 +71,19 @@ impl StoredSegment {
     }
 }
 
+/// Source of [`TrackWindow::revision`] numbers, shared by all windows so that a revision
+/// names one window's content for the life of the process.
+static REVISIONS: AtomicU64 = AtomicU64::new(0);
+
 /// A sliding window of one track's segments plus the init segments they refer to.
-#[derive(Debug)]
+///
+/// Cloning is cheap (finished segments are shared `Arc`s, bytes are `Bytes`): readers get
+/// immutable snapshots of it while the segmenter works on a copy.
+#[derive(Clone, Debug)]
 pub struct TrackWindow {
     window: usize,
     inits: VecDeque<(u64, Bytes)>,
-    segments: VecDeque<StoredSegment>,
+    segments: VecDeque<Arc<StoredSegment>>,
     /// Longest segment seen, seconds; EXT-X-TARGETDURATION never goes below it.
     max_duration: f64,
     discontinuities_dropped: u64,
@@ -84,6 +93,8 @@ pub struct TrackWindow {
     next_part_id: u64,
     /// Init versions kept at most (`limits.init_versions`).
     max_inits: usize,
+    /// Changes with every change of the window; see [`TrackWindow::revision`].
+    revision: u64,
 }
 
 impl TrackWindow {
@@ -104,6 +115,7 @@ impl TrackWindow {
             open: None,
             next_part_id: first_part,
             max_inits: crate::config::LimitsConfig::default().init_versions,
+            revision: REVISIONS.fetch_add(1, Ordering::Relaxed),
         }
     }
 
@@ -112,6 +124,17 @@ impl TrackWindow {
     pub fn with_init_versions(mut self, n: usize) -> Self {
         self.max_inits = n.max(1);
         self
+    }
+
+    /// A number that changes whenever the window does, never shared with another window's
+    /// state: everything rendered from the window (playlists, manifests) is a function of it,
+    /// so renderings can be cached by it.
+    pub fn revision(&self) -> u64 {
+        self.revision
+    }
+
+    fn touch(&mut self) {
+        self.revision = REVISIONS.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Adds a part to the open segment, opening it (from `head`, whose `parts` are
@@ -123,6 +146,7 @@ impl TrackWindow {
         independent: bool,
         data: Bytes,
     ) -> u64 {
+        self.touch();
         let id = self.next_part_id;
         self.next_part_id += 1;
         let open = self.open.get_or_insert_with(|| StoredSegment {
@@ -165,6 +189,7 @@ impl TrackWindow {
 
     /// Registers an init segment under `version`.
     pub fn add_init(&mut self, version: u64, init: Bytes) {
+        self.touch();
         self.inits.retain(|(v, _)| *v != version);
         self.inits.push_back((version, init));
         self.prune_inits();
@@ -206,6 +231,7 @@ impl TrackWindow {
     /// Appends a finished segment and slides the window. A segment without parts takes
     /// those of the open segment with its number (they are its bytes).
     pub fn push(&mut self, mut segment: StoredSegment) {
+        self.touch();
         if let Some(open) = self.open.take() {
             if open.seq == segment.seq && segment.parts.is_empty() {
                 segment.parts = open.parts;
@@ -215,7 +241,7 @@ impl TrackWindow {
             return;
         }
         self.max_duration = self.max_duration.max(segment.duration_secs());
-        self.segments.push_back(segment);
+        self.segments.push_back(Arc::new(segment));
         while self.segments.len() > self.window + GRACE_SEGMENTS {
             self.pop_segment();
         }
@@ -225,7 +251,7 @@ impl TrackWindow {
     /// The segments a playlist lists now (the last `window`).
     pub fn listed(&self) -> impl Iterator<Item = &StoredSegment> {
         let skip = self.segments.len().saturating_sub(self.window);
-        self.segments.iter().skip(skip)
+        self.segments.iter().skip(skip).map(|s| &**s)
     }
 
     /// Count of discontinuities that have slid out of the playlist
@@ -245,12 +271,12 @@ impl TrackWindow {
     pub fn get(&self, seq: u64) -> Option<&StoredSegment> {
         // Numbers are increasing but not always contiguous across renditions' histories.
         let idx = self.segments.binary_search_by_key(&seq, |s| s.seq).ok()?;
-        self.segments.get(idx)
+        self.segments.get(idx).map(|s| &**s)
     }
 
     /// The newest segment.
     pub fn last(&self) -> Option<&StoredSegment> {
-        self.segments.back()
+        self.segments.back().map(|s| &**s)
     }
 
     /// True when no segment has been stored yet.
@@ -265,7 +291,7 @@ impl TrackWindow {
 
     /// Bytes held by kept segments and init segments (for metrics).
     pub fn bytes_held(&self) -> usize {
-        self.segments.iter().map(StoredSegment::size).sum::<usize>()
+        self.segments.iter().map(|s| s.size()).sum::<usize>()
             + self.open.as_ref().map_or(0, StoredSegment::size)
             + self.inits.iter().map(|(_, b)| b.len()).sum::<usize>()
     }

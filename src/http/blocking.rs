@@ -1,12 +1,15 @@
 //! LL-HLS blocking playlist reload (RFC 8216bis 6.2.5.2): the `_HLS_msn`, `_HLS_part` and
 //! `_HLS_skip` delivery directives, and holding a request until what it waits for exists.
 //!
-//! A held request costs one task and one `watch` receiver; it is woken by the segmenter
-//! storing a part or segment (the ladder's notify), never by polling.
+//! A held request costs one task and one `watch` receiver; it is woken when the track it
+//! waits for moves (a part or segment stored there), never by polling, and never by the
+//! other tracks and renditions of the ladder.
 
 use std::time::Duration;
 
-use crate::hub::Ladder;
+use tokio::sync::watch;
+
+use crate::drain::Drain;
 use crate::store::TrackWindow;
 
 /// The delivery directives of one playlist request.
@@ -79,22 +82,33 @@ pub fn satisfied(window: &TrackWindow, msn: u64, part: Option<u32>) -> bool {
         .is_some_and(|o| o.seq > msn || (o.seq == msn && o.parts.len() > part as usize))
 }
 
-/// Waits until `ready` holds, woken by every change of the ladder, for at most `limit`.
-/// Returns whether it became ready.
-pub async fn wait_for(ladder: &Ladder, limit: Duration, ready: impl Fn() -> bool) -> bool {
+/// Waits until `ready` holds, checking it again each time `updates` moves, for at most
+/// `limit`, or until the server drains (then the caller answers with what exists).
+/// Returns whether it became ready. `updates` must be subscribed before `ready` is first
+/// checked, so no move is missed between the check and the wait.
+pub async fn wait_for<T>(
+    drain: &Drain,
+    mut updates: watch::Receiver<T>,
+    limit: Duration,
+    ready: impl Fn() -> bool,
+) -> bool {
     if ready() {
         return true;
     }
     let _held = Held::new();
-    let mut updates = ladder.subscribe();
     let deadline = tokio::time::Instant::now() + limit;
+    let mut drained = std::pin::pin!(drain.started());
     loop {
+        tokio::select! {
+            woke = tokio::time::timeout_at(deadline, updates.changed()) => {
+                if !matches!(woke, Ok(Ok(()))) {
+                    return ready();
+                }
+            }
+            _ = &mut drained => return ready(),
+        }
         if ready() {
             return true;
-        }
-        match tokio::time::timeout_at(deadline, updates.changed()).await {
-            Ok(Ok(())) => {}
-            _ => return ready(),
         }
     }
 }

@@ -7,7 +7,12 @@
 //! route's future. Routing, filters and replies stay warp's (`warp::service`).
 //!
 //! Requests are GET/HEAD/OPTIONS without bodies; responses use Content-Length when the
-//! length is known and chunked transfer otherwise (a growing LL-DASH segment).
+//! length is known and otherwise chunked transfer (HTTP/1.1) or the end of the connection
+//! (HTTP/1.0, which has no chunked coding: nginx's proxy_pass speaks it by default).
+//!
+//! Every wait has a deadline: the request head (slowloris), the keep-alive pause, and
+//! each response write (a client that stopped reading). A held request (LL-HLS blocking
+//! reload) is not a write; its own deadline bounds it.
 
 use std::convert::Infallible;
 use std::io::IoSlice;
@@ -17,6 +22,8 @@ use bytes::{Buf, Bytes, BytesMut};
 use http_body_util::{BodyExt, Empty};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::time::Instant;
 use tower_service::Service;
 use warp::http::{header, HeaderName, HeaderValue, Method, Request, StatusCode, Version};
 
@@ -24,8 +31,6 @@ use warp::http::{header, HeaderName, HeaderValue, Method, Request, StatusCode, V
 const MAX_HEAD: usize = 16 * 1024;
 /// Headers per request.
 const MAX_HEADERS: usize = 64;
-/// A keep-alive connection with no new request for this long is closed.
-const IDLE: Duration = Duration::from_secs(60);
 /// Bodies up to this size are written in one syscall together with the head.
 const COALESCE: usize = 16 * 1024;
 
@@ -96,56 +101,246 @@ fn parse(buf: &mut BytesMut) -> Head {
     }
 }
 
-/// Serves one connection until the client closes it, it idles out, or an error occurs.
-pub async fn serve<S>(mut stream: TcpStream, mut service: S)
+/// Deadlines of one connection (from `[http]`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    /// A whole request head must arrive within this, counted from its first byte (or,
+    /// for a connection's first request, from accept): trickling bytes does not extend it.
+    pub head: Duration,
+    /// A keep-alive connection waits this long for the first byte of its next request.
+    pub keepalive: Duration,
+    /// A response write that makes no progress for this long closes the connection.
+    pub write: Duration,
+}
+
+impl Timeouts {
+    /// The deadlines in `config`.
+    pub fn new(config: &crate::config::HttpConfig) -> Timeouts {
+        Timeouts {
+            head: Duration::from_secs_f64(config.head_timeout),
+            keepalive: Duration::from_secs_f64(config.keepalive_timeout),
+            write: Duration::from_secs_f64(config.write_timeout),
+        }
+    }
+}
+
+/// Why a connection ended, for logs and `packgate_http_closed_total{reason}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Closed {
+    /// The client closed it, or asked to (`Connection: close`, HTTP/1.0), or a response of
+    /// unknown length was delimited by closing.
+    Normal,
+    /// A keep-alive connection sent nothing for `keepalive_timeout`.
+    Idle,
+    /// The request head did not arrive within `head_timeout`.
+    HeadTimeout,
+    /// A write made no progress for `write_timeout`.
+    WriteTimeout,
+    /// A malformed or oversized head, answered with an error.
+    BadRequest,
+    /// A read or write failed (reset by the peer, usually).
+    IoError,
+    /// The server is shutting down.
+    Draining,
+}
+
+impl Closed {
+    /// A short stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Closed::Normal => "normal",
+            Closed::Idle => "idle",
+            Closed::HeadTimeout => "head_timeout",
+            Closed::WriteTimeout => "write_timeout",
+            Closed::BadRequest => "bad_request",
+            Closed::IoError => "io_error",
+            Closed::Draining => "draining",
+        }
+    }
+}
+
+/// Serves one connection until the client closes it, a deadline passes, an error occurs,
+/// or (between requests) `draining` turns true.
+pub async fn serve<S>(
+    mut stream: TcpStream,
+    mut service: S,
+    timeouts: Timeouts,
+    mut draining: watch::Receiver<bool>,
+) -> Closed
 where
     S: Service<Request<Empty<Bytes>>, Response = warp::reply::Response, Error = Infallible>,
 {
     let _ = stream.set_nodelay(true);
     let mut buf = BytesMut::new();
+    let mut first = true;
     loop {
-        let (request, close) = loop {
-            match parse(&mut buf) {
-                Head::Request(r, close) => break (r, close),
-                Head::Bad(status, why) => {
-                    let _ = write_error(&mut stream, status, why).await;
-                    return;
+        // The first request's head is due within head_timeout of accept; a later one's
+        // within head_timeout of its first byte, after up to keepalive_timeout of quiet.
+        let now = Instant::now();
+        let idle_deadline = now + timeouts.keepalive;
+        let head_deadline = (first || !buf.is_empty()).then(|| now + timeouts.head);
+        first = false;
+        let (request, close) = match read_head(
+            &mut stream,
+            &mut buf,
+            &mut draining,
+            head_deadline,
+            idle_deadline,
+            timeouts.head,
+        )
+        .await
+        {
+            Ok(head) => head,
+            Err((closed, answer)) => {
+                if let Some((status, why)) = answer {
+                    let _ = write_error(&mut stream, status, why, timeouts.write).await;
                 }
-                Head::Partial if buf.len() >= MAX_HEAD => {
-                    let _ = write_error(
-                        &mut stream,
-                        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                        "request head too large",
-                    )
-                    .await;
-                    return;
-                }
-                Head::Partial => {}
-            }
-            buf.reserve(1024);
-            match tokio::time::timeout(IDLE, stream.read_buf(&mut buf)).await {
-                Ok(Ok(n)) if n > 0 => {}
-                _ => return,
+                return closed;
             }
         };
         // A parked request keeps no read buffer (pipelined bytes, if any, stay).
         if buf.is_empty() {
             buf = BytesMut::new();
         }
-        let head_only = request.method() == Method::HEAD;
+        let framing = Framing {
+            head_only: request.method() == Method::HEAD,
+            http10: request.version() == Version::HTTP_10,
+            close,
+        };
         let Ok(response) = service.call(*request).await;
-        if write_response(&mut stream, response, head_only, close)
-            .await
-            .is_err()
-            || close
-        {
-            let _ = stream.shutdown().await;
-            return;
+        // Decided after the response is ready: a request answered during a drain is the
+        // connection's last.
+        let draining_now = *draining.borrow();
+        let framing = Framing {
+            close: framing.close || draining_now,
+            ..framing
+        };
+        let mut out = Writer {
+            stream: &mut stream,
+            timeout: timeouts.write,
+        };
+        match write_response(&mut out, response, framing).await {
+            Ok(false) => {}
+            Ok(true) => {
+                let _ = tokio::time::timeout(timeouts.write, stream.shutdown()).await;
+                return if draining_now {
+                    Closed::Draining
+                } else {
+                    Closed::Normal
+                };
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return Closed::WriteTimeout,
+            Err(_) => return Closed::IoError,
         }
     }
 }
 
-async fn write_error(stream: &mut TcpStream, status: StatusCode, why: &str) -> std::io::Result<()> {
+/// Why no request came, and the error to answer with, if any.
+type NoHead = (Closed, Option<(StatusCode, &'static str)>);
+
+/// Reads until `buf` holds a whole request head, by `head_deadline` (once set; the first
+/// byte sets it) or, while nothing has arrived, by `idle_deadline`.
+async fn read_head(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    draining: &mut watch::Receiver<bool>,
+    mut head_deadline: Option<Instant>,
+    idle_deadline: Instant,
+    head_timeout: Duration,
+) -> Result<(Box<Request<Empty<Bytes>>>, bool), NoHead> {
+    loop {
+        match parse(buf) {
+            Head::Request(r, close) => return Ok((r, close)),
+            Head::Bad(status, why) => return Err((Closed::BadRequest, Some((status, why)))),
+            Head::Partial if buf.len() >= MAX_HEAD => {
+                let status = StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE;
+                return Err((Closed::BadRequest, Some((status, "request head too large"))));
+            }
+            Head::Partial => {}
+        }
+        buf.reserve(1024);
+        let deadline = head_deadline.unwrap_or(idle_deadline);
+        let waiting_idle = buf.is_empty();
+        tokio::select! {
+            // Only a connection between requests is closed by draining; one sending a
+            // head is answered (bounded by the head deadline and the drain timeout).
+            _ = drained(draining), if waiting_idle => return Err((Closed::Draining, None)),
+            read = tokio::time::timeout_at(deadline, stream.read_buf(buf)) => match read {
+                Ok(Ok(n)) if n > 0 => {
+                    head_deadline.get_or_insert_with(|| Instant::now() + head_timeout);
+                }
+                Ok(Ok(_)) => return Err((Closed::Normal, None)),
+                Ok(Err(_)) => return Err((Closed::IoError, None)),
+                Err(_) if head_deadline.is_none() => return Err((Closed::Idle, None)),
+                Err(_) if buf.is_empty() => return Err((Closed::HeadTimeout, None)),
+                Err(_) => {
+                    let why = "request head not received in time";
+                    return Err((Closed::HeadTimeout, Some((StatusCode::REQUEST_TIMEOUT, why))));
+                }
+            },
+        }
+    }
+}
+
+/// Resolves once the server drains (the watch's guard never lives across an await).
+async fn drained(draining: &mut watch::Receiver<bool>) {
+    let _ = draining.wait_for(|d| *d).await;
+}
+
+/// How a response is framed for its request.
+#[derive(Clone, Copy, Debug)]
+struct Framing {
+    /// A HEAD request: headers only.
+    head_only: bool,
+    /// The client speaks HTTP/1.0: no chunked transfer, keep-alive only when asked for.
+    http10: bool,
+    /// The connection closes after this response.
+    close: bool,
+}
+
+/// The socket with the write deadline every write goes through.
+struct Writer<'a> {
+    stream: &'a mut TcpStream,
+    timeout: Duration,
+}
+
+impl Writer<'_> {
+    /// Writes all of `parts` with as few syscalls as the kernel allows, without copying.
+    /// Each syscall must make progress within the write timeout (a slow reader that keeps
+    /// reading is served; one that stopped is cut off).
+    async fn write_all(&mut self, parts: &[&[u8]]) -> std::io::Result<()> {
+        let mut parts: Vec<&[u8]> = parts.iter().copied().filter(|p| !p.is_empty()).collect();
+        while !parts.is_empty() {
+            let slices: Vec<IoSlice> = parts.iter().map(|p| IoSlice::new(p)).collect();
+            let mut n =
+                match tokio::time::timeout(self.timeout, self.stream.write_vectored(&slices)).await
+                {
+                    Ok(r) => r?,
+                    Err(_) => return Err(std::io::ErrorKind::TimedOut.into()),
+                };
+            if n == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            while n > 0 {
+                if n >= parts[0].len() {
+                    n -= parts[0].len();
+                    parts.remove(0);
+                } else {
+                    parts[0] = &parts[0][n..];
+                    n = 0;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn write_error(
+    stream: &mut TcpStream,
+    status: StatusCode,
+    why: &str,
+    timeout: Duration,
+) -> std::io::Result<()> {
     let body = format!("{why}\n");
     let head = format!(
         "HTTP/1.1 {} {}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
@@ -153,15 +348,19 @@ async fn write_error(stream: &mut TcpStream, status: StatusCode, why: &str) -> s
         status.canonical_reason().unwrap_or(""),
         body.len()
     );
-    stream.write_all(head.as_bytes()).await
+    let mut out = Writer { stream, timeout };
+    out.write_all(&[head.as_bytes()]).await
 }
 
+/// Writes one response; returns whether the connection must close after it.
+///
+/// A body of unknown length (a growing LL-DASH segment) is chunked for HTTP/1.1 and, since
+/// HTTP/1.0 has no chunked coding, delimited by closing the connection for HTTP/1.0.
 async fn write_response(
-    stream: &mut TcpStream,
+    out: &mut Writer<'_>,
     response: warp::reply::Response,
-    head_only: bool,
-    close: bool,
-) -> std::io::Result<()> {
+    framing: Framing,
+) -> std::io::Result<bool> {
     let (parts, mut body) = response.into_parts();
     let status = parts.status;
     let bodyless = status.is_informational()
@@ -172,7 +371,9 @@ async fn write_response(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
         .or_else(|| http_body::Body::size_hint(&body).exact());
-    let chunked = length.is_none() && !bodyless;
+    let unknown_length = length.is_none() && !bodyless;
+    let chunked = unknown_length && !framing.http10;
+    let close = framing.close || (unknown_length && framing.http10);
     let mut head = Vec::with_capacity(256);
     head.extend_from_slice(
         format!(
@@ -200,14 +401,19 @@ async fn write_response(
     match (bodyless, length) {
         (true, _) => {}
         (false, Some(n)) => head.extend_from_slice(format!("content-length: {n}\r\n").as_bytes()),
-        (false, None) => head.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+        (false, None) if chunked => head.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+        (false, None) => {} // HTTP/1.0: the body ends where the connection does
     }
     if close {
         head.extend_from_slice(b"connection: close\r\n");
+    } else if framing.http10 {
+        // An HTTP/1.0 connection persists only if both sides say so.
+        head.extend_from_slice(b"connection: keep-alive\r\n");
     }
     head.extend_from_slice(b"\r\n");
-    if head_only || bodyless {
-        return stream.write_all(&head).await;
+    if framing.head_only || bodyless {
+        out.write_all(&[&head]).await?;
+        return Ok(close);
     }
     let mut pending_head = Some(head);
     while let Some(frame) = body.frame().await {
@@ -228,48 +434,196 @@ async fn write_response(
                 head.extend_from_slice(&prefix);
                 head.extend_from_slice(&data);
                 head.extend_from_slice(suffix);
-                stream.write_all(&head).await?;
+                out.write_all(&[&head]).await?;
             }
             head => {
                 let head = head.unwrap_or_default();
-                write_all_vectored(stream, &[&head, &prefix, &data, suffix]).await?;
+                out.write_all(&[&head, &prefix, &data, suffix]).await?;
             }
         }
     }
     if let Some(head) = pending_head {
-        stream.write_all(&head).await?;
+        out.write_all(&[&head]).await?;
     }
     if chunked {
-        stream.write_all(b"0\r\n\r\n").await?;
+        out.write_all(&[b"0\r\n\r\n"]).await?;
     }
-    Ok(())
-}
-
-/// Writes all of `parts` with as few syscalls as the kernel allows, without copying.
-async fn write_all_vectored(stream: &mut TcpStream, parts: &[&[u8]]) -> std::io::Result<()> {
-    let mut parts: Vec<&[u8]> = parts.iter().copied().filter(|p| !p.is_empty()).collect();
-    while !parts.is_empty() {
-        let slices: Vec<IoSlice> = parts.iter().map(|p| IoSlice::new(p)).collect();
-        let mut n = stream.write_vectored(&slices).await?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
-        }
-        while n > 0 {
-            if n >= parts[0].len() {
-                n -= parts[0].len();
-                parts.remove(0);
-            } else {
-                parts[0] = &parts[0][n..];
-                n = 0;
-            }
-        }
-    }
-    Ok(())
+    Ok(close)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{Read, Write};
+    use warp::reply::Reply;
+    use warp::Filter;
+
+    const T: Timeouts = Timeouts {
+        head: Duration::from_millis(400),
+        keepalive: Duration::from_secs(5),
+        write: Duration::from_millis(400),
+    };
+
+    /// Serves one connection with test routes: `/stream` (unknown length, two chunks),
+    /// `/big` (1 MiB, known length), anything else "ok". Returns the client socket and
+    /// the server's verdict.
+    async fn one_connection(
+        timeouts: Timeouts,
+        draining: watch::Receiver<bool>,
+    ) -> (std::net::TcpStream, tokio::task::JoinHandle<Closed>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = std::net::TcpStream::connect(addr).unwrap();
+        let (stream, _) = listener.accept().await.unwrap();
+        let routes = warp::path::full().map(|p: warp::path::FullPath| match p.as_str() {
+            "/stream" => {
+                let chunks: Vec<Result<Bytes, Infallible>> = vec![
+                    Ok(Bytes::from_static(b"hello ")),
+                    Ok(Bytes::from_static(b"world")),
+                ];
+                warp::reply::stream(futures_util::stream::iter(chunks)).into_response()
+            }
+            "/big" => vec![7u8; 1 << 20].into_response(),
+            _ => "ok".into_response(),
+        });
+        let served = tokio::spawn(serve(stream, warp::service(routes), timeouts, draining));
+        (client, served)
+    }
+
+    fn no_drain() -> watch::Receiver<bool> {
+        // The sender is leaked so the receiver never sees it close.
+        let (tx, rx) = watch::channel(false);
+        std::mem::forget(tx);
+        rx
+    }
+
+    /// Reads until the server closes; the bytes and whether it closed cleanly.
+    fn read_to_close(client: &mut std::net::TcpStream) -> String {
+        client
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut out = Vec::new();
+        client.read_to_end(&mut out).expect("server closes");
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    #[tokio::test]
+    async fn http10_unknown_length_is_close_delimited_never_chunked() {
+        let (mut client, served) = one_connection(T, no_drain()).await;
+        client
+            .write_all(b"GET /stream HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+            .unwrap();
+        let text = tokio::task::spawn_blocking(move || read_to_close(&mut client))
+            .await
+            .unwrap();
+        let lower = text.to_ascii_lowercase();
+        assert!(!lower.contains("transfer-encoding"), "{text}");
+        assert!(!lower.contains("content-length"), "{text}");
+        assert!(lower.contains("connection: close\r\n"), "{text}");
+        assert!(text.ends_with("\r\n\r\nhello world"), "{text}");
+        assert_eq!(served.await.unwrap(), Closed::Normal);
+    }
+
+    #[tokio::test]
+    async fn http11_unknown_length_is_chunked() {
+        let (mut client, served) = one_connection(T, no_drain()).await;
+        client
+            .write_all(b"GET /stream HTTP/1.1\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let text = tokio::task::spawn_blocking(move || read_to_close(&mut client))
+            .await
+            .unwrap();
+        assert!(text.contains("transfer-encoding: chunked\r\n"), "{text}");
+        assert!(
+            text.ends_with("6\r\nhello \r\n5\r\nworld\r\n0\r\n\r\n"),
+            "{text}"
+        );
+        assert_eq!(served.await.unwrap(), Closed::Normal);
+    }
+
+    #[tokio::test]
+    async fn http10_keep_alive_with_known_length_stays_open() {
+        let (mut client, served) = one_connection(T, no_drain()).await;
+        let text = tokio::task::spawn_blocking(move || {
+            client
+                .write_all(b"GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+                .unwrap();
+            client
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            let mut first = [0u8; 512];
+            let n = client.read(&mut first).unwrap();
+            let first = String::from_utf8_lossy(&first[..n]).into_owned();
+            // The same connection answers a second request.
+            client.write_all(b"GET /b HTTP/1.0\r\n\r\n").unwrap();
+            first + &read_to_close(&mut client)
+        })
+        .await
+        .unwrap();
+        assert_eq!(text.matches("HTTP/1.1 200 OK").count(), 2, "{text}");
+        assert!(text.contains("connection: keep-alive\r\n"), "{text}");
+        assert!(text.contains("content-length: 2\r\n"), "{text}");
+        assert_eq!(served.await.unwrap(), Closed::Normal);
+    }
+
+    #[tokio::test]
+    async fn a_trickled_head_is_cut_at_the_head_deadline() {
+        let (mut client, served) = one_connection(T, no_drain()).await;
+        let started = std::time::Instant::now();
+        let trickle = tokio::task::spawn_blocking(move || {
+            // One byte every 100 ms: each read is quick, the whole head never arrives.
+            for b in b"GET / HTTP/1.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaa".iter() {
+                if client.write_all(&[*b]).is_err() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        let closed = tokio::time::timeout(Duration::from_secs(3), served)
+            .await
+            .expect("closed well before the trickle ends")
+            .unwrap();
+        assert_eq!(closed, Closed::HeadTimeout);
+        assert!(started.elapsed() < Duration::from_secs(2));
+        let _ = trickle.await;
+    }
+
+    #[tokio::test]
+    async fn a_client_that_never_reads_is_closed_at_the_write_deadline() {
+        let (mut client, served) = one_connection(T, no_drain()).await;
+        // 64 pipelined requests for 1 MiB each: far more than the socket buffers hold.
+        let requests = b"GET /big HTTP/1.1\r\n\r\n".repeat(64);
+        client.write_all(&requests).unwrap();
+        let closed = tokio::time::timeout(Duration::from_secs(5), served)
+            .await
+            .expect("closed")
+            .unwrap();
+        assert_eq!(closed, Closed::WriteTimeout);
+        drop(client);
+    }
+
+    #[tokio::test]
+    async fn draining_closes_idle_keep_alive_connections() {
+        let (tx, rx) = watch::channel(false);
+        let (mut client, served) = one_connection(T, rx).await;
+        let first = tokio::task::spawn_blocking(move || {
+            client.write_all(b"GET /a HTTP/1.1\r\n\r\n").unwrap();
+            let mut buf = [0u8; 512];
+            client
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            let n = client.read(&mut buf).unwrap();
+            (client, String::from_utf8_lossy(&buf[..n]).into_owned())
+        });
+        let (_client, text) = first.await.unwrap();
+        assert!(!text.contains("connection: close"), "{text}");
+        tx.send_replace(true);
+        let closed = tokio::time::timeout(Duration::from_secs(2), served)
+            .await
+            .expect("closed on drain")
+            .unwrap();
+        assert_eq!(closed, Closed::Draining);
+    }
 
     #[test]
     fn parses_heads_and_refuses_bodies() {

@@ -1,11 +1,13 @@
 //! `/{app}/{base}/index.mpd`: the live DASH manifest over the very CMAF segments the HLS
-//! playlists list.
+//! playlists list, made from one snapshot per rendition (no lock held while rendering) and
+//! shared by every request for the same state of the ladder.
 
 use std::time::SystemTime;
 
+use bytes::Bytes;
 use warp::http::StatusCode;
 
-use super::media::{cmaf_ready, listed, not_found, wait_until};
+use super::media::{cmaf_ready, listed, not_found, wait_until, LadderKey, Snapshot};
 use super::response::{error, ok, Caching};
 use crate::hub::Hub;
 use crate::media::{CodecConfig, TrackKind};
@@ -26,13 +28,19 @@ pub async fn manifest(hub: &Hub, app: &str, base: &str) -> warp::reply::Response
         );
     }
     let renditions = listed(&ladder, cmaf_ready);
-    let guards: Vec<_> = renditions
-        .iter()
-        .map(|r| (r.label.as_str(), r.read()))
-        .collect();
+    let key = LadderKey::new("index.mpd", &renditions);
+    let body = ladder
+        .renderings
+        .get_or_render(key, |_| Bytes::from(manifest_text(hub, &renditions)));
+    ok(body, MPD, Caching::Live)
+}
+
+/// The MPD text of the listed renditions' snapshots.
+fn manifest_text(hub: &Hub, renditions: &[Snapshot]) -> String {
     let mut video = Vec::new();
     let mut audio = Vec::new();
-    for (label, state) in &guards {
+    for (r, state) in renditions {
+        let label = r.label.as_str();
         if let Some(t) = state.video.as_ref() {
             let avc = match &t.config {
                 CodecConfig::H264(c) => Some(c),
@@ -70,14 +78,15 @@ pub async fn manifest(hub: &Hub, app: &str, base: &str) -> warp::reply::Response
             }
         }
     }
-    let ended = guards.iter().all(|(_, s)| s.ended);
-    let aligned = guards.iter().all(|(_, s)| s.misalignment_ms == 0.0);
-    let origin = guards
+    let ended = renditions.iter().all(|(_, s)| s.ended);
+    let aligned = renditions.iter().all(|(_, s)| s.misalignment_ms == 0.0);
+    let origin = renditions
         .iter()
         .find_map(|(_, s)| s.timeline_origin)
         .unwrap_or(SystemTime::UNIX_EPOCH);
-    let text = dash::mpd(&Manifest {
+    dash::mpd(&Manifest {
         availability_start: origin,
+        // When this content was made: requests sharing the rendering share the time.
         publish_time: SystemTime::now(),
         ended,
         target_duration: hub.config().segment.target_duration,
@@ -93,6 +102,5 @@ pub async fn manifest(hub: &Hub, app: &str, base: &str) -> warp::reply::Response
                 chunk: chunk.as_secs_f64(),
                 target_latency: hub.config().low_latency.dash_target_latency,
             }),
-    });
-    ok(text, MPD, Caching::Live)
+    })
 }

@@ -2,11 +2,13 @@
 //! and segments, all read straight from the hub's in-memory windows.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
+use bytes::Bytes;
 use warp::http::StatusCode;
 
 use super::response::{error, ok, Caching, M3U8};
+use crate::hub::renderings::RenderKey;
 use crate::hub::rendition::RenditionState;
 use crate::hub::{Hub, Ladder, Rendition};
 use crate::media::{CodecConfig, TrackKind};
@@ -116,25 +118,77 @@ pub fn not_found(app: &str, base: &str) -> warp::reply::Response {
 /// instead of a 404 it would have to retry.
 pub async fn wait_until(hub: &Hub, ladder: &Ladder, ready: impl Fn() -> bool) -> bool {
     let wait = Duration::from_secs_f64(hub.config().http.startup_wait);
-    super::blocking::wait_for(ladder, wait, ready).await
+    super::blocking::wait_for(hub.drain(), ladder.subscribe(), wait, ready).await
 }
 
-/// The renditions a manifest lists: the live, ready ones; once all have ended, the ended
-/// ones (so the tail of the show still plays until it is removed).
-pub fn listed(
-    ladder: &Ladder,
-    feed_ready: impl Fn(&RenditionState) -> bool,
-) -> Vec<Arc<Rendition>> {
-    let ready: Vec<_> = ladder
+/// A rendition with the snapshot of its state a response is made from.
+pub type Snapshot = (Arc<Rendition>, Arc<RenditionState>);
+
+/// The renditions a manifest lists, each with one snapshot of its state (taken one at a
+/// time): the live, ready ones; once all have ended, the ended ones (so the tail of the
+/// show still plays until it is removed).
+pub fn listed(ladder: &Ladder, feed_ready: impl Fn(&RenditionState) -> bool) -> Vec<Snapshot> {
+    let ready: Vec<Snapshot> = ladder
         .renditions()
         .into_iter()
-        .filter(|r| feed_ready(&r.read()))
+        .map(|r| {
+            let state = r.read();
+            (r, state)
+        })
+        .filter(|(_, s)| feed_ready(s))
         .collect();
-    let live: Vec<_> = ready.iter().filter(|r| !r.read().ended).cloned().collect();
-    if live.is_empty() {
-        ready
-    } else {
-        live
+    if ready.iter().all(|(_, s)| s.ended) {
+        return ready;
+    }
+    ready.into_iter().filter(|(_, s)| !s.ended).collect()
+}
+
+/// What a ladder-level rendering (master playlist, MPD) depends on: the resource and,
+/// per listed rendition, its label and the state of its tracks.
+#[derive(Debug, PartialEq)]
+pub struct LadderKey {
+    resource: &'static str,
+    renditions: Vec<RenditionKey>,
+}
+
+#[derive(Debug, PartialEq)]
+struct RenditionKey {
+    label: String,
+    /// Window revisions of video, audio and TS: they change with every stored part,
+    /// segment or init segment (so with codec and bitrate changes too).
+    revisions: [Option<u64>; 3],
+    ended: bool,
+    misalignment_ms: u64,
+    origin: Option<SystemTime>,
+}
+
+impl LadderKey {
+    /// The key of `resource` rendered from `listed`.
+    pub fn new(resource: &'static str, listed: &[Snapshot]) -> Self {
+        let renditions = listed
+            .iter()
+            .map(|(r, s)| RenditionKey {
+                label: r.label.clone(),
+                revisions: [
+                    s.video.as_ref().map(|t| t.window.revision()),
+                    s.audio.as_ref().map(|t| t.window.revision()),
+                    s.ts.as_ref().map(|w| w.revision()),
+                ],
+                ended: s.ended,
+                misalignment_ms: s.misalignment_ms.to_bits(),
+                origin: s.timeline_origin,
+            })
+            .collect();
+        LadderKey {
+            resource,
+            renditions,
+        }
+    }
+}
+
+impl RenderKey for LadderKey {
+    fn same_slot(&self, other: &Self) -> bool {
+        self.resource == other.resource
     }
 }
 
@@ -162,29 +216,42 @@ async fn master(hub: &Hub, app: &str, base: &str, container: Container) -> warp:
         );
     }
     let renditions = listed(&ladder, ready);
+    let resource = match container {
+        Container::Cmaf => "index.m3u8",
+        Container::Ts => "ts.m3u8",
+    };
+    let key = LadderKey::new(resource, &renditions);
+    let body = ladder
+        .renderings
+        .get_or_render(key, |_| master_text(&renditions, container));
+    ok(body, M3U8, Caching::Live)
+}
+
+fn master_text(renditions: &[Snapshot], container: Container) -> Bytes {
     // One audio rendition serves the whole CMAF ladder: the first listed one with audio.
     // TS variants carry their own audio, muxed.
     let audio = match container {
-        Container::Cmaf => renditions.iter().find_map(|r| shared_audio(r)),
+        Container::Cmaf => renditions.iter().find_map(|(_, s)| shared_audio(s)),
         Container::Ts => None,
     };
     let variants: Vec<Variant> = renditions
         .iter()
-        .filter_map(|r| {
+        .filter_map(|(r, s)| {
             variant(
                 r,
-                &r.read(),
+                s,
                 container,
                 audio.as_ref().map(|(_, c, b)| (c.as_str(), *b)),
             )
         })
         .collect();
-    let text = hls::master_playlist(&variants, audio.as_ref().map(|(a, _, _)| a));
-    ok(text, M3U8, Caching::Live)
+    Bytes::from(hls::master_playlist(
+        &variants,
+        audio.as_ref().map(|(a, _, _)| a),
+    ))
 }
 
-fn shared_audio(r: &Rendition) -> Option<(AudioRendition, String, (u64, u64))> {
-    let state = r.read();
+fn shared_audio(state: &RenditionState) -> Option<(AudioRendition, String, (u64, u64))> {
     let track = state.audio.as_ref()?;
     let CodecConfig::Aac(aac) = &track.config else {
         return None;

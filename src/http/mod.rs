@@ -9,33 +9,55 @@ pub mod metrics;
 pub mod objects;
 pub mod playlist;
 pub mod response;
+pub mod routes;
 pub mod web;
 
 use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tracing::Instrument;
 use warp::http::{header, HeaderValue, Method, StatusCode};
 use warp::path::FullPath;
 use warp::reply::Reply;
 use warp::Filter;
 
 use crate::hub::Hub;
+use crate::lograte::LogRate;
+use crate::netlimit::{ConnLimiter, Refusal};
+use crate::rate_limited_warn;
 use response::{error, ok, Caching};
 
-/// Serves HTTP on `listener` until `shutdown` resolves.
+/// Refusals (connection caps) are logged at most once a second.
+static REFUSALS: LogRate = LogRate::per_second();
+
+static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
+
+/// Serves HTTP on `listener` until `shutdown` resolves; then stops accepting, lets open
+/// connections finish their current request (held ones are released by the hub's drain),
+/// and returns once all are closed or `http.drain_timeout` has passed.
 pub async fn serve(
     hub: Arc<Hub>,
     listener: TcpListener,
+    limiter: ConnLimiter,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     metrics::handle();
-    let cors = hub.config().http.cors_origin.clone();
+    let config = &hub.config().http;
+    let timeouts = conn::Timeouts::new(config);
+    let drain_timeout = Duration::from_secs_f64(config.drain_timeout);
+    let cors = config.cors_origin.clone();
+    let draining = hub.drain().subscribe();
     let query = warp::query::raw().or(warp::any().map(String::new)).unify();
+    let routes_hub = hub.clone();
     let routes = warp::method()
         .and(warp::path::full())
         .and(query)
-        .and(warp::any().map(move || hub.clone()))
+        .and(warp::any().map(move || routes_hub.clone()))
         .then(dispatch)
         .map(move |mut resp: warp::reply::Response| {
             if !cors.is_empty() {
@@ -51,21 +73,86 @@ pub async fn serve(
             resp
         });
     let service = warp::service(routes);
+    // Connections still open at the drain deadline are dropped with this.
+    let (abort, aborted) = watch::channel(false);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    tokio::spawn(conn::serve(stream, service.clone()));
+                Ok((stream, peer)) => {
+                    let guard = match limiter.try_acquire(peer.ip()) {
+                        Ok(g) => g,
+                        Err(refusal) => {
+                            refuse(stream, peer, refusal);
+                            continue;
+                        }
+                    };
+                    let id = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed);
+                    let span = tracing::debug_span!("http", conn = id, %peer);
+                    let served = conn::serve(stream, service.clone(), timeouts, draining.clone());
+                    let mut aborted = aborted.clone();
+                    tokio::spawn(async move {
+                        let _open = Open::new(guard);
+                        tokio::select! {
+                            closed = served => {
+                                ::metrics::counter!("packgate_http_closed_total", "reason" => closed.as_str()).increment(1);
+                                tracing::debug!(reason = closed.as_str(), "HTTP connection closed");
+                            }
+                            _ = aborted.wait_for(|a| *a) => {}
+                        }
+                    }.instrument(span));
                 }
                 Err(e) => {
                     // Out of file descriptors, usually: back off instead of spinning.
-                    tracing::warn!(error = %e, "HTTP accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    rate_limited_warn!(REFUSALS, "accept_failed", error = %e, "HTTP accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             }
         }
+    }
+    drop(listener);
+    let open = limiter.active();
+    if tokio::time::timeout(drain_timeout, limiter.idle())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            open = limiter.active(),
+            "HTTP connections still open after http.drain_timeout: closing them"
+        );
+    } else {
+        tracing::info!(drained = open, "HTTP connections drained");
+    }
+    let _ = abort.send(true);
+}
+
+/// Closes a connection over a cap at once. The short 503 goes out without waiting (a fresh
+/// socket's send buffer is empty), so a refusal costs no task and no buffer.
+fn refuse(stream: TcpStream, peer: SocketAddr, refusal: Refusal) {
+    ::metrics::counter!("packgate_http_refused_total", "reason" => refusal.reason()).increment(1);
+    rate_limited_warn!(REFUSALS, refusal.reason(), %peer, "refusing HTTP connection: {refusal}");
+    let body = format!("{refusal}\n");
+    let reply = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.try_write(reply.as_bytes());
+}
+
+/// An accepted connection: holds its cap slot and counts in `packgate_http_connections`.
+struct Open(#[allow(dead_code)] crate::netlimit::Guard);
+
+impl Open {
+    fn new(guard: crate::netlimit::Guard) -> Open {
+        ::metrics::gauge!("packgate_http_connections").increment(1.0);
+        Open(guard)
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        ::metrics::gauge!("packgate_http_connections").decrement(1.0);
     }
 }
 
@@ -109,27 +196,27 @@ async fn dispatch(
     ::metrics::counter!("packgate_http_requests_total").increment(1);
     match refs.as_slice() {
         [] => web::index(),
-        ["vendor", file] => web::vendor(file),
+        [routes::VENDOR, file] => web::vendor(file),
         // DASH UTCTiming (urn:mpeg:dash:utc:http-iso:2014): players sync to our clock.
-        ["time"] => ok(
+        [routes::TIME] => ok(
             crate::wallclock::iso8601(std::time::SystemTime::now()),
             "text/plain",
             Caching::NoStore,
         ),
-        ["metrics"] => ok(
+        [routes::METRICS] => ok(
             metrics::render(),
             "text/plain; version=0.0.4",
             Caching::NoStore,
         ),
-        ["api", "streams"] => json(&api::streams(&hub)),
-        ["api", "streams", app, base] => match hub.ladder(app, base) {
+        [routes::API, "streams"] => json(&api::streams(&hub)),
+        [routes::API, "streams", app, base] => match hub.ladder(app, base) {
             Some(l) => json(&api::stream_info(&l)),
             None => error(
                 StatusCode::NOT_FOUND,
                 format!("stream {app}/{base} is not live"),
             ),
         },
-        ["api", ..] => error(StatusCode::NOT_FOUND, "no such API endpoint"),
+        [routes::API, ..] => error(StatusCode::NOT_FOUND, "no such API endpoint"),
         _ => match media::handle(hub, parts, &query).await {
             Some(resp) => resp,
             None => error(

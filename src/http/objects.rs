@@ -15,8 +15,9 @@ use warp::reply::Reply;
 use super::blocking::wait_for;
 use super::media::{listed, not_found, Feed};
 use super::response::{error, ok, Caching};
+use crate::drain::Drain;
 use crate::hub::rendition::RenditionState;
-use crate::hub::{Hub, Ladder, Rendition};
+use crate::hub::{Hub, Rendition};
 use crate::media::TrackKind;
 use crate::store::{StoredSegment, TrackWindow};
 
@@ -85,7 +86,7 @@ pub async fn object(
             };
         }
         Some(ObjectName::Part(id)) if low_latency => {
-            return part(&ladder, &rendition, feed, id, limit, content_type).await;
+            return part(hub.drain(), &rendition, feed, id, limit, content_type).await;
         }
         Some(ObjectName::Segment(seq)) => seq,
         _ => return error(StatusCode::NOT_FOUND, format!("no such object: {file}")),
@@ -102,7 +103,7 @@ pub async fn object(
         let Feed::Cmaf(kind) = feed else {
             return error(StatusCode::NOT_FOUND, "no such segment");
         };
-        return growing(ladder, rendition, kind, seq, limit, content_type);
+        return growing(rendition, kind, seq, limit, content_type);
     }
     error(
         StatusCode::NOT_FOUND,
@@ -117,7 +118,10 @@ pub async fn ladder_audio(hub: &Hub, app: &str, base: &str, file: &str) -> warp:
         return not_found(app, base);
     };
     let has_audio = |s: &RenditionState| s.audio.is_some();
-    let mut candidates = listed(&ladder, has_audio);
+    let mut candidates: Vec<Arc<Rendition>> = listed(&ladder, has_audio)
+        .into_iter()
+        .map(|(r, _)| r)
+        .collect();
     candidates.extend(ladder.renditions());
     let name = ObjectName::parse(file, ".m4s");
     let holds = |r: &Rendition| {
@@ -179,9 +183,10 @@ fn upcoming(window: &TrackWindow, seq: u64) -> bool {
     }
 }
 
-/// An LL-HLS part; a part not produced yet but about to be (the preload hint) is waited for.
+/// An LL-HLS part; a part not produced yet but about to be (the preload hint) is waited
+/// for, woken only by its own track.
 async fn part(
-    ladder: &Ladder,
+    drain: &Drain,
     rendition: &Rendition,
     feed: Feed,
     id: u64,
@@ -200,8 +205,11 @@ async fn part(
             Err(())
         }
     };
+    let Feed::Cmaf(kind) = feed else {
+        return error(StatusCode::NOT_FOUND, "parts are CMAF only");
+    };
     let ready = || !matches!(lookup(&rendition.read()), Ok(None));
-    wait_for(ladder, limit, ready).await;
+    wait_for(drain, rendition.subscribe(kind), limit, ready).await;
     match lookup(&rendition.read()) {
         Ok(Some(data)) => ok(data, content_type, Caching::Immutable),
         Ok(None) => error(
@@ -224,14 +232,16 @@ enum Step {
 
 /// The segment being cut (or about to be): the response starts now and each part is sent
 /// as it is stored, so a low-latency DASH player receives CMAF chunks as they are made.
+/// Each step reads a fresh snapshot; the stream wakes only when its own track moves.
 fn growing(
-    ladder: Arc<Ladder>,
     rendition: Arc<Rendition>,
     kind: TrackKind,
     seq: u64,
     limit: Duration,
     content_type: &str,
 ) -> warp::reply::Response {
+    // Subscribed before the first look, so no part is missed between a look and the wait.
+    let updates = rendition.subscribe(kind);
     let next = move |sent: usize| -> Step {
         let state = rendition.read();
         let Some(window) = state.track(kind).map(|t| &t.window) else {
@@ -250,26 +260,23 @@ fn growing(
         }
     };
     let next = Arc::new(next);
-    let stream =
-        futures_util::stream::unfold((0usize, ladder.subscribe()), move |(sent, mut updates)| {
-            let next = next.clone();
-            async move {
-                loop {
-                    match next(sent) {
-                        Step::Send(b) => {
-                            return Some((Ok::<_, Infallible>(b), (sent + 1, updates)))
-                        }
-                        Step::End => return None,
-                        Step::Wait => {
-                            let woke = tokio::time::timeout(limit, updates.changed()).await;
-                            if !matches!(woke, Ok(Ok(()))) {
-                                return None;
-                            }
+    let stream = futures_util::stream::unfold((0usize, updates), move |(sent, mut updates)| {
+        let next = next.clone();
+        async move {
+            loop {
+                match next(sent) {
+                    Step::Send(b) => return Some((Ok::<_, Infallible>(b), (sent + 1, updates))),
+                    Step::End => return None,
+                    Step::Wait => {
+                        let woke = tokio::time::timeout(limit, updates.changed()).await;
+                        if !matches!(woke, Ok(Ok(()))) {
+                            return None;
                         }
                     }
                 }
             }
-        });
+        }
+    });
     let mut resp = warp::reply::stream(stream).into_response();
     // The bytes of a growing segment are final once sent, but a cache must not keep a
     // response that may have been cut short by the publisher leaving.

@@ -5,11 +5,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use warp::http::StatusCode;
 
 use super::blocking::{satisfied, too_far, wait_for, Directives};
 use super::media::{cmaf_ready, listed, not_found, wait_until, Feed};
 use super::response::{error, ok, Caching, M3U8};
+use crate::hub::renderings::RenderKey;
 use crate::hub::rendition::RenditionState;
 use crate::hub::{Hub, Ladder, Rendition};
 use crate::media::TrackKind;
@@ -32,7 +34,7 @@ pub async fn ladder_audio(hub: &Hub, app: &str, base: &str, query: &str) -> warp
             format!("stream {app}/{base} has no audio"),
         );
     }
-    let Some(source) = listed(&ladder, has_audio).into_iter().next() else {
+    let Some((source, _)) = listed(&ladder, has_audio).into_iter().next() else {
         return error(StatusCode::NOT_FOUND, "audio vanished");
     };
     // Ladder-level URIs (`audio/{seq}.m4s`): when the source rendition changes, segment N
@@ -95,13 +97,39 @@ fn shared_target(hub: &Hub, state: &RenditionState) -> u64 {
     .fold(1, u64::max)
 }
 
-/// Blocks as the directives ask (LL-HLS only), then writes the playlist.
+/// Everything a media playlist's text depends on; requests with equal keys share one
+/// rendering.
+#[derive(Debug, PartialEq)]
+struct PlaylistKey {
+    feed: Feed,
+    prefix: &'static str,
+    /// The window's revision: changes with every part, segment and init segment.
+    revision: u64,
+    target: u64,
+    ended: bool,
+    /// `Some(skip)` for the LL-HLS form.
+    low_latency: Option<bool>,
+    /// A rendition's own playlist (with rendition reports) rather than the ladder's audio
+    /// playlist: the two share a prefix but are different resources.
+    with_reports: bool,
+    reports: Vec<RenditionReport>,
+}
+
+impl RenderKey for PlaylistKey {
+    fn same_slot(&self, other: &Self) -> bool {
+        let slot = |k: &Self| (k.feed, k.prefix, k.low_latency, k.with_reports);
+        slot(self) == slot(other)
+    }
+}
+
+/// Blocks as the directives ask (LL-HLS only), then answers the playlist: from one
+/// snapshot of the rendition, rendered once per position and shared.
 async fn answer(
     hub: &Hub,
     ladder: &Ladder,
     rendition: &Rendition,
     feed: Feed,
-    prefix: &str,
+    prefix: &'static str,
     with_reports: bool,
     query: &str,
 ) -> warp::reply::Response {
@@ -111,7 +139,9 @@ async fn answer(
     };
     let ll = &hub.config().low_latency;
     let low_latency = ll.enabled && matches!(feed, Feed::Cmaf(_));
-    if let (true, Some(msn)) = (low_latency, directives.msn) {
+    if let (true, Some(msn), Feed::Cmaf(kind)) = (low_latency, directives.msn, feed) {
+        // Subscribed before the first look, so a part stored in between still wakes us.
+        let moves = rendition.subscribe(kind);
         let (far, target) = {
             let state = rendition.read();
             let far = feed.window(&state).is_some_and(|w| too_far(w, msn));
@@ -123,16 +153,18 @@ async fn answer(
                 format!("_HLS_msn={msn} is more than two segments ahead of the playlist"),
             );
         }
+        // A draining server answers held requests with the playlist as it is.
         let ready = || {
             let state = rendition.read();
             state.ended
+                || hub.drain().is_draining()
                 || feed
                     .window(&state)
                     .is_some_and(|w| satisfied(w, msn, directives.part))
         };
         // RFC 8216bis 6.2.5.2: give up after three target durations.
         let limit = Duration::from_secs(3 * target);
-        if !wait_for(ladder, limit, ready).await {
+        if !wait_for(hub.drain(), moves, limit, ready).await {
             return error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!(
@@ -152,25 +184,39 @@ async fn answer(
     } else {
         Vec::new()
     };
-    let playlist = MediaPlaylist {
-        window,
+    let key = PlaylistKey {
+        feed,
         prefix,
-        container: match feed {
-            Feed::Ts => Container::Ts,
-            Feed::Cmaf(_) => Container::Cmaf,
-        },
+        revision: window.revision(),
         target: shared_target(hub, &state),
         ended: state.ended,
-        low_latency: low_latency.then_some(LowLatency {
-            part_target: ll.part_target,
-            skip: directives.skip,
-            reports,
-        }),
+        low_latency: low_latency.then_some(directives.skip),
+        with_reports,
+        reports,
     };
-    ok(playlist.render(), M3U8, Caching::Live)
+    let body = rendition.renderings.get_or_render(key, |key| {
+        let playlist = MediaPlaylist {
+            window,
+            prefix,
+            container: match feed {
+                Feed::Ts => Container::Ts,
+                Feed::Cmaf(_) => Container::Cmaf,
+            },
+            target: key.target,
+            ended: key.ended,
+            low_latency: key.low_latency.map(|skip| LowLatency {
+                part_target: ll.part_target,
+                skip,
+                reports: key.reports.clone(),
+            }),
+        };
+        Bytes::from(playlist.render())
+    });
+    ok(body, M3U8, Caching::Live)
 }
 
-/// EXT-X-RENDITION-REPORT for every other live rendition of the ladder with this feed.
+/// EXT-X-RENDITION-REPORT for every other live rendition of the ladder with this feed,
+/// each from its own snapshot, taken one at a time.
 fn reports(ladder: &Ladder, this: &Rendition, feed: Feed) -> Vec<RenditionReport> {
     ladder
         .renditions()
@@ -189,4 +235,98 @@ fn reports(ladder: &Ladder, this: &Rendition, feed: Feed) -> Vec<RenditionReport
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::hub::rendition::TrackOutput;
+    use crate::media::CodecConfig;
+    use crate::store::{StoredSegment, TrackWindow};
+    use http_body_util::BodyExt;
+    use std::time::SystemTime;
+
+    fn add_part(rendition: &Rendition, seq: u64) {
+        let mut state = rendition.write();
+        let track = state
+            .track_mut(TrackKind::Video)
+            .get_or_insert_with(|| TrackOutput {
+                config: CodecConfig::Aac(
+                    crate::codec::aac::AacConfig::parse(Bytes::from_static(&[0x12, 0x10])).unwrap(),
+                ),
+                init_version: 0,
+                window: TrackWindow::new(6),
+            });
+        let head = || StoredSegment {
+            seq,
+            start: 0,
+            duration: 0,
+            timescale: 1000,
+            wall_clock: SystemTime::UNIX_EPOCH,
+            init_version: 0,
+            discontinuity: false,
+            parts: Vec::new(),
+        };
+        track
+            .window
+            .push_part(head, 200, true, Bytes::from_static(b"p"));
+    }
+
+    async fn body(resp: warp::reply::Response) -> Bytes {
+        resp.into_body().collect().await.unwrap().to_bytes()
+    }
+
+    #[tokio::test]
+    async fn waiters_for_one_position_share_one_rendering() {
+        let hub = Hub::new(Arc::new(Config::default()));
+        let publisher = hub.publish("live", "show_720p", 1).unwrap();
+        let rendition = publisher.rendition().clone();
+        add_part(&rendition, 1);
+        rendition
+            .write()
+            .video
+            .as_mut()
+            .unwrap()
+            .window
+            .push(StoredSegment {
+                seq: 1,
+                start: 0,
+                duration: 200,
+                timescale: 1000,
+                wall_clock: SystemTime::UNIX_EPOCH,
+                init_version: 0,
+                discontinuity: false,
+                parts: Vec::new(),
+            });
+        let video = Feed::Cmaf(TrackKind::Video);
+        let held = |hub: Arc<Hub>| {
+            tokio::spawn(async move {
+                let q = "_HLS_msn=2&_HLS_part=0";
+                body(media_playlist(&hub, "live", "show", "720p", video, q).await).await
+            })
+        };
+        let (a, b) = (held(hub.clone()), held(hub.clone()));
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            !a.is_finished() && !b.is_finished(),
+            "both wait for the part"
+        );
+        add_part(&rendition, 2);
+        let (a, b) = (a.await.unwrap(), b.await.unwrap());
+        assert!(
+            String::from_utf8_lossy(&a).contains("video/part-1.m4s"),
+            "the new part is listed"
+        );
+        assert_eq!(a.as_ptr(), b.as_ptr(), "one rendering, the very same bytes");
+        // A plain reload at the same position shares it too; a new position does not.
+        let c = body(media_playlist(&hub, "live", "show", "720p", video, "").await).await;
+        assert_eq!(c.as_ptr(), a.as_ptr());
+        add_part(&rendition, 2);
+        let d = body(media_playlist(&hub, "live", "show", "720p", video, "").await).await;
+        assert_ne!(d, a);
+        assert!(String::from_utf8_lossy(&d).contains("video/part-2.m4s"));
+    }
 }

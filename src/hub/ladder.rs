@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use super::renderings::Renderings;
 use super::rendition::Rendition;
 use crate::segment::timeline::LadderTimeline;
 
@@ -20,6 +21,9 @@ pub struct Ladder {
     updates: watch::Sender<u64>,
     /// The cut points and numbers all renditions share.
     pub timeline: Arc<LadderTimeline>,
+    /// Its master playlists and MPD as last rendered, shared by the requests that ask for
+    /// the same state of the ladder.
+    pub renderings: Renderings,
 }
 
 /// Target durations elapsed since the Unix epoch: the first segment number of a new
@@ -38,6 +42,7 @@ impl Ladder {
             renditions: RwLock::new(BTreeMap::new()),
             updates: watch::Sender::new(0),
             timeline: Arc::new(LadderTimeline::new(target, clock_sequence(target))),
+            renderings: Renderings::default(),
         }
     }
 
@@ -84,7 +89,9 @@ impl Ladder {
         self.updates.send_modify(|v| *v += 1);
     }
 
-    /// A receiver that sees every later [`Ladder::notify`].
+    /// A receiver that sees every later [`Ladder::notify`]: for requests that wait on the
+    /// whole ladder (a manifest, the first playlist); a request for one track waits on its
+    /// own track ([`Rendition::subscribe`]).
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.updates.subscribe()
     }

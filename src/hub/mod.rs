@@ -3,6 +3,7 @@
 pub mod ladder;
 pub mod naming;
 pub mod publisher;
+pub mod renderings;
 pub mod rendition;
 pub mod ts_output;
 
@@ -14,7 +15,8 @@ pub use publisher::Publisher;
 pub use rendition::Rendition;
 
 use crate::config::Config;
-use naming::{ladder_name, valid_name};
+use crate::drain::Drain;
+use naming::{ladder_name, reserved_app, valid_name};
 
 /// Why a publish request was refused.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -22,6 +24,10 @@ pub enum PublishError {
     /// The app or stream name has characters we cannot put in a URL.
     #[error("invalid name {0:?}: use ASCII letters, digits, '_', '-' or '.'")]
     InvalidName(String),
+    /// The app name is one of the HTTP router's own paths (`api`, `metrics`, ...), so its
+    /// streams could never be played.
+    #[error("app name {0:?} is reserved for the HTTP routes {routes:?}", routes = crate::http::routes::RESERVED_APPS)]
+    ReservedApp(String),
     /// Somebody is already publishing this name.
     #[error("stream {0} is already being published")]
     AlreadyPublishing(String),
@@ -31,6 +37,7 @@ pub enum PublishError {
 #[derive(Debug)]
 pub struct Hub {
     config: Arc<Config>,
+    drain: Drain,
     ladders: RwLock<HashMap<(String, String), Arc<Ladder>>>,
 }
 
@@ -39,6 +46,7 @@ impl Hub {
     pub fn new(config: Arc<Config>) -> Arc<Self> {
         Arc::new(Hub {
             config,
+            drain: Drain::default(),
             ladders: RwLock::new(HashMap::new()),
         })
     }
@@ -46,6 +54,11 @@ impl Hub {
     /// The configuration the hub runs with.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The shutting-down signal every held request observes.
+    pub fn drain(&self) -> &Drain {
+        &self.drain
     }
 
     /// Starts publishing `app/name` for connection `conn_id`.
@@ -59,6 +72,9 @@ impl Hub {
             if !valid_name(part) {
                 return Err(PublishError::InvalidName(part.to_string()));
             }
+        }
+        if reserved_app(app) {
+            return Err(PublishError::ReservedApp(app.to_string()));
         }
         let ln = ladder_name(name, self.config.ladder.labels_for(app));
         let ladder = {
@@ -124,9 +140,13 @@ impl Hub {
             }
         }
         ladder.remove(rendition);
+        // Asked before taking the hub's lock: no lock is held while another is taken.
+        if !ladder.is_empty() {
+            return;
+        }
         let mut ladders = self.ladders.write().unwrap_or_else(|e| e.into_inner());
         let key = (ladder.app.clone(), ladder.base.clone());
-        if ladder.is_empty() && ladders.get(&key).is_some_and(|l| Arc::ptr_eq(l, ladder)) {
+        if ladders.get(&key).is_some_and(|l| Arc::ptr_eq(l, ladder)) {
             ladders.remove(&key);
         }
     }
@@ -161,5 +181,20 @@ mod tests {
             Err(PublishError::InvalidName(_))
         ));
         assert_eq!(hub.ladders().len(), 3);
+    }
+
+    #[test]
+    fn route_names_are_refused_as_apps() {
+        let hub = Hub::new(Arc::new(Config::default()));
+        for app in crate::http::routes::RESERVED_APPS {
+            assert_eq!(
+                hub.publish(app, "show", 1).unwrap_err(),
+                PublishError::ReservedApp(app.to_string())
+            );
+        }
+        assert!(
+            hub.ladders().is_empty(),
+            "a refused publish leaves no ladder"
+        );
     }
 }

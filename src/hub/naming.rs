@@ -32,6 +32,12 @@ pub fn ladder_name(name: &str, labels: &[String]) -> LadderName {
     }
 }
 
+/// True when `app` is a path the HTTP router answers itself (see
+/// [`crate::http::routes::RESERVED_APPS`]): its streams could not be played.
+pub fn reserved_app(app: &str) -> bool {
+    crate::http::routes::is_reserved_app(app)
+}
+
 /// True when `s` is safe as one URL path segment and one stream name: no separators,
 /// no dot-only names, nothing that needs escaping.
 pub fn valid_name(s: &str) -> bool {
@@ -89,5 +95,15 @@ mod tests {
         assert!(!valid_name("a/b"));
         assert!(!valid_name("a b"));
         assert!(!valid_name("a?b"));
+    }
+
+    #[test]
+    fn route_names_are_reserved_apps() {
+        for app in ["api", "time", "metrics", "vendor", "API", "Metrics"] {
+            assert!(reserved_app(app), "{app}");
+        }
+        for app in ["live", "apis", "timeline", "tv"] {
+            assert!(!reserved_app(app), "{app}");
+        }
     }
 }

@@ -1,13 +1,24 @@
-//! One rendition of a ladder: its tracks' codec configs and segment windows.
+//! One rendition of a ladder: its tracks' codec configs and segment windows, published as
+//! immutable snapshots.
+//!
+//! Readers (HTTP handlers) take a snapshot, an `Arc` of the whole state, and hold no lock
+//! while they render from it or read another rendition: the lock around the current
+//! snapshot is held only to clone or replace the `Arc`. The writer (the publisher) changes
+//! a copy and publishes it when its guard drops, then moves the channel of each track whose
+//! window changed, so a held request wakes only when its own track moves.
 
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::ops::{Deref, DerefMut};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::SystemTime;
 
+use tokio::sync::watch;
+
+use super::renderings::Renderings;
 use crate::media::{CodecConfig, TrackKind};
 use crate::store::TrackWindow;
 
 /// What is known about one track of a rendition.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct TrackOutput {
     /// The current decoder configuration.
     pub config: CodecConfig,
@@ -17,8 +28,8 @@ pub struct TrackOutput {
     pub window: TrackWindow,
 }
 
-/// Mutable state of a rendition, behind its lock.
-#[derive(Debug)]
+/// The state of a rendition; readers see it as an immutable snapshot.
+#[derive(Clone, Debug)]
 pub struct RenditionState {
     /// The video track, once its sequence header arrived.
     pub video: Option<TrackOutput>,
@@ -56,11 +67,44 @@ impl RenditionState {
         }
     }
 
+    /// Where track `kind` stands: changes when its window changes or the rendition ends.
+    pub fn position(&self, kind: TrackKind) -> TrackPosition {
+        TrackPosition {
+            revision: self.track(kind).map(|t| t.window.revision()),
+            ended: self.ended,
+        }
+    }
+
     /// True once every known track has at least one segment, i.e. a player can start.
     pub fn ready(&self) -> bool {
         let tracks = [self.video.as_ref(), self.audio.as_ref()];
         tracks.iter().any(|t| t.is_some()) && tracks.iter().flatten().all(|t| !t.window.is_empty())
     }
+}
+
+/// Where one track stands, as far as a request held for it is concerned.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TrackPosition {
+    /// The window's revision; `None` while the track has no window.
+    pub revision: Option<u64>,
+    /// The rendition has ended.
+    pub ended: bool,
+}
+
+/// What a track's channel carries: the position of the newest snapshot published.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TrackStamp {
+    /// The snapshot's version (publications only move forward).
+    version: u64,
+    /// The track's position in it.
+    pub position: TrackPosition,
+}
+
+/// A snapshot and its version.
+#[derive(Debug)]
+struct Versioned {
+    version: u64,
+    state: Arc<RenditionState>,
 }
 
 /// A rendition: one published stream within a ladder.
@@ -70,36 +114,164 @@ pub struct Rendition {
     pub label: String,
     /// The RTMP stream name it was published as.
     pub stream_name: String,
-    state: RwLock<RenditionState>,
+    /// The newest snapshot; the lock is held only to clone or swap the `Arc`.
+    published: RwLock<Versioned>,
+    /// The writers' copy. Its lock serialises writers; readers never take it.
+    draft: Mutex<Versioned>,
+    /// Per track kind (video, audio): moves when that track's position changes.
+    moves: [watch::Sender<TrackStamp>; 2],
+    /// Its playlists as last rendered, shared by the requests for the same position.
+    pub renderings: Renderings,
+}
+
+fn slot(kind: TrackKind) -> usize {
+    match kind {
+        TrackKind::Video => 0,
+        TrackKind::Audio => 1,
+    }
 }
 
 impl Rendition {
     /// A new, live rendition fed by connection `publisher`.
     pub fn new(label: &str, stream_name: &str, publisher: u64) -> Self {
+        let state = Arc::new(RenditionState {
+            video: None,
+            audio: None,
+            ts: None,
+            timeline_origin: None,
+            misalignment_ms: 0.0,
+            ended: false,
+            generation: 0,
+            publisher,
+        });
+        let versioned = || Versioned {
+            version: 0,
+            state: state.clone(),
+        };
         Rendition {
             label: label.to_string(),
             stream_name: stream_name.to_string(),
-            state: RwLock::new(RenditionState {
-                video: None,
-                audio: None,
-                ts: None,
-                timeline_origin: None,
-                misalignment_ms: 0.0,
-                ended: false,
-                generation: 0,
-                publisher,
-            }),
+            published: RwLock::new(versioned()),
+            draft: Mutex::new(versioned()),
+            moves: [
+                watch::Sender::new(TrackStamp::default()),
+                watch::Sender::new(TrackStamp::default()),
+            ],
+            renderings: Renderings::default(),
         }
     }
 
-    /// Shared access to the state. A poisoned lock (a panic while writing) still yields the
-    /// data: the window is consistent between statements, and serving on beats failing.
-    pub fn read(&self) -> RwLockReadGuard<'_, RenditionState> {
-        self.state.read().unwrap_or_else(|e| e.into_inner())
+    /// The current snapshot. It stays valid (and unchanged) however long it is kept; no
+    /// lock is held while it is. A poisoned lock still yields the data: the `Arc` inside is
+    /// always a whole snapshot.
+    pub fn read(&self) -> Arc<RenditionState> {
+        self.published
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .state
+            .clone()
     }
 
-    /// Exclusive access to the state.
-    pub fn write(&self) -> RwLockWriteGuard<'_, RenditionState> {
-        self.state.write().unwrap_or_else(|e| e.into_inner())
+    /// Changes the state: the returned guard derefs to a private copy (copied on the first
+    /// change), published as the new snapshot when the guard drops. Writers queue for each
+    /// other but never for readers.
+    pub fn write(&self) -> StateWriter<'_> {
+        StateWriter {
+            rendition: self,
+            draft: Some(self.draft.lock().unwrap_or_else(|e| e.into_inner())),
+            changed: false,
+        }
+    }
+
+    /// A receiver that sees every later move of track `kind`: a part or segment stored, an
+    /// init segment added, the track appearing, the rendition ending or coming back.
+    pub fn subscribe(&self, kind: TrackKind) -> watch::Receiver<TrackStamp> {
+        self.moves[slot(kind)].subscribe()
+    }
+
+    /// Makes `state` (version `version`) the current snapshot, unless a newer one already
+    /// is, and moves the channels of the tracks it changed. Called with no lock held.
+    fn publish(&self, version: u64, state: Arc<RenditionState>) {
+        {
+            let mut published = self.published.write().unwrap_or_else(|e| e.into_inner());
+            if published.version >= version {
+                return;
+            }
+            *published = Versioned {
+                version,
+                state: state.clone(),
+            };
+        }
+        for kind in [TrackKind::Video, TrackKind::Audio] {
+            let position = state.position(kind);
+            self.moves[slot(kind)].send_if_modified(|stamp| {
+                if stamp.version >= version {
+                    return false;
+                }
+                let moved = stamp.position != position;
+                *stamp = TrackStamp { version, position };
+                moved
+            });
+        }
     }
 }
+
+/// Exclusive access to a rendition's state, published when dropped (see [`Rendition::write`]).
+pub struct StateWriter<'a> {
+    rendition: &'a Rendition,
+    /// Held until drop, then released before publishing.
+    draft: Option<MutexGuard<'a, Versioned>>,
+    changed: bool,
+}
+
+impl StateWriter<'_> {
+    fn draft(&self) -> &Versioned {
+        self.draft.as_ref().expect("the draft is held until drop")
+    }
+}
+
+impl Deref for StateWriter<'_> {
+    type Target = RenditionState;
+
+    fn deref(&self) -> &RenditionState {
+        &self.draft().state
+    }
+}
+
+impl DerefMut for StateWriter<'_> {
+    fn deref_mut(&mut self) -> &mut RenditionState {
+        self.changed = true;
+        let draft = self.draft.as_mut().expect("the draft is held until drop");
+        // Copy on write: readers may hold the current snapshot; the copy is ours alone.
+        Arc::make_mut(&mut draft.state)
+    }
+}
+
+impl Drop for StateWriter<'_> {
+    fn drop(&mut self) {
+        let Some(mut draft) = self.draft.take() else {
+            return;
+        };
+        if !self.changed {
+            return;
+        }
+        draft.version += 1;
+        let (version, state) = (draft.version, draft.state.clone());
+        // Release the writers' lock first: no lock is held while another is taken. The
+        // version keeps publications in order should another writer overtake us here.
+        drop(draft);
+        self.rendition.publish(version, state);
+    }
+}
+
+impl std::fmt::Debug for StateWriter<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateWriter")
+            .field("state", &**self)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+#[path = "rendition_tests.rs"]
+mod tests;

@@ -15,17 +15,19 @@ use tracing::{info, info_span, warn, Instrument};
 
 use super::deadline::Deadline;
 use super::ingest::{Ingest, IngestError};
-use crate::connlimit::{ConnLimiter, Refusal};
 use crate::hub::Hub;
 use crate::lograte::LogRate;
+use crate::netlimit::{ConnLimiter, Refusal};
+use crate::rate_limited_warn;
 
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
+/// Refused connections and failed accepts are logged at most once a second per reason.
+static REFUSALS: LogRate = LogRate::per_second();
 
 /// Accepts RTMP connections until `shutdown` resolves, then closes them all.
 pub async fn run(hub: Arc<Hub>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
     let config = &hub.config().rtmp;
     let limiter = ConnLimiter::new(config.max_connections, config.max_connections_per_ip);
-    let mut refusals = Refusals::default();
     let (stop, stopped) = watch::channel(false);
     tokio::pin!(shutdown);
     loop {
@@ -36,7 +38,7 @@ pub async fn run(hub: Arc<Hub>, listener: TcpListener, shutdown: impl Future<Out
                     let permit = match limiter.try_acquire(peer.ip()) {
                         Ok(p) => p,
                         Err(why) => {
-                            refusals.refused(why, peer);
+                            refused(why, peer);
                             continue;
                         }
                     };
@@ -50,35 +52,24 @@ pub async fn run(hub: Arc<Hub>, listener: TcpListener, shutdown: impl Future<Out
                 }
                 Err(e) => {
                     // Usually fd exhaustion: back off instead of spinning.
-                    warn!(error = %e, "RTMP accept failed");
+                    rate_limited_warn!(REFUSALS, "accept_failed", error = %e, "RTMP accept failed");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             }
         }
     }
+    // Stop accepting now, not after the flush below.
+    drop(listener);
     let _ = stop.send(true);
     // Let connections flush their last segments (bounded).
-    limiter.drained(Duration::from_secs(5)).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), limiter.idle()).await;
 }
 
-/// Refused connections: counted, and logged at most once a second per reason.
-#[derive(Default)]
-struct Refusals {
-    total: LogRate,
-    per_ip: LogRate,
-}
-
-impl Refusals {
-    fn refused(&mut self, why: Refusal, peer: SocketAddr) {
-        let (rate, reason) = match why {
-            Refusal::Total => (&mut self.total, "max_connections"),
-            Refusal::PerIp => (&mut self.per_ip, "max_connections_per_ip"),
-        };
-        metrics::counter!("packgate_rtmp_refused_total", "reason" => reason).increment(1);
-        if let Some(suppressed) = rate.admit(Instant::now()) {
-            warn!(%peer, suppressed, "refusing RTMP connection: rtmp.{reason} reached");
-        }
-    }
+/// A refused connection: counted, and logged at a bounded rate.
+fn refused(why: Refusal, peer: SocketAddr) {
+    let reason = why.reason();
+    metrics::counter!("packgate_rtmp_refused_total", "reason" => reason).increment(1);
+    rate_limited_warn!(REFUSALS, reason, %peer, "refusing RTMP connection: rtmp.{reason} reached");
 }
 
 /// One client: read, feed the session, act on its events, write its replies, until the

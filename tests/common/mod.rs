@@ -24,8 +24,13 @@ pub fn test_config() -> Config {
 
 /// Starts the gateway on a fresh runtime thread pool and returns it with the runtime.
 pub fn start(config: Config) -> (tokio::runtime::Runtime, Server) {
+    start_with_workers(config, 2)
+}
+
+/// Like [`start`], on a runtime of `workers` threads (for concurrency tests).
+pub fn start_with_workers(config: Config, workers: usize) -> (tokio::runtime::Runtime, Server) {
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(workers)
         .enable_all()
         .build()
         .expect("tokio runtime");
