@@ -168,7 +168,8 @@ impl Publisher {
         let out = track.get_or_insert_with(|| TrackOutput {
             config: config.clone(),
             init_version: version,
-            window: TrackWindow::with_first_part(window_len, first_part),
+            window: TrackWindow::with_first_part(window_len, first_part)
+                .with_init_versions(self.hub.config().limits.init_versions),
         });
         out.config = config.clone();
         out.init_version = version;
