@@ -2,29 +2,74 @@
 //! media goes through the FLV demuxer into the publisher. Sans-IO like the session, so
 //! benchmarks and tests drive it with bytes; `server.rs` only adds the socket.
 
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use bytes::Bytes;
+use tokio::sync::watch;
 use tracing::{debug, info, warn, Span};
 
 use super::session::{ServerSession, SessionConfig, SessionEvent};
 use crate::flv::{DemuxEvent, TagDemuxer};
-use crate::hub::{Hub, Publisher};
+use crate::hub::auth::{self, Check, Credential, HookEvent, Refusal};
+use crate::hub::naming::valid_name;
+use crate::hub::webhook::WebhookCall;
+use crate::hub::{Granted, Holder, Hub, PublishError, Released};
 use crate::media::TrackKind;
 
 struct Publishing {
     stream_id: u32,
-    publisher: Publisher,
+    /// Publisher first: it finishes before the claim lets go of the name.
+    granted: Granted,
     demux: TagDemuxer,
     dropped: u64,
+    /// What to tell the webhook on unpublish, when the app has one.
+    hook: Option<WebhookCall>,
+}
+
+/// A publish waiting for the driver: the webhook's answer, or a taken-over publisher
+/// letting go. Media that arrives meanwhile is held (up to `limits.held_bytes`).
+struct Pending {
+    stream_id: u32,
+    app: String,
+    name: String,
+    credential: Credential,
+    event: HookEvent,
+    held: Vec<(TrackKind, u32, Bytes)>,
+    held_bytes: usize,
+    took_over: bool,
+}
+
+/// Something only the async driver can do for a publish; it answers with
+/// [`Ingest::answer`].
+#[derive(Debug)]
+pub enum AuthRequest {
+    /// Call the webhook and answer [`AuthAnswer::Webhook`].
+    Webhook(WebhookCall),
+    /// Wait (bounded) for the old publisher to let go, then answer [`AuthAnswer::Released`].
+    Takeover(Released),
+}
+
+/// The driver's answer to an [`AuthRequest`].
+#[derive(Debug)]
+pub enum AuthAnswer {
+    /// The webhook's status code, or why it could not be asked.
+    Webhook(Result<u16, String>),
+    /// The old publisher let go (or the wait timed out: the claim is simply tried again).
+    Released,
 }
 
 /// One RTMP connection's protocol state and what it publishes.
 pub struct Ingest {
     hub: Arc<Hub>,
     id: u64,
+    peer: Option<IpAddr>,
     session: ServerSession,
     publishing: Option<Publishing>,
+    pending: Option<Pending>,
+    request: Option<AuthRequest>,
+    notices: Vec<WebhookCall>,
     /// Bytes the driver must write to the peer, in order.
     pub out: Vec<Bytes>,
 }
@@ -39,15 +84,42 @@ impl Ingest {
         Ingest {
             hub,
             id,
+            peer: None,
             session,
             publishing: None,
+            pending: None,
+            request: None,
+            notices: Vec::new(),
             out: Vec::new(),
         }
+    }
+
+    /// Sets the client's address (for the webhook and same-IP takeovers in open apps).
+    pub fn with_peer(mut self, ip: IpAddr) -> Self {
+        self.peer = Some(ip);
+        self
     }
 
     /// True while a stream is being published on this connection.
     pub fn is_publishing(&self) -> bool {
         self.publishing.is_some()
+    }
+
+    /// The signal a takeover sends this connection's publish, while it publishes.
+    pub fn takeover_signal(&self) -> Option<watch::Receiver<bool>> {
+        self.publishing
+            .as_ref()
+            .map(|p| p.granted.claim.stop_signal())
+    }
+
+    /// What the driver must do before feeding more input, if anything.
+    pub fn take_request(&mut self) -> Option<AuthRequest> {
+        self.request.take()
+    }
+
+    /// Webhook notifications to send (fire and forget).
+    pub fn take_notices(&mut self) -> Vec<WebhookCall> {
+        std::mem::take(&mut self.notices)
     }
 
     /// Feeds bytes to the session and handles what comes out; an error closes the connection.
@@ -69,8 +141,8 @@ impl Ingest {
                 app,
                 stream_key,
                 stream_id,
-                ..
-            } => self.publish(&app, &stream_key, stream_id),
+                query,
+            } => self.publish(app, stream_key, stream_id, query.as_deref()),
             SessionEvent::Audio {
                 stream_id,
                 timestamp,
@@ -95,42 +167,144 @@ impl Ingest {
         }
     }
 
-    fn publish(&mut self, app: &str, name: &str, stream_id: u32) {
+    /// Authorises a publish: refused, granted, or handed to the driver (webhook).
+    fn publish(&mut self, app: String, name: String, stream_id: u32, query: Option<&str>) {
         let span = Span::current();
-        span.record("app", app);
-        span.record("stream", name);
-        if self.publishing.is_some() {
-            warn!("second publish on one connection refused");
-            let ev = self.session.reject_publish(
-                stream_id,
-                "NetStream.Publish.BadName",
-                "this connection already publishes a stream",
-            );
-            self.extend(ev);
-            return;
+        span.record("app", app.as_str());
+        span.record("stream", name.as_str());
+        if self.publishing.is_some() || self.pending.is_some() {
+            return self.refuse(stream_id, "this connection already publishes a stream");
         }
-        match self.hub.publish(app, name, self.id) {
-            Ok(publisher) => {
-                info!("publish started");
+        if let Some(bad) = [&app, &name].into_iter().find(|n| !valid_name(n)) {
+            return self.refuse(
+                stream_id,
+                &PublishError::InvalidName(bad.clone()).to_string(),
+            );
+        }
+        let ln = self.hub.ladder_name(&app, &name);
+        let params = query.map(auth::parse_query).unwrap_or_default();
+        let config = self.hub.config().auth.app(&app);
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let check = auth::check(config, &app, &ln.base, &params, now);
+        let event = HookEvent {
+            action: "publish",
+            app: app.clone(),
+            stream: name.clone(),
+            ladder: ln.base,
+            rendition: ln.label,
+            params,
+            client_ip: self.peer,
+            conn_id: self.id,
+        };
+        let credential = match check {
+            Check::Denied(r) => return self.refuse_auth(stream_id, &r),
+            Check::Allowed(c) | Check::AskWebhook(c) => c,
+        };
+        let call = config.and_then(|c| event.call(c));
+        self.pending = Some(Pending {
+            stream_id,
+            app,
+            name,
+            credential,
+            event,
+            held: Vec::new(),
+            held_bytes: 0,
+            took_over: false,
+        });
+        match call {
+            Some(call) => self.request = Some(AuthRequest::Webhook(call)),
+            None => self.claim(),
+        }
+    }
+
+    /// Feeds the driver's answer to the last [`AuthRequest`].
+    pub fn answer(&mut self, answer: AuthAnswer) {
+        let Some(pending) = self.pending.as_mut() else {
+            return;
+        };
+        match answer {
+            AuthAnswer::Released => self.claim(),
+            AuthAnswer::Webhook(outcome) => {
+                let Some(config) = self.hub.config().auth.app(&pending.app) else {
+                    return;
+                };
+                match auth::webhook_verdict(config, pending.credential.clone(), outcome) {
+                    Ok(credential) => {
+                        pending.credential = credential;
+                        self.claim();
+                    }
+                    Err(refusal) => {
+                        let id = pending.stream_id;
+                        self.pending = None;
+                        self.refuse_auth(id, &refusal);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Claims the authorised name in the hub and starts publishing.
+    fn claim(&mut self) {
+        let Some(p) = self.pending.as_mut() else {
+            return;
+        };
+        let holder = Holder {
+            conn_id: self.id,
+            ip: self.peer,
+            credential: p.credential.clone(),
+        };
+        match self.hub.publish(&p.app, &p.name, holder) {
+            Ok(granted) => {
+                let Some(p) = self.pending.take() else {
+                    return;
+                };
+                info!(took_over = p.took_over, "publish started");
+                let hook = self.hub.config().auth.app(&p.app).and_then(|c| {
+                    HookEvent {
+                        action: "unpublish",
+                        ..p.event
+                    }
+                    .call(c)
+                });
                 self.publishing = Some(Publishing {
-                    stream_id,
-                    publisher,
+                    stream_id: p.stream_id,
+                    granted,
                     demux: TagDemuxer::new(),
                     dropped: 0,
+                    hook,
                 });
-                let ev = self.session.accept_publish(stream_id);
+                let ev = self.session.accept_publish(p.stream_id);
                 self.extend(ev);
+                for (kind, timestamp, payload) in p.held {
+                    self.media(kind, p.stream_id, timestamp, payload);
+                }
+            }
+            Err(PublishError::TakingOver(released)) if !p.took_over => {
+                info!("taking the stream over from its current publisher");
+                p.took_over = true;
+                self.request = Some(AuthRequest::Takeover(released));
             }
             Err(e) => {
-                warn!(error = %e, "publish refused");
-                let ev = self.session.reject_publish(
-                    stream_id,
-                    "NetStream.Publish.BadName",
-                    &e.to_string(),
-                );
-                self.extend(ev);
+                let id = p.stream_id;
+                self.pending = None;
+                self.refuse(id, &e.to_string());
             }
         }
+    }
+
+    fn refuse_auth(&mut self, stream_id: u32, refusal: &Refusal) {
+        self.refuse(stream_id, &format!("not authorised: {refusal}"));
+    }
+
+    /// Answers NetStream.Publish.BadName and logs why (never a secret: reasons are ours).
+    fn refuse(&mut self, stream_id: u32, reason: &str) {
+        warn!(reason, "publish refused");
+        let ev = self
+            .session
+            .reject_publish(stream_id, "NetStream.Publish.BadName", reason);
+        self.extend(ev);
     }
 
     fn extend(&mut self, events: Vec<SessionEvent>) {
@@ -140,6 +314,14 @@ impl Ingest {
     }
 
     fn media(&mut self, kind: TrackKind, stream_id: u32, timestamp: u32, payload: Bytes) {
+        if let Some(p) = self.pending.as_mut().filter(|p| p.stream_id == stream_id) {
+            // Encoders may send headers right behind `publish`; keep them for the answer.
+            if p.held_bytes + payload.len() <= self.hub.config().limits.held_bytes {
+                p.held_bytes += payload.len();
+                p.held.push((kind, timestamp, payload));
+            }
+            return;
+        }
         let Some(p) = self
             .publishing
             .as_mut()
@@ -154,8 +336,8 @@ impl Ingest {
             TrackKind::Video => p.demux.video(timestamp, payload),
         };
         match parsed {
-            Ok(Some(DemuxEvent::Config(c))) => p.publisher.config(c),
-            Ok(Some(DemuxEvent::Frame(f))) => p.publisher.frame(f),
+            Ok(Some(DemuxEvent::Config(c))) => p.granted.publisher.config(c),
+            Ok(Some(DemuxEvent::Frame(f))) => p.granted.publisher.frame(f),
             Ok(Some(DemuxEvent::EndOfSequence(_))) | Ok(None) => {}
             Err(e) => {
                 // Log the first few and then every thousandth, so a broken encoder cannot
@@ -168,10 +350,16 @@ impl Ingest {
         }
     }
 
-    /// Ends the publish, if any (connection closing).
+    /// Ends the publish, if any (connection closing): the publisher finishes, then the
+    /// name is released and the webhook, if any, is told.
     pub fn unpublish(&mut self) {
-        if let Some(mut p) = self.publishing.take() {
-            p.publisher.finish();
+        if let Some(Publishing {
+            mut granted, hook, ..
+        }) = self.publishing.take()
+        {
+            granted.publisher.finish();
+            drop(granted);
+            self.notices.extend(hook);
         }
     }
 }

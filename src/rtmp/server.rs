@@ -12,6 +12,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tracing::{info, info_span, warn, Instrument};
 
+use super::authorise;
 use super::ingest::Ingest;
 use crate::hub::Hub;
 
@@ -67,11 +68,12 @@ async fn connection(
     let _ = socket.set_nodelay(true);
     metrics::gauge!("packgate_rtmp_connections").increment(1.0);
     let idle = Duration::from_secs_f64(hub.config().rtmp.idle_timeout);
-    let mut conn = Ingest::new(hub.clone(), id);
+    let mut conn = Ingest::new(hub.clone(), id).with_peer(peer.ip());
     let mut buf = vec![0u8; 64 * 1024];
     let reason = loop {
         let n = tokio::select! {
             _ = stopped.changed() => break "server shutting down".to_string(),
+            _ = authorise::taken_over(conn.takeover_signal()) => break "taken over by a new publisher".to_string(),
             r = tokio::time::timeout(idle, socket.read(&mut buf)) => match r {
                 Err(_) => break format!("no data for {} s", idle.as_secs()),
                 Ok(Err(e)) => break format!("read error: {e}"),
@@ -83,6 +85,7 @@ async fn connection(
         if let Err(e) = conn.input(&buf[..n]) {
             break e;
         }
+        authorise::settle(&mut conn).await;
         let pending = std::mem::take(&mut conn.out);
         for chunk in pending {
             if let Err(e) = socket.write_all(&chunk).await {
@@ -96,6 +99,7 @@ async fn connection(
 fn finish(mut conn: Ingest, peer: SocketAddr, reason: &str) {
     let was_publishing = conn.is_publishing();
     conn.unpublish();
+    authorise::send_notices(&mut conn);
     metrics::gauge!("packgate_rtmp_connections").decrement(1.0);
     if was_publishing {
         warn!(%peer, reason, "RTMP connection closed while publishing");

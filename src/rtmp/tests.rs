@@ -292,3 +292,17 @@ fn media_sent_right_behind_publish_is_not_lost() {
     }
     panic!("never reached publish");
 }
+
+#[test]
+fn app_query_joins_the_stream_query() {
+    let mut server = ServerSession::new(SessionConfig::default());
+    let (mut client, c0c1) = ClientSession::new("live?key=k1", "show?x=1", false, 4096);
+    let (sev, _) = pump(&mut server, &mut client, vec![c0c1], usize::MAX);
+    assert!(
+        sev.iter().any(
+            |e| matches!(e, SessionEvent::PublishRequested { app, stream_key, query, .. }
+        if app == "live" && stream_key == "show" && query.as_deref() == Some("key=k1&x=1"))
+        ),
+        "{sev:?}"
+    );
+}
