@@ -363,3 +363,7 @@ impl Ingest {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "ingest_tests.rs"]
+mod tests;
