@@ -198,11 +198,18 @@ impl Ingest {
             client_ip: self.peer,
             conn_id: self.id,
         };
-        let credential = match check {
+        let (credential, call) = match check {
             Check::Denied(r) => return self.refuse_auth(stream_id, &r),
-            Check::Allowed(c) | Check::AskWebhook(c) => c,
+            Check::Allowed(c) => (c, None),
+            Check::AskWebhook(c) => match config.and_then(|a| event.call(a)) {
+                Some(call) => (c, Some(call)),
+                // Validated at start, so not expected; never let it bypass the webhook.
+                None => {
+                    let why = Refusal::WebhookUnavailable("bad webhook URL".into());
+                    return self.refuse_auth(stream_id, &why);
+                }
+            },
         };
-        let call = config.and_then(|c| event.call(c));
         self.pending = Some(Pending {
             stream_id,
             app,
