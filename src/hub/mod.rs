@@ -105,34 +105,44 @@ impl Hub {
             Err(claims::Refused::TakingOver(r)) => return Err(PublishError::TakingOver(r)),
         };
         let conn_id = claim.conn_id();
-        let ladder = {
-            let mut ladders = self.ladders.write().unwrap_or_else(|e| e.into_inner());
-            ladders
-                .entry((app.to_string(), ln.base.clone()))
-                .or_insert_with(|| {
-                    Arc::new(Ladder::new(app, &ln.base, self.config.segment.target()))
-                })
-                .clone()
-        };
-        let rendition = match ladder.rendition(&ln.label) {
-            Some(existing) => {
-                let mut state = existing.write();
-                if !state.ended {
-                    // Only a publisher that outlived its claim gets here.
-                    return Err(PublishError::AlreadyPublishing(format!("{app}/{name}")));
+        // A ladder can be dropped from the map (its last rendition expired) between our
+        // lookup and our insert; then go again with a fresh one. Once our rendition is in
+        // the mapped ladder it is not empty, so no expiry can drop it: this ends.
+        let (ladder, rendition) = loop {
+            let ladder = {
+                let mut ladders = self.ladders.write().unwrap_or_else(|e| e.into_inner());
+                ladders
+                    .entry((app.to_string(), ln.base.clone()))
+                    .or_insert_with(|| {
+                        Arc::new(Ladder::new(app, &ln.base, self.config.segment.target()))
+                    })
+                    .clone()
+            };
+            let rendition = match ladder.rendition(&ln.label) {
+                Some(existing) => {
+                    let mut state = existing.write();
+                    if !state.ended {
+                        // Only a publisher that outlived its claim gets here.
+                        return Err(PublishError::AlreadyPublishing(format!("{app}/{name}")));
+                    }
+                    // A reconnect within the linger time continues the same playlists.
+                    state.ended = false;
+                    state.generation += 1;
+                    state.publisher = conn_id;
+                    drop(state);
+                    existing
                 }
-                // A reconnect within the linger time continues the same playlists.
-                state.ended = false;
-                state.generation += 1;
-                state.publisher = conn_id;
-                drop(state);
-                existing
+                None => {
+                    let r = Arc::new(Rendition::new(&ln.label, name, conn_id));
+                    ladder.insert(r.clone());
+                    r
+                }
+            };
+            let current = self.ladder(app, &ln.base);
+            if current.is_some_and(|l| Arc::ptr_eq(&l, &ladder)) {
+                break (ladder, rendition);
             }
-            None => {
-                let r = Arc::new(Rendition::new(&ln.label, name, conn_id));
-                ladder.insert(r.clone());
-                r
-            }
+            ladder.remove(&rendition);
         };
         Ok(Granted {
             publisher: Publisher::new(self.clone(), ladder, rendition),
@@ -229,6 +239,25 @@ mod tests {
             Err(PublishError::InvalidName(_))
         ));
         assert_eq!(hub.ladders().len(), 4);
+    }
+
+    #[test]
+    fn simultaneous_publishes_of_one_name_grant_one() {
+        let hub = Hub::new(Arc::new(Config::default()));
+        let granted = std::thread::scope(|s| {
+            let tries: Vec<_> = (0..8)
+                .map(|i| {
+                    let hub = hub.clone();
+                    s.spawn(move || hub.publish("live", "race_720p", from(i, None)).ok())
+                })
+                .collect();
+            tries
+                .into_iter()
+                .filter_map(|t| t.join().unwrap())
+                .collect::<Vec<_>>()
+        });
+        assert_eq!(granted.len(), 1);
+        assert_eq!(hub.ladder("live", "race").unwrap().renditions().len(), 1);
     }
 
     #[tokio::test]

@@ -268,6 +268,9 @@ impl Ingest {
                     return;
                 };
                 info!(took_over = p.took_over, "publish started");
+                if p.took_over {
+                    metrics::counter!("packgate_publish_takeovers_total").increment(1);
+                }
                 let hook = self.hub.config().auth.app(&p.app).and_then(|c| {
                     HookEvent {
                         action: "unpublish",
@@ -308,6 +311,7 @@ impl Ingest {
     /// Answers NetStream.Publish.BadName and logs why (never a secret: reasons are ours).
     fn refuse(&mut self, stream_id: u32, reason: &str) {
         warn!(reason, "publish refused");
+        metrics::counter!("packgate_publish_refused_total").increment(1);
         let ev = self
             .session
             .reject_publish(stream_id, "NetStream.Publish.BadName", reason);
