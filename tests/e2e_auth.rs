@@ -140,7 +140,7 @@ fn now() -> u64 {
 #[test]
 fn static_keys_and_ladder_credentials() {
     let (_rt, server) =
-        server("[auth.apps.keyed]\nkeys = { kshow = \"k1-secret\", knews = \"k2-secret\" }\n");
+        server("[auth.apps.keyed]\nkeys = { kshow = \"k1-secret\", knews = \"k2-secret\", kapp = \"k3-secret\" }\n");
     let http = server.http_addr;
     let _ok = publish_sample(&server, "keyed", "kshow?key=k1-secret");
     segments(
@@ -206,6 +206,21 @@ fn static_keys_and_ladder_credentials() {
         Duration::from_secs(20),
     )
     .expect("the ladder's key adds a rendition");
+    // The key on the app, as OBS sends it with Server `rtmp://host/keyed?key=...`.
+    let _on_app = publish(
+        server.rtmp_addr,
+        "keyed?key=k3-secret",
+        "kapp",
+        &sample(SAMPLE),
+        -1,
+    );
+    segments(
+        http,
+        &playlist_path("keyed", "kapp", "src"),
+        1,
+        Duration::from_secs(20),
+    )
+    .expect("a key in the app's query publishes");
     assert!(
         log_lines(&["k1-secret"]).is_empty(),
         "the key is in the log"
