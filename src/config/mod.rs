@@ -13,7 +13,7 @@ use serde::Deserialize;
 pub mod auth;
 pub mod limits;
 
-pub use auth::AuthConfig;
+pub use auth::{AppAuthConfig, AuthConfig, Reconnect, WebhookDefault, WebhookUrl};
 pub use limits::LimitsConfig;
 
 /// A configuration problem, reported at start before anything listens.
@@ -359,6 +359,7 @@ impl Config {
             });
         }
         self.limits.validate()?;
+        self.auth.validate(&self.ladder)?;
         positive(
             "low_latency.dash_target_latency",
             self.low_latency.dash_target_latency,

@@ -1,15 +1,20 @@
 //! The hub: live streams by app and name, grouped into ladders, with the publish lifecycle.
 
+pub mod auth;
+pub mod claims;
 pub mod ladder;
 pub mod naming;
 pub mod publisher;
 pub mod renderings;
 pub mod rendition;
 pub mod ts_output;
+pub mod webhook;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+pub use auth::{Credential, Holder};
+pub use claims::{ClaimGuard, Released};
 pub use ladder::Ladder;
 pub use publisher::Publisher;
 pub use rendition::Rendition;
@@ -19,7 +24,7 @@ use crate::drain::Drain;
 use naming::{ladder_name, reserved_app, valid_name};
 
 /// Why a publish request was refused.
-#[derive(Debug, thiserror::Error, PartialEq)]
+#[derive(Debug, thiserror::Error)]
 pub enum PublishError {
     /// The app or stream name has characters we cannot put in a URL.
     #[error("invalid name {0:?}: use ASCII letters, digits, '_', '-' or '.'")]
@@ -31,6 +36,19 @@ pub enum PublishError {
     /// Somebody is already publishing this name.
     #[error("stream {0} is already being published")]
     AlreadyPublishing(String),
+    /// The current publisher was told to stop in favour of this one: wait, then try again.
+    #[error("stream is being taken over from its current publisher")]
+    TakingOver(Released),
+}
+
+/// A granted publish: feed the publisher; the claim holds the name until dropped (after
+/// the publisher, so a newcomer finds the rendition ended and continues its playlists).
+#[derive(Debug)]
+pub struct Granted {
+    /// The packaging pipeline.
+    pub publisher: Publisher,
+    /// The name's claim, with the stop signal a takeover sends.
+    pub claim: ClaimGuard,
 }
 
 /// All live ladders, by (app, base).
@@ -39,6 +57,7 @@ pub struct Hub {
     config: Arc<Config>,
     drain: Drain,
     ladders: RwLock<HashMap<(String, String), Arc<Ladder>>>,
+    claims: Arc<claims::Claims>,
 }
 
 impl Hub {
@@ -48,6 +67,7 @@ impl Hub {
             config,
             drain: Drain::default(),
             ladders: RwLock::new(HashMap::new()),
+            claims: Arc::default(),
         })
     }
 
@@ -61,13 +81,20 @@ impl Hub {
         &self.drain
     }
 
-    /// Starts publishing `app/name` for connection `conn_id`.
+    /// Where `name` lands in `app`'s ladders.
+    pub fn ladder_name(&self, app: &str, name: &str) -> naming::LadderName {
+        ladder_name(name, self.config.ladder.labels_for(app))
+    }
+
+    /// Starts publishing `app/name` for `holder` (already authorised). The name is claimed
+    /// first, under one lock, so of two simultaneous publishes only one gets it; a holder
+    /// the app's `reconnect` policy lets take over gets [`PublishError::TakingOver`].
     pub fn publish(
         self: &Arc<Self>,
         app: &str,
         name: &str,
-        conn_id: u64,
-    ) -> Result<Publisher, PublishError> {
+        holder: Holder,
+    ) -> Result<Granted, PublishError> {
         for part in [app, name] {
             if !valid_name(part) {
                 return Err(PublishError::InvalidName(part.to_string()));
@@ -76,36 +103,67 @@ impl Hub {
         if reserved_app(app) {
             return Err(PublishError::ReservedApp(app.to_string()));
         }
-        let ln = ladder_name(name, self.config.ladder.labels_for(app));
-        let ladder = {
-            let mut ladders = self.ladders.write().unwrap_or_else(|e| e.into_inner());
-            ladders
-                .entry((app.to_string(), ln.base.clone()))
-                .or_insert_with(|| {
-                    Arc::new(Ladder::new(app, &ln.base, self.config.segment.target()))
-                })
-                .clone()
+        let ln = self.ladder_name(app, name);
+        let policy = self
+            .config
+            .auth
+            .app(app)
+            .map(|a| a.reconnect)
+            .unwrap_or_default();
+        let claim = match self
+            .claims
+            .claim((app, &ln.base, &ln.label), holder, policy)
+        {
+            Ok(c) => c,
+            Err(claims::Refused::Held) => {
+                return Err(PublishError::AlreadyPublishing(format!("{app}/{name}")))
+            }
+            Err(claims::Refused::TakingOver(r)) => return Err(PublishError::TakingOver(r)),
         };
-        let rendition = match ladder.rendition(&ln.label) {
-            Some(existing) => {
-                let mut state = existing.write();
-                if !state.ended {
-                    return Err(PublishError::AlreadyPublishing(format!("{app}/{name}")));
+        let conn_id = claim.conn_id();
+        // A ladder can be dropped from the map (its last rendition expired) between our
+        // lookup and our insert; then go again with a fresh one. Once our rendition is in
+        // the mapped ladder it is not empty, so no expiry can drop it: this ends.
+        let (ladder, rendition) = loop {
+            let ladder = {
+                let mut ladders = self.ladders.write().unwrap_or_else(|e| e.into_inner());
+                ladders
+                    .entry((app.to_string(), ln.base.clone()))
+                    .or_insert_with(|| {
+                        Arc::new(Ladder::new(app, &ln.base, self.config.segment.target()))
+                    })
+                    .clone()
+            };
+            let rendition = match ladder.rendition(&ln.label) {
+                Some(existing) => {
+                    let mut state = existing.write();
+                    if !state.ended {
+                        // Only a publisher that outlived its claim gets here.
+                        return Err(PublishError::AlreadyPublishing(format!("{app}/{name}")));
+                    }
+                    // A reconnect within the linger time continues the same playlists.
+                    state.ended = false;
+                    state.generation += 1;
+                    state.publisher = conn_id;
+                    drop(state);
+                    existing
                 }
-                // A reconnect within the linger time continues the same playlists.
-                state.ended = false;
-                state.generation += 1;
-                state.publisher = conn_id;
-                drop(state);
-                existing
+                None => {
+                    let r = Arc::new(Rendition::new(&ln.label, name, conn_id));
+                    ladder.insert(r.clone());
+                    r
+                }
+            };
+            let current = self.ladder(app, &ln.base);
+            if current.is_some_and(|l| Arc::ptr_eq(&l, &ladder)) {
+                break (ladder, rendition);
             }
-            None => {
-                let r = Arc::new(Rendition::new(&ln.label, name, conn_id));
-                ladder.insert(r.clone());
-                r
-            }
+            ladder.remove(&rendition);
         };
-        Ok(Publisher::new(self.clone(), ladder, rendition))
+        Ok(Granted {
+            publisher: Publisher::new(self.clone(), ladder, rendition),
+            claim,
+        })
     }
 
     /// The ladder `app/base`.
@@ -156,12 +214,26 @@ impl Hub {
 mod tests {
     use super::*;
 
+    fn from(conn_id: u64, ip: Option<&str>) -> Holder {
+        Holder {
+            conn_id,
+            ip: ip.map(|s| s.parse().unwrap()),
+            credential: Credential::Open,
+        }
+    }
+
     #[test]
     fn grouping_follows_the_apps_labels_and_refuses_doubles() {
         let config = Config::from_toml("[ladder.apps.tv]\nlabels = [\"hd\"]\n").unwrap();
         let hub = Hub::new(Arc::new(config));
-        let tv = hub.publish("tv", "news_hd", 1).unwrap();
-        let live = hub.publish("live", "news_hd", 2).unwrap();
+        let tv = hub
+            .publish("tv", "news_hd", from(1, None))
+            .unwrap()
+            .publisher;
+        let live = hub
+            .publish("live", "news_hd", from(2, None))
+            .unwrap()
+            .publisher;
         assert_eq!(
             (tv.ladder().base.as_str(), tv.rendition().label.as_str()),
             ("news", "hd")
@@ -170,27 +242,79 @@ mod tests {
             (live.ladder().base.as_str(), live.rendition().label.as_str()),
             ("news_hd", "src")
         );
-        let p720 = hub.publish("live", "news_720p", 3).unwrap();
-        assert_eq!(p720.ladder().base, "news");
-        assert_eq!(
-            hub.publish("tv", "news_hd", 4).unwrap_err(),
-            PublishError::AlreadyPublishing("tv/news_hd".into())
-        );
+        let p720 = hub.publish("live", "news_720p", from(3, None)).unwrap();
+        assert_eq!(p720.publisher.ladder().base, "news");
         assert!(matches!(
-            hub.publish("tv", "a/b", 5),
+            hub.publish("tv", "news_hd", from(4, None)),
+            Err(PublishError::AlreadyPublishing(n)) if n == "tv/news_hd"
+        ));
+        // `x` and `x_src` are one rendition: one claim.
+        let _x = hub.publish("live", "x", from(5, None)).unwrap();
+        assert!(matches!(
+            hub.publish("live", "x_src", from(6, None)),
+            Err(PublishError::AlreadyPublishing(_))
+        ));
+        assert!(matches!(
+            hub.publish("tv", "a/b", from(7, None)),
             Err(PublishError::InvalidName(_))
         ));
-        assert_eq!(hub.ladders().len(), 3);
+        assert_eq!(hub.ladders().len(), 4);
+    }
+
+    #[test]
+    fn simultaneous_publishes_of_one_name_grant_one() {
+        let hub = Hub::new(Arc::new(Config::default()));
+        let granted = std::thread::scope(|s| {
+            let tries: Vec<_> = (0..8)
+                .map(|i| {
+                    let hub = hub.clone();
+                    s.spawn(move || hub.publish("live", "race_720p", from(i, None)).ok())
+                })
+                .collect();
+            tries
+                .into_iter()
+                .filter_map(|t| t.join().unwrap())
+                .collect::<Vec<_>>()
+        });
+        assert_eq!(granted.len(), 1);
+        assert_eq!(hub.ladder("live", "race").unwrap().renditions().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn takeover_continues_the_rendition() {
+        let hub = Hub::new(Arc::new(Config::default()));
+        let ip = Some("192.0.2.7");
+        let old = hub.publish("live", "show", from(1, ip)).unwrap();
+        let rendition = old.publisher.rendition().clone();
+        let mut stop = old.claim.stop_signal();
+        assert!(matches!(
+            hub.publish("live", "show", from(2, Some("192.0.2.8"))),
+            Err(PublishError::AlreadyPublishing(_))
+        ));
+        let Err(PublishError::TakingOver(released)) = hub.publish("live", "show", from(3, ip))
+        else {
+            panic!("same IP takes over");
+        };
+        assert!(*stop.borrow_and_update());
+        drop(old); // the old connection closes: publisher finishes, then the claim goes
+        released.wait().await;
+        let new = hub.publish("live", "show", from(3, ip)).unwrap();
+        assert!(Arc::ptr_eq(new.publisher.rendition(), &rendition));
+        let state = rendition.read();
+        assert_eq!(
+            (state.ended, state.generation, state.publisher),
+            (false, 1, 3)
+        );
     }
 
     #[test]
     fn route_names_are_refused_as_apps() {
         let hub = Hub::new(Arc::new(Config::default()));
         for app in crate::http::routes::RESERVED_APPS {
-            assert_eq!(
-                hub.publish(app, "show", 1).unwrap_err(),
-                PublishError::ReservedApp(app.to_string())
-            );
+            assert!(matches!(
+                hub.publish(app, "show", from(1, None)),
+                Err(PublishError::ReservedApp(a)) if a == *app
+            ));
         }
         assert!(
             hub.ladders().is_empty(),

@@ -2,16 +2,22 @@
 //! media goes through the FLV demuxer into the publisher. Sans-IO like the session, so
 //! benchmarks and tests drive it with bytes; `server.rs` only adds the socket.
 
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use bytes::Bytes;
+use tokio::sync::watch;
 use tracing::{debug, info, warn, Span};
 
 use super::session::{ServerSession, SessionConfig, SessionError, SessionEvent};
 use crate::flv::budget::ConfigBudget;
 use crate::flv::{DemuxEvent, FlvError, TagDemuxer};
-use crate::hub::{Hub, Publisher};
-use crate::limit::LimitExceeded;
+use crate::hub::auth::{self, Check, Credential, HookEvent, Refusal};
+use crate::hub::naming::valid_name;
+use crate::hub::webhook::WebhookCall;
+use crate::hub::{Granted, Holder, Hub, PublishError, Released};
+use crate::limit::{Limit, LimitExceeded};
 use crate::lograte::clip;
 use crate::media::TrackKind;
 
@@ -37,19 +43,58 @@ impl From<SessionError> for IngestError {
 
 struct Publishing {
     stream_id: u32,
-    publisher: Publisher,
+    /// Publisher first: it finishes before the claim lets go of the name.
+    granted: Granted,
     demux: TagDemuxer,
     dropped: u64,
+    /// What to tell the webhook on unpublish, when the app has one.
+    hook: Option<WebhookCall>,
+}
+
+/// A publish waiting for the driver: the webhook's answer, or a taken-over publisher
+/// letting go. Media that arrives meanwhile is held (up to `limits.held_bytes`).
+struct Pending {
+    stream_id: u32,
+    app: String,
+    name: String,
+    credential: Credential,
+    event: HookEvent,
+    held: Vec<(TrackKind, u32, Bytes)>,
+    held_bytes: usize,
+    took_over: bool,
+}
+
+/// Something only the async driver can do for a publish; it answers with
+/// [`Ingest::answer`].
+#[derive(Debug)]
+pub enum AuthRequest {
+    /// Call the webhook and answer [`AuthAnswer::Webhook`].
+    Webhook(WebhookCall),
+    /// Wait (bounded) for the old publisher to let go, then answer [`AuthAnswer::Released`].
+    Takeover(Released),
+}
+
+/// The driver's answer to an [`AuthRequest`].
+#[derive(Debug)]
+pub enum AuthAnswer {
+    /// The webhook's status code, or why it could not be asked.
+    Webhook(Result<u16, String>),
+    /// The old publisher let go (or the wait timed out: the claim is simply tried again).
+    Released,
 }
 
 /// One RTMP connection's protocol state and what it publishes.
 pub struct Ingest {
     hub: Arc<Hub>,
     id: u64,
+    peer: Option<IpAddr>,
     session: ServerSession,
     publishing: Option<Publishing>,
     /// Media frames delivered by this connection's publishes so far.
     frames: u64,
+    pending: Option<Pending>,
+    request: Option<AuthRequest>,
+    notices: Vec<WebhookCall>,
     /// Bytes the driver must write to the peer, in order.
     pub out: Vec<Bytes>,
 }
@@ -65,9 +110,13 @@ impl Ingest {
         Ingest {
             hub,
             id,
+            peer: None,
             session,
             publishing: None,
             frames: 0,
+            pending: None,
+            request: None,
+            notices: Vec::new(),
             out: Vec::new(),
         }
     }
@@ -77,9 +126,32 @@ impl Ingest {
         self.frames
     }
 
+    /// Sets the client's address (for the webhook and same-IP takeovers in open apps).
+    pub fn with_peer(mut self, ip: IpAddr) -> Self {
+        self.peer = Some(ip);
+        self
+    }
+
     /// True while a stream is being published on this connection.
     pub fn is_publishing(&self) -> bool {
         self.publishing.is_some()
+    }
+
+    /// The signal a takeover sends this connection's publish, while it publishes.
+    pub fn takeover_signal(&self) -> Option<watch::Receiver<bool>> {
+        self.publishing
+            .as_ref()
+            .map(|p| p.granted.claim.stop_signal())
+    }
+
+    /// What the driver must do before feeding more input, if anything.
+    pub fn take_request(&mut self) -> Option<AuthRequest> {
+        self.request.take()
+    }
+
+    /// Webhook notifications to send (fire and forget).
+    pub fn take_notices(&mut self) -> Vec<WebhookCall> {
+        std::mem::take(&mut self.notices)
     }
 
     /// Feeds bytes to the session and handles what comes out; an error closes the connection.
@@ -98,8 +170,8 @@ impl Ingest {
                 app,
                 stream_key,
                 stream_id,
-                ..
-            } => return self.publish(&app, &stream_key, stream_id),
+                query,
+            } => return self.publish(app, stream_key, stream_id, query.as_deref()),
             SessionEvent::Audio {
                 stream_id,
                 timestamp,
@@ -129,41 +201,167 @@ impl Ingest {
         Ok(())
     }
 
-    fn publish(&mut self, app: &str, name: &str, stream_id: u32) -> Result<(), LimitExceeded> {
+    /// Authorises a publish: refused, granted, or handed to the driver (webhook).
+    fn publish(
+        &mut self,
+        app: String,
+        name: String,
+        stream_id: u32,
+        query: Option<&str>,
+    ) -> Result<(), LimitExceeded> {
         let span = Span::current();
-        span.record("app", clip(app).as_ref());
-        span.record("stream", clip(name).as_ref());
-        if self.publishing.is_some() {
-            warn!("second publish on one connection refused");
-            let ev = self.session.reject_publish(
-                stream_id,
-                "NetStream.Publish.BadName",
-                "this connection already publishes a stream",
-            );
-            return self.extend(ev);
+        span.record("app", clip(&app).as_ref());
+        span.record("stream", clip(&name).as_ref());
+        if self.publishing.is_some() || self.pending.is_some() {
+            return self.refuse(stream_id, "this connection already publishes a stream");
         }
-        match self.hub.publish(app, name, self.id) {
-            Ok(publisher) => {
-                info!("publish started");
+        if let Some(bad) = [&app, &name].into_iter().find(|n| !valid_name(n)) {
+            return self.refuse(
+                stream_id,
+                &PublishError::InvalidName(bad.clone()).to_string(),
+            );
+        }
+        let ln = self.hub.ladder_name(&app, &name);
+        let params = query.map(auth::parse_query).unwrap_or_default();
+        let config = self.hub.config().auth.app(&app);
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let check = auth::check(config, &app, &ln.base, &params, now);
+        let event = HookEvent {
+            action: "publish",
+            app: app.clone(),
+            stream: name.clone(),
+            ladder: ln.base,
+            rendition: ln.label,
+            params,
+            client_ip: self.peer,
+            conn_id: self.id,
+        };
+        let (credential, call) = match check {
+            Check::Denied(r) => return self.refuse_auth(stream_id, &r),
+            Check::Allowed(c) => (c, None),
+            Check::AskWebhook(c) => match config.and_then(|a| event.call(a)) {
+                Some(call) => (c, Some(call)),
+                // Validated at start, so not expected; never let it bypass the webhook.
+                None => {
+                    let why = Refusal::WebhookUnavailable("bad webhook URL".into());
+                    return self.refuse_auth(stream_id, &why);
+                }
+            },
+        };
+        self.pending = Some(Pending {
+            stream_id,
+            app,
+            name,
+            credential,
+            event,
+            held: Vec::new(),
+            held_bytes: 0,
+            took_over: false,
+        });
+        match call {
+            Some(call) => {
+                self.request = Some(AuthRequest::Webhook(call));
+                Ok(())
+            }
+            None => self.claim(),
+        }
+    }
+
+    /// Feeds the driver's answer to the last [`AuthRequest`]; media held meanwhile is
+    /// replayed, and may hit a budget (the connection must then close).
+    pub fn answer(&mut self, answer: AuthAnswer) -> Result<(), LimitExceeded> {
+        let Some(pending) = self.pending.as_mut() else {
+            return Ok(());
+        };
+        match answer {
+            AuthAnswer::Released => self.claim(),
+            AuthAnswer::Webhook(outcome) => {
+                let Some(config) = self.hub.config().auth.app(&pending.app) else {
+                    return Ok(());
+                };
+                match auth::webhook_verdict(config, pending.credential.clone(), outcome) {
+                    Ok(credential) => {
+                        pending.credential = credential;
+                        self.claim()
+                    }
+                    Err(refusal) => {
+                        let id = pending.stream_id;
+                        self.pending = None;
+                        self.refuse_auth(id, &refusal)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Claims the authorised name in the hub and starts publishing.
+    fn claim(&mut self) -> Result<(), LimitExceeded> {
+        let Some(p) = self.pending.as_mut() else {
+            return Ok(());
+        };
+        let holder = Holder {
+            conn_id: self.id,
+            ip: self.peer,
+            credential: p.credential.clone(),
+        };
+        match self.hub.publish(&p.app, &p.name, holder) {
+            Ok(granted) => {
+                let Some(p) = self.pending.take() else {
+                    return Ok(());
+                };
+                info!(took_over = p.took_over, "publish started");
+                if p.took_over {
+                    metrics::counter!("packgate_publish_takeovers_total").increment(1);
+                }
+                let hook = self.hub.config().auth.app(&p.app).and_then(|c| {
+                    HookEvent {
+                        action: "unpublish",
+                        ..p.event
+                    }
+                    .call(c)
+                });
                 self.publishing = Some(Publishing {
-                    stream_id,
-                    publisher,
+                    stream_id: p.stream_id,
+                    granted,
                     demux: TagDemuxer::with_budget(ConfigBudget::from_config(self.hub.config())),
                     dropped: 0,
+                    hook,
                 });
-                let ev = self.session.accept_publish(stream_id);
-                self.extend(ev)
+                let ev = self.session.accept_publish(p.stream_id);
+                self.extend(ev)?;
+                for (kind, timestamp, payload) in p.held {
+                    self.media(kind, p.stream_id, timestamp, payload)?;
+                }
+                Ok(())
+            }
+            Err(PublishError::TakingOver(released)) if !p.took_over => {
+                info!("taking the stream over from its current publisher");
+                p.took_over = true;
+                self.request = Some(AuthRequest::Takeover(released));
+                Ok(())
             }
             Err(e) => {
-                let reason = e.to_string();
-                let reason = clip(&reason);
-                warn!(error = %reason, "publish refused");
-                let ev =
-                    self.session
-                        .reject_publish(stream_id, "NetStream.Publish.BadName", &reason);
-                self.extend(ev)
+                let id = p.stream_id;
+                self.pending = None;
+                self.refuse(id, &clip(&e.to_string()))
             }
         }
+    }
+
+    fn refuse_auth(&mut self, stream_id: u32, refusal: &Refusal) -> Result<(), LimitExceeded> {
+        self.refuse(stream_id, &format!("not authorised: {refusal}"))
+    }
+
+    /// Answers NetStream.Publish.BadName and logs why (never a secret: reasons are ours).
+    fn refuse(&mut self, stream_id: u32, reason: &str) -> Result<(), LimitExceeded> {
+        warn!(reason, "publish refused");
+        metrics::counter!("packgate_publish_refused_total").increment(1);
+        let ev = self
+            .session
+            .reject_publish(stream_id, "NetStream.Publish.BadName", reason);
+        self.extend(ev)
     }
 
     fn extend(&mut self, events: Vec<SessionEvent>) -> Result<(), LimitExceeded> {
@@ -180,6 +378,17 @@ impl Ingest {
         timestamp: u32,
         payload: Bytes,
     ) -> Result<(), LimitExceeded> {
+        if let Some(p) = self.pending.as_mut().filter(|p| p.stream_id == stream_id) {
+            // Encoders may send headers right behind `publish`; keep them for the answer.
+            let max = self.hub.config().limits.held_bytes;
+            let asked = p.held_bytes + payload.len();
+            if asked > max {
+                return Err(LimitExceeded::new(Limit::HeldBytes, asked, max));
+            }
+            p.held_bytes = asked;
+            p.held.push((kind, timestamp, payload));
+            return Ok(());
+        }
         let Some(p) = self
             .publishing
             .as_mut()
@@ -194,10 +403,10 @@ impl Ingest {
             TrackKind::Video => p.demux.video(timestamp, payload),
         };
         match parsed {
-            Ok(Some(DemuxEvent::Config(c))) => p.publisher.config(c),
+            Ok(Some(DemuxEvent::Config(c))) => p.granted.publisher.config(c),
             Ok(Some(DemuxEvent::Frame(f))) => {
                 self.frames += 1;
-                p.publisher.frame(f);
+                p.granted.publisher.frame(f);
             }
             Ok(Some(DemuxEvent::EndOfSequence(_))) | Ok(None) => {}
             Err(FlvError::Limit(l)) => return Err(l),
@@ -213,10 +422,20 @@ impl Ingest {
         Ok(())
     }
 
-    /// Ends the publish, if any (connection closing).
+    /// Ends the publish, if any (connection closing): the publisher finishes, then the
+    /// name is released and the webhook, if any, is told.
     pub fn unpublish(&mut self) {
-        if let Some(mut p) = self.publishing.take() {
-            p.publisher.finish();
+        if let Some(Publishing {
+            mut granted, hook, ..
+        }) = self.publishing.take()
+        {
+            granted.publisher.finish();
+            drop(granted);
+            self.notices.extend(hook);
         }
     }
 }
+
+#[cfg(test)]
+#[path = "ingest_tests.rs"]
+mod tests;

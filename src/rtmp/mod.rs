@@ -1,6 +1,7 @@
 //! RTMP ingest. Everything but `server` is sans-IO: bytes in, messages and events out.
 
 pub mod amf0;
+pub mod authorise;
 pub mod chunk;
 pub mod client;
 pub mod deadline;

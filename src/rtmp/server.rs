@@ -13,6 +13,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tracing::{info, info_span, warn, Instrument};
 
+use super::authorise;
 use super::deadline::Deadline;
 use super::ingest::{Ingest, IngestError};
 use crate::hub::Hub;
@@ -91,12 +92,13 @@ async fn connection(
         secs(config.publish_timeout),
         secs(config.idle_timeout),
     );
-    let mut conn = Ingest::new(hub.clone(), id);
+    let mut conn = Ingest::new(hub.clone(), id).with_peer(peer.ip());
     let mut buf = vec![0u8; 64 * 1024];
     let mut over_budget = false;
     let reason = 'conn: loop {
         let n = tokio::select! {
             _ = stopped.changed() => break "server shutting down".to_string(),
+            _ = authorise::taken_over(conn.takeover_signal()) => break "taken over by a new publisher".to_string(),
             _ = tokio::time::sleep_until(deadline.at().into()) => break deadline.reason(),
             r = socket.read(&mut buf) => match r {
                 Err(e) => break format!("read error: {e}"),
@@ -111,6 +113,11 @@ async fn connection(
                 over_budget = true;
             }
             break e.to_string();
+        }
+        if let Err(hit) = authorise::settle(&mut conn).await {
+            hit.count();
+            over_budget = true;
+            break hit.to_string();
         }
         deadline.update(Instant::now(), conn.is_publishing(), conn.frames());
         for chunk in std::mem::take(&mut conn.out) {
@@ -134,6 +141,7 @@ async fn connection(
 fn finish(mut conn: Ingest, peer: SocketAddr, reason: &str, over_budget: bool) {
     let was_publishing = conn.is_publishing();
     conn.unpublish();
+    authorise::send_notices(&mut conn);
     metrics::gauge!("packgate_rtmp_connections").decrement(1.0);
     if was_publishing {
         warn!(%peer, reason, "RTMP connection closed while publishing");

@@ -46,7 +46,9 @@ pub enum SessionEvent {
         stream_key: String,
         /// The message stream it publishes on.
         stream_id: u32,
-        /// A `?query` that followed the stream name, for authentication hooks.
+        /// The `?query` of the app in connect (`rtmp://host/live?key=k`, as some encoders
+        /// are set up) and of the stream name, joined with `&` in that order; for
+        /// publish authorisation.
         query: Option<String>,
     },
     /// Stream metadata (onMetaData).
@@ -119,6 +121,7 @@ pub struct ServerSession {
     decoder: ChunkDecoder,
     outbox: Outbox,
     app: Option<String>,
+    app_query: Option<String>,
     next_stream_id: u32,
     /// Streams whose publish was requested or accepted: (id, accepted).
     publishing: Vec<(u32, bool)>,
@@ -135,6 +138,7 @@ impl ServerSession {
             decoder: ChunkDecoder::with_limits(&config.limits),
             outbox: Outbox::default(),
             app: None,
+            app_query: None,
             next_stream_id: 1,
             publishing: Vec::new(),
             received: 0,
@@ -359,13 +363,10 @@ impl ServerSession {
                     .get("app")
                     .and_then(Amf0Value::as_str)
                     .unwrap_or_default();
-                let app = app
-                    .split('?')
-                    .next()
-                    .unwrap_or_default()
-                    .trim_end_matches('/')
-                    .to_string();
-                self.app = Some(app);
+                let (app, query) = app.split_once('?').unwrap_or((app, ""));
+                self.app = Some(app.trim_end_matches('/').to_string());
+                self.app_query =
+                    Some(query.trim_end_matches('/').to_string()).filter(|q| !q.is_empty());
                 let encoding = object
                     .get("objectEncoding")
                     .and_then(Amf0Value::as_f64)
@@ -429,6 +430,10 @@ impl ServerSession {
                 let (key, query) = match first_arg.split_once('?') {
                     Some((k, q)) => (k.to_string(), Some(q.to_string())),
                     None => (first_arg, None),
+                };
+                let query = match (self.app_query.clone(), query) {
+                    (Some(a), Some(q)) => Some(format!("{a}&{q}")),
+                    (a, q) => a.or(q),
                 };
                 let Some(app) = self.app.clone() else {
                     self.status(

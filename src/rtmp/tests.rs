@@ -327,3 +327,17 @@ fn pings_echo_four_bytes_and_budget_errors_are_classified() {
     let bad = [0x03, 0, 0, 0, 0, 0, 3, 20, 0, 0, 0, 0, 0x02, 0xFF, 0xFF];
     assert!(server.handle_input(&bad).unwrap_err().limit().is_none());
 }
+
+#[test]
+fn app_query_joins_the_stream_query() {
+    let mut server = ServerSession::new(SessionConfig::default());
+    let (mut client, c0c1) = ClientSession::new("live?key=k1", "show?x=1", false, 4096);
+    let (sev, _) = pump(&mut server, &mut client, vec![c0c1], usize::MAX);
+    assert!(
+        sev.iter().any(
+            |e| matches!(e, SessionEvent::PublishRequested { app, stream_key, query, .. }
+        if app == "live" && stream_key == "show" && query.as_deref() == Some("key=k1&x=1"))
+        ),
+        "{sev:?}"
+    );
+}
