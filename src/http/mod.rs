@@ -11,6 +11,7 @@ pub mod playlist;
 pub mod response;
 pub mod routes;
 pub mod web;
+pub mod writer;
 
 use std::future::Future;
 use std::net::SocketAddr;
