@@ -458,3 +458,42 @@ fn sigterm_answers_held_requests_and_exits_within_the_drain_timeout() {
         .unwrap();
     assert!(stdout.is_empty(), "logs on stdout: {stdout}");
 }
+
+#[test]
+fn draining_answers_held_requests_with_the_current_playlist() {
+    let (_rt, server) = start(test_config());
+    let http = server.http_addr;
+    let encoder = publish_and_wait(
+        &server,
+        "held",
+        "h264_aac_640x360.flv",
+        -1,
+        "/live/held/src/video.m3u8",
+    );
+    assert!(encoder.signal("STOP"), "kill -STOP");
+    std::thread::sleep(Duration::from_millis(300));
+    let msn = last_segment(&get(http, "/live/held/src/video.m3u8").unwrap().text()) + 1;
+    let mut held = TcpStream::connect(http).unwrap();
+    write!(
+        held,
+        "GET /live/held/src/video.m3u8?_HLS_msn={msn} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    // Only the hub's drain switch: the encoder stays connected, so its stream has not
+    // ended and the answer can only come from the drain.
+    let t = Instant::now();
+    server.hub().drain().start();
+    let answer = read_all(&mut held);
+    let took = t.elapsed();
+    encoder.signal("CONT");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("#EXTM3U"), "{answer}");
+    assert!(!answer.contains("#EXT-X-ENDLIST"), "{answer}");
+    assert_eq!(
+        last_segment(&answer),
+        msn - 1,
+        "answered with the playlist as it was"
+    );
+    assert!(took < Duration::from_secs(2), "answered after {took:?}");
+}
