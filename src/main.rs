@@ -67,6 +67,7 @@ fn main() -> ExitCode {
         }
     };
     let code = runtime.block_on(async {
+        let mut signals = StopSignals::new();
         let server = match Server::start(config).await {
             Ok(s) => s,
             Err(e) => {
@@ -74,29 +75,69 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        stop_signal().await;
+        signals.next().await;
         tracing::info!("shutting down");
-        server.shutdown().await;
-        tracing::info!("stopped");
-        ExitCode::SUCCESS
+        // The drain is bounded by http.drain_timeout; a second signal cuts it short.
+        tokio::select! {
+            _ = server.shutdown() => {
+                tracing::info!("stopped");
+                ExitCode::SUCCESS
+            }
+            _ = signals.next() => {
+                tracing::warn!("second stop signal: exiting without finishing the drain");
+                ExitCode::FAILURE
+            }
+        }
     });
     // Tasks still running (a connection past the drain deadline) are dropped, not awaited.
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));
     code
 }
 
-/// Ctrl-C or SIGTERM (what service managers send), whichever comes first.
-async fn stop_signal() {
+/// Ctrl-C and SIGTERM (what service managers send). Listened to from before the ports
+/// are bound, so a signal during start-up drains instead of killing the process.
+struct StopSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    interrupt: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    /// Installs the handlers (inside the runtime).
+    fn new() -> StopSignals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            StopSignals {
+                term: signal(SignalKind::terminate()).ok(),
+                interrupt: signal(SignalKind::interrupt()).ok(),
             }
-            return;
         }
+        #[cfg(not(unix))]
+        StopSignals {}
     }
-    let _ = tokio::signal::ctrl_c().await;
+
+    /// The next signal.
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        {
+            async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
+                match s {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            }
+            if self.term.is_some() || self.interrupt.is_some() {
+                tokio::select! {
+                    _ = recv(&mut self.term) => {}
+                    _ = recv(&mut self.interrupt) => {}
+                }
+                return;
+            }
+        }
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

@@ -330,8 +330,23 @@ fn route_names_are_refused_as_app_names() {
     assert!(!r.text().contains("\"x\""), "{}", r.text());
 }
 
-/// The real binary on free ports; its stderr lines arrive on the returned channel.
-/// Its log lines up to the "listening" one are returned; later ones arrive on the channel.
+/// Freezes `encoder` and asks `playlist` for the segment after the last one listed: the
+/// request is held (nothing new comes). Returns the connection and the segment asked for.
+fn hold(encoder: &Proc, http: SocketAddr, playlist: &str) -> (TcpStream, u64) {
+    assert!(encoder.signal("STOP"), "kill -STOP");
+    std::thread::sleep(Duration::from_millis(300));
+    let msn = last_segment(&get(http, playlist).unwrap().text()) + 1;
+    let mut held = TcpStream::connect(http).unwrap();
+    write!(
+        held,
+        "GET {playlist}?_HLS_msn={msn} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    (held, msn)
+}
+
+/// The real binary on free ports. Its log lines up to the "listening" one are returned;
+/// later ones arrive on the channel.
 fn spawn_binary(config: &str) -> (Proc, SocketAddr, SocketAddr, Logs) {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
     let file = dir.join(format!("limits_http_{}.toml", std::process::id()));
@@ -385,15 +400,7 @@ fn sigterm_answers_held_requests_and_exits_within_the_drain_timeout() {
     })
     .expect("the stream plays");
     // Freeze the encoder: the next segment never comes, so a request for it is held.
-    assert!(encoder.signal("STOP"));
-    std::thread::sleep(Duration::from_millis(300));
-    let msn = last_segment(&get(http, playlist).unwrap().text()) + 1;
-    let mut held = TcpStream::connect(http).unwrap();
-    write!(
-        held,
-        "GET {playlist}?_HLS_msn={msn} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
+    let (mut held, _) = hold(&encoder, http, playlist);
     poll(Duration::from_secs(5), || {
         let m = get(http, "/metrics").ok()?.text();
         m.lines()
@@ -457,4 +464,35 @@ fn sigterm_answers_held_requests_and_exits_within_the_drain_timeout() {
         .read_to_string(&mut stdout)
         .unwrap();
     assert!(stdout.is_empty(), "logs on stdout: {stdout}");
+}
+
+#[test]
+fn draining_answers_held_requests_with_the_current_playlist() {
+    let (_rt, server) = start(test_config());
+    let http = server.http_addr;
+    let encoder = publish_and_wait(
+        &server,
+        "held",
+        "h264_aac_640x360.flv",
+        -1,
+        "/live/held/src/video.m3u8",
+    );
+    let (mut held, msn) = hold(&encoder, http, "/live/held/src/video.m3u8");
+    std::thread::sleep(Duration::from_millis(500));
+    // Only the hub's drain switch: the encoder stays connected, so its stream has not
+    // ended and the answer can only come from the drain.
+    let t = Instant::now();
+    server.hub().drain().start();
+    let answer = read_all(&mut held);
+    let took = t.elapsed();
+    encoder.signal("CONT");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("#EXTM3U"), "{answer}");
+    assert!(!answer.contains("#EXT-X-ENDLIST"), "{answer}");
+    assert_eq!(
+        last_segment(&answer),
+        msn - 1,
+        "answered with the playlist as it was"
+    );
+    assert!(took < Duration::from_secs(2), "answered after {took:?}");
 }

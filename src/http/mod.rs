@@ -11,6 +11,7 @@ pub mod playlist;
 pub mod response;
 pub mod routes;
 pub mod web;
+pub mod writer;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -137,7 +138,12 @@ fn refuse(stream: TcpStream, peer: SocketAddr, refusal: Refusal) {
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n{body}",
         body.len()
     );
-    let _ = stream.try_write(reply.as_bytes());
+    // Through the std socket: tokio's try_write would refuse until the reactor has seen the
+    // socket writable, which it may not have yet right after accept. The socket stays
+    // non-blocking, so this never waits.
+    if let Ok(mut std) = stream.into_std() {
+        let _ = std::io::Write::write(&mut std, reply.as_bytes());
+    }
 }
 
 /// An accepted connection: holds its cap slot and counts in `packgate_http_connections`.
