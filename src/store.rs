@@ -364,6 +364,27 @@ mod tests {
     }
 
     #[test]
+    fn a_copy_shares_segments_and_revisions_follow_changes() {
+        let mut w = TrackWindow::new(3);
+        w.push(seg(1, 2, false));
+        let copy = w.clone();
+        assert_eq!(copy.revision(), w.revision(), "same content, same revision");
+        assert!(
+            std::ptr::eq(copy.get(1).unwrap(), w.get(1).unwrap()),
+            "shared, not copied"
+        );
+        w.push(seg(2, 2, false));
+        assert_ne!(w.revision(), copy.revision());
+        assert!(copy.get(2).is_none(), "the copy does not change");
+        let other = TrackWindow::new(3);
+        assert_ne!(
+            other.revision(),
+            copy.revision(),
+            "never shared between windows"
+        );
+    }
+
+    #[test]
     fn window_slides_but_keeps_grace_segments_fetchable() {
         let mut w = TrackWindow::new(3);
         w.add_init(0, Bytes::from_static(b"init"));

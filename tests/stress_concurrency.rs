@@ -340,6 +340,21 @@ fn mixed_load_on_eight_workers_never_stalls() {
         );
     }
     let _ = watcher.join();
+    let metrics = common::http::get(http, "/metrics").unwrap().text();
+    let counter = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let (rendered, shared) = (
+        counter("packgate_http_renderings_total"),
+        counter("packgate_http_renderings_shared_total"),
+    );
+    eprintln!(
+        "playlists and manifests: {rendered} rendered, {shared} answered from a shared rendering"
+    );
+    assert!(shared > 0, "no request shared a rendering");
     assert!(
         tally.failed.load(Ordering::Relaxed) < total / 10,
         "too many failed requests"
