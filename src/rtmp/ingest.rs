@@ -345,7 +345,7 @@ impl Ingest {
             Err(e) => {
                 let id = p.stream_id;
                 self.pending = None;
-                self.refuse(id, &clip(&e.to_string()))
+                self.refuse(id, &e.to_string())
             }
         }
     }
@@ -355,7 +355,10 @@ impl Ingest {
     }
 
     /// Answers NetStream.Publish.BadName and logs why (never a secret: reasons are ours).
+    /// Client-supplied names in `reason` are clipped, in the log and in the answer alike.
     fn refuse(&mut self, stream_id: u32, reason: &str) -> Result<(), LimitExceeded> {
+        let reason = clip(reason);
+        let reason = reason.as_ref();
         warn!(reason, "publish refused");
         metrics::counter!("packgate_publish_refused_total").increment(1);
         let ev = self
