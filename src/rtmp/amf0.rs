@@ -43,6 +43,8 @@ pub enum Amf0Error {
 }
 
 const MAX_DEPTH: usize = 32;
+/// Strict array slots reserved before their items are read.
+const PREALLOCATED_ITEMS: usize = 16;
 
 impl Amf0Value {
     /// The value of property `key` of an object or ECMA array.
@@ -217,7 +219,9 @@ fn decode_value(buf: &mut &[u8], depth: usize) -> Result<Amf0Value, Amf0Error> {
             let n = buf.get_u32() as usize;
             // Each item takes at least one byte: a count larger than the data is a lie.
             need(buf, n)?;
-            let mut items = Vec::with_capacity(n);
+            // Nested arrays would each reserve for the same remaining bytes (30 levels
+            // reserved ~940 bytes per input byte): grow with the items actually read.
+            let mut items = Vec::with_capacity(n.min(PREALLOCATED_ITEMS));
             for _ in 0..n {
                 items.push(decode_value(buf, depth + 1)?);
             }
