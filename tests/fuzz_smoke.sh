@@ -25,8 +25,12 @@ failed=()
 for target in $(cargo +nightly fuzz list); do
   printf '\n--- fuzz %s for %ss\n' "$target" "$seconds"
   mkdir -p "$work/$target"
-  if ! cargo +nightly fuzz run "$target" "$work/$target" "corpus/$target" -- \
-      -max_total_time="$seconds" -print_final_stats=1 2>&1 | tail -n 25; then  # pipefail: cargo's status
+  log="$work/$target.log"
+  if cargo +nightly fuzz run "$target" "$work/$target" "corpus/$target" -- \
+      -max_total_time="$seconds" -print_final_stats=1 >"$log" 2>&1; then
+    grep -E '^(Done|stat::(number_of_executed_units|peak_rss_mb))' "$log" || true
+  else
+    tail -n 60 "$log"
     failed+=("$target")
   fi
 done
