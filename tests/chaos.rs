@@ -198,10 +198,12 @@ async fn after_handshake(name: &str, from: u8, rtmp: SocketAddr, bytes: BytesMut
     judged(name, &mut s, sent, REACT).await
 }
 
-/// A message header declaring 16 MiB - 1, over `MESSAGE_BYTES`.
-async fn huge_declared_message(rtmp: SocketAddr) -> Verdict {
-    let bytes = partial_message(3, 0xFF_FFFF, 100);
-    after_handshake("RTMP message declaring 16 MiB", 8, rtmp, bytes).await
+/// A message header declaring `length` bytes, over `MESSAGE_BYTES` (4 MiB is under the
+/// old fixed 8 MiB cap, 16 MiB - 1 the most a header can declare).
+async fn huge_declared_message(rtmp: SocketAddr, length: u32) -> Verdict {
+    let bytes = partial_message(3, length, 100);
+    let name = format!("RTMP message declaring {} KiB", length >> 10);
+    after_handshake(&name, 8, rtmp, bytes).await
 }
 
 /// A connect command whose strict array declares 4 billion items in a 1 KiB message.
@@ -453,7 +455,8 @@ fn bad_clients_do_not_disturb_a_playing_ladder() {
             tokio::spawn(http_garbage(http)),
             tokio::spawn(rtmp_slowloris(rtmp)),
             tokio::spawn(http_slowloris(http)),
-            tokio::spawn(huge_declared_message(rtmp)),
+            tokio::spawn(huge_declared_message(rtmp, 0xFF_FFFF)),
+            tokio::spawn(huge_declared_message(rtmp, 4 << 20)),
             tokio::spawn(many_partial_chunk_streams(rtmp)),
             tokio::spawn(amf0_huge_declared_array(rtmp)),
             tokio::spawn(held_before_keyframe(rtmp, header.clone())),
