@@ -34,10 +34,8 @@ fuzz_target!(|data: &[u8]| {
             assert!(rate.is_finite() && rate > 0.0);
         }
         // The record's bytes read as a sample: lengths must never overrun.
-        for nal in nal_units(&config.record, config.nal_length_size) {
-            if let Ok(nal) = nal {
-                let _ = nal_type(nal);
-            }
+        for nal in nal_units(&config.record, config.nal_length_size).flatten() {
+            let _ = nal_type(nal);
         }
     }
 });
