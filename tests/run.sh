@@ -69,4 +69,12 @@ passed=$(grep -Eo '[0-9]+ passed' "$log" | awk '{s += $1} END {print s + 0}')
 failed=$(grep -Eo '[0-9]+ failed' "$log" | awk '{s += $1} END {print s + 0}')
 echo
 echo "tests: $passed passed, $failed failed"
+
+step "fuzz smoke run (tests/fuzz_smoke.sh: every cargo-fuzz target for 15 s on its seed corpus)"
+set +e
+bash tests/fuzz_smoke.sh
+fuzz_status=$?
+set -e
+[ "$fuzz_status" -eq 0 ] || echo "FAILED: fuzz smoke run (bash tests/fuzz_smoke.sh)" >&2
+[ "$status" -ne 0 ] || status=$fuzz_status
 exit "$status"

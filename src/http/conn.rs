@@ -286,6 +286,19 @@ async fn drained(draining: &mut watch::Receiver<bool>) {
     let _ = draining.wait_for(|d| *d).await;
 }
 
+/// Parses one request head from `bytes` as a connection does, for the fuzz targets:
+/// `Ok(Some((uri, close, bytes left over)))`, `Ok(None)` while the head is incomplete, or
+/// `Err(status)` for a head that is answered with that status.
+#[doc(hidden)]
+pub fn parse_head(bytes: &[u8]) -> Result<Option<(String, bool, usize)>, u16> {
+    let mut buf = BytesMut::from(bytes);
+    match parse(&mut buf) {
+        Head::Request(r, close) => Ok(Some((r.uri().to_string(), close, buf.len()))),
+        Head::Partial => Ok(None),
+        Head::Bad(status, _) => Err(status.as_u16()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

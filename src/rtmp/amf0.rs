@@ -49,6 +49,8 @@ pub enum Amf0Error {
 pub const MAX_DEPTH: usize = 32;
 /// Most values decoded from one message (commands and metadata carry a few dozen).
 pub const MAX_VALUES: usize = 16_384;
+/// Strict array slots reserved before their items are read.
+const PREALLOCATED_ITEMS: usize = 16;
 
 impl Amf0Value {
     /// The value of property `key` of an object or ECMA array.
@@ -237,7 +239,9 @@ impl Decoder {
                 // budget before anything is reserved, and each item takes at least a byte.
                 LimitExceeded::check(Limit::Amf0, self.values.saturating_add(n), MAX_VALUES)?;
                 need(buf, n)?;
-                let mut items = Vec::with_capacity(n);
+                // Nested arrays would each reserve for the same remaining bytes: reserve a
+                // little and let the vector grow as items are actually read.
+                let mut items = Vec::with_capacity(n.min(PREALLOCATED_ITEMS));
                 for _ in 0..n {
                     items.push(self.value(buf, depth + 1)?);
                 }
