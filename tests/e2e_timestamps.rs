@@ -209,38 +209,25 @@ fn a_far_future_keyframe_from_one_rung_does_not_stop_the_ladder() {
     assert_eq!(long, 0, "{w:?}");
 }
 
-/// An FLV made once: `secs` of 640x360 30 fps with one keyframe at the start, AAC.
-fn one_keyframe_sample(secs: u32) -> PathBuf {
+/// An FLV made once with ffmpeg: `secs` of 640x360 30 fps H.264 with a keyframe every
+/// `gop` frames (no scene-cut keyframes), and AAC.
+fn made_sample(name: &str, secs: &str, gop: &str) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-    let path = dir.join(format!("one_keyframe_{secs}s.flv"));
+    let path = dir.join(format!("{name}.flv"));
     if !path.exists() {
-        let partial = dir.join(format!("one_keyframe.{}.tmp.flv", std::process::id()));
+        let partial = dir.join(format!("{name}.{}.tmp.flv", std::process::id()));
         let ok = Command::new(tools::ffmpeg())
             .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y"])
             .args(["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30"])
             .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
-            .args([
-                "-t",
-                &secs.to_string(),
-                "-c:v",
-                "libx264",
-                "-preset",
-                "superfast",
-            ])
-            .args([
-                "-g",
-                "100000",
-                "-keyint_min",
-                "100000",
-                "-sc_threshold",
-                "0",
-            ])
+            .args(["-t", secs, "-c:v", "libx264", "-preset", "superfast"])
+            .args(["-g", gop, "-keyint_min", gop, "-sc_threshold", "0"])
             .args(["-c:a", "aac", "-f", "flv"])
             .arg(&partial)
             .status()
             .expect("ffmpeg")
             .success();
-        assert!(ok, "could not make the one-keyframe sample");
+        assert!(ok, "could not make {name}");
         std::fs::rename(&partial, &path).unwrap();
     }
     path
@@ -254,7 +241,7 @@ fn no_keyframe_after_the_first_cuts_bounded_segments_and_reports_it() {
         server.rtmp_addr,
         "live",
         "nokey",
-        &one_keyframe_sample(30),
+        &made_sample("one_keyframe_30s", "30", "100000"),
         0,
     );
     let path = "/live/nokey/src/video.m3u8";
@@ -280,34 +267,13 @@ fn no_keyframe_after_the_first_cuts_bounded_segments_and_reports_it() {
     assert_eq!(api["renditions"][0]["keyframe_overdue"], true, "{api}");
 }
 
-/// A 15.02 s clip with a 2 s GOP: looping it leaves a 1.02 s GOP at every loop point.
-fn clip_15_02() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-    let path = dir.join("clip_15_02.flv");
-    if !path.exists() {
-        let partial = dir.join(format!("clip_15_02.{}.tmp.flv", std::process::id()));
-        let ok = Command::new(tools::ffmpeg())
-            .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y"])
-            .args(["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30"])
-            .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
-            .args(["-t", "15.02", "-c:v", "libx264", "-preset", "superfast"])
-            .args(["-g", "60", "-keyint_min", "60", "-sc_threshold", "0"])
-            .args(["-c:a", "aac", "-f", "flv"])
-            .arg(&partial)
-            .status()
-            .expect("ffmpeg")
-            .success();
-        assert!(ok, "could not make the 15.02 s clip");
-        std::fs::rename(&partial, &path).unwrap();
-    }
-    path
-}
-
 #[test]
 fn a_looped_clip_never_changes_the_target_duration() {
     let (_rt, server) = start(test_config());
     let http = server.http_addr;
-    let _p = publish(server.rtmp_addr, "live", "loop", &clip_15_02(), -1);
+    // A 15.02 s clip with a 2 s GOP: looping it leaves a 1.02 s GOP at every loop point.
+    let clip = made_sample("clip_15_02", "15.02", "60");
+    let _p = publish(server.rtmp_addr, "live", "loop", &clip, -1);
     let path = "/live/loop/src/video.m3u8";
     let first = wait_live(http, path);
     // Two loop points (15 s and 30 s of media).
