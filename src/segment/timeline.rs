@@ -262,4 +262,35 @@ mod tests {
             "due: records the 6 s boundary"
         );
     }
+
+    #[test]
+    fn forced_cuts_never_move_the_boundaries_of_renditions_in_step() {
+        let tl = LadderTimeline::new(Duration::from_secs(2), 1);
+        tl.join(0, SystemTime::now());
+        assert_eq!(tl.keyframe(0, None, false), cut(1));
+        assert_eq!(tl.keyframe(2 * S, Some((1, 0)), false), cut(2));
+        // An odd rung (segment began off the boundaries) forced at 2.5 s takes the boundary
+        // the ladder passed at 2 s...
+        assert_eq!(
+            tl.keyframe(5 * S / 2, Some((1, 0)), true),
+            Cut::At {
+                seq: 2,
+                misaligned: S / 2
+            }
+        );
+        // ...and forced again at 3 s (its keyframe after the forced cut) cuts on its own,
+        // recording nothing: the in-step rung still finds the 4 s boundary due.
+        assert_eq!(
+            tl.keyframe(3 * S, Some((2, 5 * S / 2)), true),
+            Cut::At {
+                seq: 3,
+                misaligned: S / 2
+            }
+        );
+        assert_eq!(tl.keyframe(4 * S, Some((2, 2 * S)), false), cut(3));
+        // A rung in step, forced with no boundary passed (no keyframe within the longest
+        // segment), records the boundary the others then find.
+        assert_eq!(tl.keyframe(6 * S + S / 2, Some((3, 4 * S)), true), cut(4));
+        assert_eq!(tl.keyframe(6 * S + S / 2, Some((3, 4 * S)), false), cut(4));
+    }
 }
