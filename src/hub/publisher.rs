@@ -402,7 +402,7 @@ impl Publisher {
                 parts: vec![StoredPart {
                     id: seg.seq,
                     duration: seg.duration,
-                    independent: true,
+                    independent: seg.independent,
                     data: seg.data,
                 }],
             };
