@@ -280,12 +280,9 @@ mod tests {
     #[tokio::test]
     async fn waiters_for_one_position_share_one_rendering() {
         let hub = Hub::new(Arc::new(Config::default()));
-        let holder = crate::hub::Holder {
-            conn_id: 1,
-            ip: None,
-            credential: crate::hub::auth::Credential::Open,
-        };
-        let granted = hub.publish("live", "show_720p", holder).unwrap();
+        let granted = hub
+            .publish("live", "show_720p", crate::hub::Holder::open(1))
+            .unwrap();
         let rendition = granted.publisher.rendition().clone();
         add_part(&rendition, 1);
         rendition

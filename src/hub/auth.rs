@@ -277,6 +277,17 @@ pub struct Holder {
     pub credential: Credential,
 }
 
+impl Holder {
+    /// A holder that proved nothing (an open app), for embedding and tests.
+    pub fn open(conn_id: u64) -> Holder {
+        Holder {
+            conn_id,
+            ip: None,
+            credential: Credential::Open,
+        }
+    }
+}
+
 /// True when `new` may take the name over from `held` under `policy`: it proved the same
 /// credential, or, when neither proved anything, it comes from the same IP address (an
 /// encoder restarting on the same machine; anyone else is refused as before).

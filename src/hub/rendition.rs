@@ -42,6 +42,8 @@ pub struct RenditionState {
     pub timeline_origin: Option<SystemTime>,
     /// Largest distance (ms) of its recent cuts from the ladder's boundaries; 0 = aligned.
     pub misalignment_ms: f64,
+    /// Video has gone longer than `segment.max_keyframe_interval` without a keyframe.
+    pub keyframe_overdue: bool,
     /// True while no publisher feeds it (after unpublish, before removal).
     pub ended: bool,
     /// Counts publish sessions; lets a delayed removal see a republish happened.
@@ -140,6 +142,7 @@ impl Rendition {
             ts: None,
             timeline_origin: None,
             misalignment_ms: 0.0,
+            keyframe_overdue: false,
             ended: false,
             generation: 0,
             publisher,

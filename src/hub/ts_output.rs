@@ -25,6 +25,8 @@ pub struct TsSegment {
     pub duration: u64,
     /// 188-byte packets.
     pub data: Bytes,
+    /// Starts with a video keyframe (or has no video).
+    pub independent: bool,
 }
 
 #[derive(Debug, Default)]
@@ -122,12 +124,17 @@ impl TsPackager {
             .as_ref()
             .or(pair.audio.as_ref())
             .map_or(0, |c| c.media_start);
+        let independent = pair
+            .video
+            .as_ref()
+            .is_none_or(|v| v.samples.first().is_some_and(|s| s.keyframe));
         Ok(TsSegment {
             seq,
             media_start,
             start,
             duration,
             data,
+            independent,
         })
     }
 }

@@ -168,3 +168,30 @@ fn ended_low_latency_playlist_has_no_hint_and_no_open_parts() {
     assert!(!text.contains("part-117"), "{text}");
     assert!(text.ends_with("#EXT-X-ENDLIST\n"));
 }
+
+#[test]
+fn independent_segments_are_claimed_only_while_true() {
+    let mut w = window(3, 2000);
+    assert!(classic(&w, "video", Container::Cmaf)
+        .render()
+        .contains("#EXT-X-INDEPENDENT-SEGMENTS\n"));
+    // A segment cut between keyframes (no keyframe within the longest segment).
+    w.push(StoredSegment {
+        seq: 4,
+        start: 0,
+        duration: 2000 * 90,
+        timescale: 90_000,
+        wall_clock: SystemTime::UNIX_EPOCH + Duration::from_secs(8),
+        init_version: 0,
+        discontinuity: false,
+        parts: vec![crate::store::StoredPart {
+            id: 4,
+            duration: 2000 * 90,
+            independent: false,
+            data: Bytes::from(vec![0u8; 500]),
+        }],
+    });
+    let text = classic(&w, "video", Container::Cmaf).render();
+    assert!(!text.contains("INDEPENDENT-SEGMENTS"), "{text}");
+    assert_eq!(parse(&text).segments.len(), 3);
+}

@@ -15,6 +15,7 @@ use crate::flv::budget::ConfigBudget;
 use crate::flv::{DemuxEvent, FlvError, TagDemuxer};
 use crate::hub::auth::{self, Check, Credential, HookEvent, Refusal};
 use crate::hub::naming::valid_name;
+use crate::hub::publisher::FrameError;
 use crate::hub::webhook::WebhookCall;
 use crate::hub::{Granted, Holder, Hub, PublishError, Released};
 use crate::limit::{Limit, LimitExceeded};
@@ -409,7 +410,12 @@ impl Ingest {
             Ok(Some(DemuxEvent::Config(c))) => p.granted.publisher.config(c),
             Ok(Some(DemuxEvent::Frame(f))) => {
                 self.frames += 1;
-                p.granted.publisher.frame(f);
+                p.granted
+                    .publisher
+                    .frame(f)
+                    .map_err(|FrameError::HeldBytes { held, limit }| {
+                        LimitExceeded::new(Limit::HeldBytes, held, limit)
+                    })?;
             }
             Ok(Some(DemuxEvent::EndOfSequence(_))) | Ok(None) => {}
             Err(FlvError::Limit(l)) => return Err(l),
