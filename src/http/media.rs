@@ -119,8 +119,8 @@ pub async fn wait_until(hub: &Hub, ladder: &Ladder, ready: impl Fn() -> bool) ->
     super::blocking::wait_for(ladder, wait, ready).await
 }
 
-/// The renditions a manifest lists: the live, ready ones; once all have ended, the ended
-/// ones (so the tail of the show still plays until it is removed).
+/// The renditions a manifest lists: the ready ones being published; when none is, all the
+/// ready ones (so a show waiting for its encoder, or its tail, still plays).
 pub fn listed(
     ladder: &Ladder,
     feed_ready: impl Fn(&RenditionState) -> bool,
@@ -130,7 +130,11 @@ pub fn listed(
         .into_iter()
         .filter(|r| feed_ready(&r.read()))
         .collect();
-    let live: Vec<_> = ready.iter().filter(|r| !r.read().ended).cloned().collect();
+    let live: Vec<_> = ready
+        .iter()
+        .filter(|r| r.read().publishing())
+        .cloned()
+        .collect();
     if live.is_empty() {
         ready
     } else {

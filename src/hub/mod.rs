@@ -1,6 +1,7 @@
 //! The hub: live streams by app and name, grouped into ladders, with the publish lifecycle.
 
 pub mod ladder;
+pub mod lifecycle;
 pub mod naming;
 pub mod publisher;
 pub mod rendition;
@@ -10,6 +11,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 pub use ladder::Ladder;
+pub use lifecycle::{Departure, Phase};
 pub use publisher::Publisher;
 pub use rendition::Rendition;
 
@@ -70,21 +72,22 @@ impl Hub {
                 })
                 .clone()
         };
-        let rendition = match ladder.rendition(&ln.label) {
-            Some(existing) => {
-                let mut state = existing.write();
-                if !state.ended {
-                    return Err(PublishError::AlreadyPublishing(format!("{app}/{name}")));
-                }
-                // A reconnect within the linger time continues the same playlists.
-                state.ended = false;
-                state.generation += 1;
-                state.publisher = conn_id;
-                drop(state);
-                existing
+        let existing = ladder.rendition(&ln.label);
+        let resume = existing
+            .as_ref()
+            .map(|r| lifecycle::republish(&mut r.write(), conn_id));
+        let rendition = match (existing, resume) {
+            (_, Some(lifecycle::Resume::Busy)) => {
+                return Err(PublishError::AlreadyPublishing(format!("{app}/{name}")));
             }
-            None => {
+            (Some(existing), Some(lifecycle::Resume::Continued)) => existing,
+            (old, _) => {
+                // New, or its playlists ended (EXT-X-ENDLIST is final): fresh playlists.
+                if let Some(old) = old {
+                    lifecycle::removed(&old.read());
+                }
                 let r = Arc::new(Rendition::new(&ln.label, name, conn_id));
+                lifecycle::started(&r.read());
                 ladder.insert(r.clone());
                 r
             }
@@ -114,8 +117,8 @@ impl Hub {
         all
     }
 
-    /// Removes an ended rendition (after its linger time) unless it was republished, and
-    /// the ladder with it when it was the last.
+    /// Removes an ended rendition (scheduled by [`lifecycle`]) unless it was republished,
+    /// and the ladder with it when it was the last.
     pub fn expire(&self, ladder: &Arc<Ladder>, rendition: &Arc<Rendition>, generation: u64) {
         {
             let state = rendition.read();
@@ -123,7 +126,9 @@ impl Hub {
                 return;
             }
         }
-        ladder.remove(rendition);
+        if ladder.remove(rendition) {
+            lifecycle::removed(&rendition.read());
+        }
         let mut ladders = self.ladders.write().unwrap_or_else(|e| e.into_inner());
         let key = (ladder.app.clone(), ladder.base.clone());
         if ladder.is_empty() && ladders.get(&key).is_some_and(|l| Arc::ptr_eq(l, ladder)) {

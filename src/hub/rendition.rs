@@ -31,8 +31,12 @@ pub struct RenditionState {
     pub timeline_origin: Option<SystemTime>,
     /// Largest distance (ms) of its recent cuts from the ladder's boundaries; 0 = aligned.
     pub misalignment_ms: f64,
-    /// True while no publisher feeds it (after unpublish, before removal).
+    /// The playlists have ended (EXT-X-ENDLIST): after a clean unpublish, or once the
+    /// linger time passed without a reconnect. See [`super::lifecycle`].
     pub ended: bool,
+    /// Since when its publisher's connection is gone while a reconnect may still come;
+    /// the playlists stay live meanwhile.
+    pub reconnect_wait: Option<std::time::Instant>,
     /// Counts publish sessions; lets a delayed removal see a republish happened.
     pub generation: u64,
     /// The connection id of the current (or last) publisher.
@@ -86,6 +90,7 @@ impl Rendition {
                 timeline_origin: None,
                 misalignment_ms: 0.0,
                 ended: false,
+                reconnect_wait: None,
                 generation: 0,
                 publisher,
             }),

@@ -9,7 +9,7 @@ use tracing::{debug, info, warn, Span};
 
 use super::session::{ServerSession, SessionConfig, SessionEvent};
 use crate::flv::{DemuxEvent, TagDemuxer};
-use crate::hub::{Hub, Publisher};
+use crate::hub::{Departure, Hub, Publisher};
 use crate::media::TrackKind;
 
 struct Publishing {
@@ -88,7 +88,10 @@ impl Ingest {
                     .as_ref()
                     .is_some_and(|p| p.stream_id == stream_id)
                 {
-                    self.unpublish();
+                    // The encoder said it stops: the playlists end now, no reconnect wait.
+                    if let Some(mut p) = self.publishing.take() {
+                        p.publisher.finish_as(Departure::Clean);
+                    }
                 }
             }
             SessionEvent::Unhandled { description } => debug!(description, "ignored RTMP message"),
@@ -168,7 +171,7 @@ impl Ingest {
         }
     }
 
-    /// Ends the publish, if any (connection closing).
+    /// Ends the publish, if any, as a dropped connection (closing without an unpublish).
     pub fn unpublish(&mut self) {
         if let Some(mut p) = self.publishing.take() {
             p.publisher.finish();
