@@ -150,7 +150,7 @@ try {
   r.advanced = Math.round(advanced * 1000) / 1000;
   r.httpErrors = httpErrors.slice(0, 20);
   if (!trace && !series) delete r.trace;
-  else { r.requests = requests; r.logs = logs.slice(0, 60); }
+  if (trace) { r.requests = requests; r.logs = logs.slice(0, 60); }
   r.window = seconds;
   r.ok = r.played && r.fatal.length === 0 && advanced >= seconds * 0.8;
   process.stdout.write(JSON.stringify(r) + '\n');
