@@ -150,6 +150,7 @@ fn players_continue_across_an_encoder_kill_and_restart() {
     let api: serde_json::Value =
         serde_json::from_slice(&get(http, "/api/streams").unwrap().body).unwrap();
     let state = api["streams"][0]["renditions"][0]["state"].clone();
+    let metrics = get(http, "/metrics").unwrap().text();
     std::thread::sleep(Duration::from_secs(GAP - 1));
     let restarted = SystemTime::now();
     let _encoder = source.publish(rtmp, "live", "re", WINDOW + 40);
@@ -164,6 +165,10 @@ fn players_continue_across_an_encoder_kill_and_restart() {
         seen.fetches, seen.discontinuities, seen.endlist, seen.changed
     );
     assert_eq!(state, "reconnect-wait", "API during the gap: {api}");
+    assert!(
+        metrics.contains("packgate_renditions{state=\"reconnect-wait\"} 1"),
+        "metrics during the gap: {metrics}"
+    );
     assert!(seen.fetches > 100, "watcher fetched too little");
     assert!(
         seen.endlist.is_empty(),
