@@ -52,6 +52,9 @@ pub struct RenditionInfo {
     pub misalignment_ms: f64,
     /// True when its segments start at the ladder's boundaries with the ladder's numbers.
     pub aligned: bool,
+    /// Video has gone longer than `segment.max_keyframe_interval` without a keyframe
+    /// (segments are being cut between keyframes).
+    pub keyframe_overdue: bool,
 }
 
 /// Describes one ladder.
@@ -90,6 +93,7 @@ pub fn stream_info(ladder: &Ladder) -> StreamInfo {
                     .max(),
                 misalignment_ms: state.misalignment_ms,
                 aligned: state.misalignment_ms == 0.0,
+                keyframe_overdue: state.keyframe_overdue,
             }
         })
         .collect();

@@ -15,9 +15,11 @@ use super::ts_output::{TsPackager, TsSegment};
 use super::Hub;
 use crate::codec::aac::AacConfig;
 use crate::codec::h264::AvcConfig;
+use crate::flv::timestamp::Reanchor;
 use crate::media::{CodecConfig, Frame, TrackKind, MEDIA_CLOCK};
 use crate::mux::fmp4;
 use crate::mux::ts::TsError;
+use crate::playlist::hls::longest_segment;
 use crate::segment::{CutPart, CutSegment, Output, Segmenter};
 use crate::store::{StoredPart, StoredSegment, TrackWindow};
 
@@ -27,6 +29,19 @@ fn track_id(kind: TrackKind) -> u32 {
         TrackKind::Video => 1,
         TrackKind::Audio => 2,
     }
+}
+
+/// Why a publisher wants its connection closed.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum FrameError {
+    /// More media arrived before the first keyframe than `[limits] held_bytes` allows.
+    #[error("{held} bytes of media before the first keyframe (limits.held_bytes = {limit})")]
+    HeldBytes {
+        /// Bytes held when the budget ran out.
+        held: usize,
+        /// The budget.
+        limit: usize,
+    },
 }
 
 /// Feeds one rendition. Dropping it ends the publish as a dropped connection: buffered
@@ -44,6 +59,16 @@ pub struct Publisher {
     offset: Option<i64>,
     /// Frames that arrived before the first keyframe fixed the offset.
     held: Vec<Frame>,
+    /// Bytes `held` costs (payloads plus per-frame bookkeeping).
+    held_bytes: usize,
+    /// Removes jumps from the encoder's timestamps.
+    reanchor: Reanchor,
+    /// Per track: segments numbered above this start after a timestamp jump.
+    jump_after: [Option<u64>; 2],
+    /// Video has gone longer than the keyframe cap without a keyframe (logged once).
+    overdue: bool,
+    /// A segment was cut between keyframes (logged once per publish).
+    cut_between_keyframes: bool,
     snapped: bool,
     /// Misalignment (ticks) of the recent cuts, newest last.
     misalignments: VecDeque<i64>,
@@ -56,9 +81,6 @@ pub struct Publisher {
     /// The next TS segment starts a new timeline.
     ts_discontinuity: bool,
 }
-
-/// Frames held while waiting for the first keyframe (about 10 s of 30 fps video + audio).
-const MAX_HELD: usize = 800;
 
 fn slot(kind: TrackKind) -> usize {
     match kind {
@@ -88,13 +110,23 @@ impl Publisher {
             .cmaf()
             .then(|| config.low_latency.part_target())
             .flatten();
+        // Segments stay short enough for the fixed EXT-X-TARGETDURATION.
+        let cap = config.segment.keyframe_cap();
+        let longest = longest_segment(config.segment.target_duration).min(cap);
         Publisher {
             ladder,
             rendition,
-            segmenter: Segmenter::with_timeline(target, timeline, last_seq).with_parts(parts),
+            segmenter: Segmenter::with_timeline(target, timeline, last_seq)
+                .with_parts(parts)
+                .with_limits(longest, cap),
             discontinuity: [resumed; 2],
             offset: None,
             held: Vec::new(),
+            held_bytes: 0,
+            reanchor: Reanchor::default(),
+            jump_after: [None; 2],
+            overdue: false,
+            cut_between_keyframes: false,
             snapped: false,
             misalignments: VecDeque::new(),
             finished: false,
@@ -178,8 +210,9 @@ impl Publisher {
         debug!(track = kind.as_str(), codec = %config.codec_string(), version, "track configured");
     }
 
-    /// One frame of media.
-    pub fn frame(&mut self, frame: Frame) {
+    /// One frame of media. An error means the connection must be closed.
+    pub fn frame(&mut self, mut frame: Frame) -> Result<(), FrameError> {
+        self.reanchor_frame(&mut frame);
         let timeline = self.ladder.timeline.clone();
         let offset = *self
             .offset
@@ -191,9 +224,9 @@ impl Publisher {
             } else {
                 true
             };
-            if !anchor && self.held.len() < MAX_HELD {
-                self.held.push(frame);
-                return;
+            if !anchor {
+                self.hold(frame)?;
+                return Ok(());
             }
             // Land the first keyframe exactly on the ladder boundary it is nearest to.
             let corrected = offset
@@ -205,12 +238,77 @@ impl Publisher {
             self.offset = Some(corrected);
             self.snapped = true;
             self.rendition.write().timeline_origin = timeline.origin();
+            self.held_bytes = 0;
             for held in std::mem::take(&mut self.held) {
                 self.push(held, corrected);
             }
         }
         let offset = self.offset.unwrap_or(offset);
         self.push(frame, offset);
+        Ok(())
+    }
+
+    /// Keeps a frame until the first keyframe, within the `[limits] held_bytes` budget.
+    fn hold(&mut self, frame: Frame) -> Result<(), FrameError> {
+        let limit = self.hub.config().limits.held_bytes;
+        self.held_bytes += frame.data.len() + std::mem::size_of::<Frame>();
+        if self.held_bytes > limit {
+            metrics::counter!("packgate_limit_hits_total", "limit" => "held_bytes").increment(1);
+            warn!(app = %self.ladder.app, stream = %self.rendition.stream_name,
+                held = self.held_bytes, limit, "no keyframe within the held_bytes budget: closing the connection");
+            let held = self.held_bytes;
+            self.held.clear();
+            self.held_bytes = 0;
+            return Err(FrameError::HeldBytes { held, limit });
+        }
+        self.held.push(frame);
+        Ok(())
+    }
+
+    /// Removes a timestamp jump (a wrap the unwrapper could not see, an encoder restart,
+    /// a far-future frame): the stream's timeline continues, and the next segment starts
+    /// at the next keyframe with EXT-X-DISCONTINUITY.
+    fn reanchor_frame(&mut self, frame: &mut Frame) {
+        let mapped = self.reanchor.map(slot(frame.kind), frame.dts);
+        let shift = mapped.time - frame.dts;
+        frame.dts += shift;
+        frame.pts += shift;
+        let Some(jump) = mapped.jump else { return };
+        warn!(app = %self.ladder.app, stream = %self.rendition.stream_name, track = frame.kind.as_str(),
+            jump_s = jump as f64 / f64::from(MEDIA_CLOCK),
+            "timestamp discontinuity: timeline re-anchored, new segment at the next keyframe");
+        metrics::counter!("packgate_timestamp_jumps_total").increment(1);
+        if let Some(open) = self.segmenter.break_at_next_keyframe() {
+            self.jump_after = [Some(open); 2];
+        }
+    }
+
+    /// True (once) when segment `seq` of track `kind` is the first after a timestamp jump.
+    fn after_jump(&mut self, kind: TrackKind, seq: u64, consume: bool) -> bool {
+        let slot = &mut self.jump_after[slot(kind)];
+        let hit = slot.is_some_and(|open| seq > open);
+        if hit && consume {
+            *slot = None;
+        }
+        hit
+    }
+
+    /// Logs and records in the rendition's state when video goes without keyframes for
+    /// longer than the cap, and when keyframes come back.
+    fn note_keyframes(&mut self) {
+        let overdue = self.segmenter.keyframe_overdue();
+        if overdue.is_some() == self.overdue {
+            return;
+        }
+        self.overdue = overdue.is_some();
+        let cap = self.hub.config().segment.keyframe_cap().as_secs_f64();
+        if self.overdue {
+            warn!(app = %self.ladder.app, stream = %self.rendition.stream_name, cap_s = cap,
+                "no keyframe for longer than segment.max_keyframe_interval: segments are cut between keyframes (not independent)");
+        } else {
+            info!(app = %self.ladder.app, stream = %self.rendition.stream_name, "keyframes again");
+        }
+        self.rendition.write().keyframe_overdue = self.overdue;
     }
 
     fn push(&mut self, mut frame: Frame, offset: i64) {
@@ -221,6 +319,7 @@ impl Publisher {
         }
         let done = self.segmenter.push(frame);
         self.store(done);
+        self.note_keyframes();
     }
 
     /// Ends the publish now as a dropped connection (also done on drop): the playlists
@@ -324,7 +423,16 @@ impl Publisher {
             if cut.kind == TrackKind::Video || self.avc.is_none() {
                 self.note_alignment();
             }
-            let discontinuity = std::mem::take(&mut self.discontinuity[slot(cut.kind)]);
+            let discontinuity = std::mem::take(&mut self.discontinuity[slot(cut.kind)])
+                | self.after_jump(cut.kind, cut.seq, true);
+            if cut.kind == TrackKind::Video
+                && !cut.samples.first().is_some_and(|s| s.keyframe)
+                && !std::mem::replace(&mut self.cut_between_keyframes, true)
+            {
+                warn!(app = %self.ladder.app, stream = %self.rendition.stream_name,
+                    longest_s = self.segmenter.longest_segment_secs(),
+                    "keyframes further apart than the longest segment: cutting between keyframes (segments not independent); use a GOP no longer than segment.target_duration");
+            }
             self.ts_discontinuity |= discontinuity;
             if cmaf {
                 self.store_cmaf(&cut, discontinuity);
@@ -365,7 +473,8 @@ impl Publisher {
             }
         };
         let wall_clock = self.wall_clock(part.media_start);
-        let discontinuity = self.discontinuity[slot(kind)];
+        let discontinuity =
+            self.discontinuity[slot(kind)] || self.after_jump(kind, part.seq, false);
         let mut state = self.rendition.write();
         if let Some(track) = state.track_mut(kind).as_mut() {
             let init_version = track.init_version;
@@ -396,7 +505,7 @@ impl Publisher {
                 Ok(data) => vec![StoredPart {
                     id: cut.seq,
                     duration: cut.duration(),
-                    independent: true,
+                    independent: cut.samples.first().is_some_and(|s| s.keyframe),
                     data,
                 }],
                 Err(e) => {

@@ -31,6 +31,8 @@ pub struct RenditionState {
     pub timeline_origin: Option<SystemTime>,
     /// Largest distance (ms) of its recent cuts from the ladder's boundaries; 0 = aligned.
     pub misalignment_ms: f64,
+    /// Video has gone longer than `segment.max_keyframe_interval` without a keyframe.
+    pub keyframe_overdue: bool,
     /// The playlists have ended (EXT-X-ENDLIST): after a clean unpublish, or once the
     /// linger time passed without a reconnect. See [`super::lifecycle`].
     pub ended: bool,
@@ -89,6 +91,7 @@ impl Rendition {
                 ts: None,
                 timeline_origin: None,
                 misalignment_ms: 0.0,
+                keyframe_overdue: false,
                 ended: false,
                 reconnect_wait: None,
                 generation: 0,

@@ -1,6 +1,8 @@
 //! HLS master playlists (RFC 8216bis) through m3u8-rs, and the target duration every
 //! playlist of a rendition shares. Media playlists are in [`super::media`].
 
+use std::time::Duration;
+
 use m3u8_rs::{AlternativeMedia, AlternativeMediaType, MasterPlaylist, Resolution, VariantStream};
 
 use crate::store::TrackWindow;
@@ -9,11 +11,24 @@ use crate::store::TrackWindow;
 /// asks for with CMAF.
 pub const VERSION: usize = 7;
 
-/// EXT-X-TARGETDURATION: the configured target rounded up, raised (never lowered) when a
-/// segment ran longer because the encoder's keyframes came late.
-pub fn target_duration(configured: f64, window: &TrackWindow) -> u64 {
-    let longest = window.max_duration().round() as u64;
-    (configured.ceil() as u64).max(longest).max(1)
+/// EXT-X-TARGETDURATION: the configured target rounded up, the same for the whole life of
+/// the playlist (a live playlist's target duration must never change, RFC 8216 6.2.1).
+/// The segmenter keeps every segment short enough for its EXTINF to round to at most this
+/// (see [`longest_segment`]); a GOP longer than that is cut, never a reason to raise it.
+/// The window is not consulted: what its segments measure must not move the tag.
+pub fn target_duration(configured: f64, _window: &TrackWindow) -> u64 {
+    fixed_target_duration(configured)
+}
+
+/// The target duration for a configured `segment.target_duration`.
+pub fn fixed_target_duration(configured: f64) -> u64 {
+    (configured.ceil() as u64).max(1)
+}
+
+/// The longest segment whose EXTINF still rounds to at most the target duration
+/// (RFC 8216 4.3.3.1: rounded to the nearest integer), with a millisecond to spare.
+pub fn longest_segment(configured: f64) -> Duration {
+    Duration::from_secs_f64(fixed_target_duration(configured) as f64 + 0.499)
 }
 
 /// One variant of a master playlist.
@@ -123,10 +138,12 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn target_duration_covers_long_segments() {
-        let w = window(2, 3600);
-        assert_eq!(target_duration(2.0, &w), 4);
+    fn target_duration_is_fixed_by_the_configuration() {
+        // A 3.6 s segment in the window does not raise it.
+        assert_eq!(target_duration(2.0, &window(2, 3600)), 2);
         assert_eq!(target_duration(1.5, &window(1, 1000)), 2);
+        assert_eq!(longest_segment(2.0).as_millis(), 2499);
+        assert_eq!(longest_segment(1.5).as_millis(), 2499);
     }
 
     #[test]

@@ -142,7 +142,12 @@ impl MediaPlaylist<'_> {
         if dseq > 0 {
             let _ = writeln!(out, "#EXT-X-DISCONTINUITY-SEQUENCE:{dseq}");
         }
-        out.push_str("#EXT-X-INDEPENDENT-SEGMENTS\n");
+        // Claimed only while true: a segment cut between keyframes (no keyframe within the
+        // longest segment) starts on a frame that needs earlier ones.
+        let independent = |s: &StoredSegment| s.parts.first().is_none_or(|p| p.independent);
+        if listed.iter().copied().chain(open).all(independent) {
+            out.push_str("#EXT-X-INDEPENDENT-SEGMENTS\n");
+        }
         if skipped > 0 {
             let _ = writeln!(out, "#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}");
         }

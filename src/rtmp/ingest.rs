@@ -25,6 +25,8 @@ pub struct Ingest {
     id: u64,
     session: ServerSession,
     publishing: Option<Publishing>,
+    /// Why the publisher asked to close the connection (a budget ran out).
+    closing: Option<String>,
     /// Bytes the driver must write to the peer, in order.
     pub out: Vec<Bytes>,
 }
@@ -41,6 +43,7 @@ impl Ingest {
             id,
             session,
             publishing: None,
+            closing: None,
             out: Vec::new(),
         }
     }
@@ -59,7 +62,7 @@ impl Ingest {
         for event in events {
             self.event(event);
         }
-        Ok(())
+        self.closing.take().map_or(Ok(()), Err)
     }
 
     fn event(&mut self, event: SessionEvent) {
@@ -158,7 +161,11 @@ impl Ingest {
         };
         match parsed {
             Ok(Some(DemuxEvent::Config(c))) => p.publisher.config(c),
-            Ok(Some(DemuxEvent::Frame(f))) => p.publisher.frame(f),
+            Ok(Some(DemuxEvent::Frame(f))) => {
+                if let Err(e) = p.publisher.frame(f) {
+                    self.closing.get_or_insert(e.to_string());
+                }
+            }
             Ok(Some(DemuxEvent::EndOfSequence(_))) | Ok(None) => {}
             Err(e) => {
                 // Log the first few and then every thousandth, so a broken encoder cannot

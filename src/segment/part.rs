@@ -2,6 +2,8 @@
 //! target, emitted as soon as their last sample is known, so a player can fetch media a
 //! fraction of a segment after it was encoded.
 
+use std::collections::VecDeque;
+
 use super::segmenter::CutSegment;
 use crate::media::{total_duration, Sample, TrackKind};
 
@@ -62,22 +64,46 @@ pub(super) struct Head {
     pub(super) media_start: i64,
 }
 
+/// Sample durations remembered to estimate a track's nominal frame duration.
+const DURATION_MEMORY: usize = 31;
+/// Segment lengths (in samples) remembered to predict the next one.
+const SEGMENT_MEMORY: usize = 3;
+/// Every part but a segment's last must be at least this share of the part target, in
+/// percent (Apple's LL-HLS authoring rule).
+const MIN_PART_PERCENT: u64 = 85;
+
 /// Where the open part of one track begins, and when it must close.
+///
+/// Cuts are decided by counting frames of the track's nominal duration, not by adding up
+/// the last millisecond deltas: RTMP rounds 30 fps to 33/34 ms, and a cutter that asks
+/// "would one more frame like the last overflow the target?" closes a part one frame
+/// early whenever the last delta was 34 ms, leaving a sliver at the segment's end that
+/// players skip and then wait on. The parts of a segment are planned over its predicted
+/// length (the median of the last few segments), evenly when that keeps every part at
+/// least 85 % of the target, so the last part is not a sliver either.
 #[derive(Debug, Default)]
 pub(super) struct PartCutter {
     /// Part target in the track's timescale; `None` disables parts.
     target: Option<u64>,
+    /// Segment target in the track's timescale: the length predicted for the first segment.
+    segment_target: u64,
     /// Index into the open segment's samples where the open part begins.
     from: usize,
     /// Index of the open part within its segment.
     index: u32,
+    /// Recent sample durations, newest last.
+    recent: VecDeque<u32>,
+    /// Sample counts of recent segments, newest last.
+    lengths: VecDeque<usize>,
 }
 
 impl PartCutter {
-    /// A cutter for parts of `target` track-timescale ticks, or none.
-    pub(super) fn new(target: Option<u64>) -> Self {
+    /// A cutter for parts of `target` track-timescale ticks (or none) in segments of about
+    /// `segment_target` ticks.
+    pub(super) fn new(target: Option<u64>, segment_target: u64) -> Self {
         PartCutter {
             target,
+            segment_target,
             ..Default::default()
         }
     }
@@ -86,8 +112,65 @@ impl PartCutter {
         total_duration(samples.get(self.from..).unwrap_or_default())
     }
 
+    /// The track's mean recent frame duration, in ticks.
+    pub(super) fn mean(&self) -> Option<f64> {
+        let n = self.recent.len();
+        (n > 0).then(|| self.recent.iter().map(|&d| f64::from(d)).sum::<f64>() / n as f64)
+    }
+
+    /// How many frames make a part: the whole number nearest the target over the mean
+    /// frame duration, less one while any run of that many recent frames overran the
+    /// target (millisecond rounding makes 29.97 fps runs of 6 frames 200 or 201 ms).
+    fn frames_per_part(&self, target: u64) -> Option<usize> {
+        let mean = self.mean()?;
+        let mut n = ((target as f64 / mean).round() as usize).max(1);
+        let d: Vec<u64> = self.recent.iter().map(|&x| u64::from(x)).collect();
+        let overruns = |n: usize| {
+            if d.len() >= n {
+                d.windows(n).any(|w| w.iter().sum::<u64>() > target)
+            } else {
+                // Too few frames yet to see a run: allow for the rounding of a few.
+                mean * n as f64 > target as f64 + mean / 20.0
+            }
+        };
+        while n > 1 && overruns(n) {
+            n -= 1;
+        }
+        Some(n)
+    }
+
+    /// How many samples since the segment start the open part `index` ends after, given
+    /// the part `target`; `None` while it has no planned end (the segment's last planned part
+    /// and any after it close on their own length).
+    fn planned_end(&self, target: u64, most: usize) -> Option<usize> {
+        let mean = self.mean()?;
+        let predicted = {
+            let mut l: Vec<usize> = self.lengths.iter().copied().collect();
+            l.sort_unstable();
+            match l.get(l.len() / 2) {
+                Some(&n) => n,
+                None => (self.segment_target as f64 / mean).round() as usize,
+            }
+        };
+        let parts = predicted.div_ceil(most).max(1);
+        let k = self.index as usize + 1;
+        if k >= parts {
+            return None;
+        }
+        let even = (predicted / parts) as f64 * mean * 100.0 >= (MIN_PART_PERCENT * target) as f64;
+        // Sizes, not positions: a part cut short by the target guard does not shorten the
+        // next one.
+        let size = if even {
+            let at = |k: usize| (k * predicted + parts / 2) / parts;
+            at(k) - at(k - 1)
+        } else {
+            most
+        };
+        Some(self.from + size)
+    }
+
     /// Before `next` joins the segment: closes the open part if `next` would make it
-    /// longer than the target.
+    /// longer than the target (a part never exceeds it, whatever the jitter).
     pub(super) fn before(
         &mut self,
         samples: &[Sample],
@@ -103,23 +186,54 @@ impl PartCutter {
         }
     }
 
-    /// After a sample joined: closes the part at once when a next sample of the same
-    /// duration would not fit, instead of waiting one more frame to find out.
+    /// After a sample joined: closes the part at once when it has its planned number of
+    /// frames, instead of waiting one more frame to find out.
     pub(super) fn after(&mut self, samples: &[Sample], head: Head, out: &mut Vec<Output>) {
-        let Some(target) = self.target else { return };
         let Some(last) = samples.last() else { return };
-        if self.open_duration(samples) + u64::from(last.duration) > target {
+        self.recent.push_back(last.duration);
+        if self.recent.len() > DURATION_MEMORY {
+            self.recent.pop_front();
+        }
+        let Some(target) = self.target else { return };
+        let Some(most) = self.frames_per_part(target) else {
+            return;
+        };
+        let full = match self.planned_end(target, most) {
+            Some(end) => samples.len() >= end,
+            None => samples.len() - self.from >= most,
+        };
+        if full {
             self.emit(samples, head, out);
         }
     }
 
-    /// The segment closes: its last part is emitted and the cutter resets.
-    pub(super) fn close(&mut self, samples: &[Sample], head: Head, out: &mut Vec<Output>) {
+    /// The segment closes: its last part is emitted and the cutter resets. `natural` is
+    /// false when the segment was cut short (a discontinuity or the keyframe cap), so its
+    /// length says nothing about the next one.
+    pub(super) fn close(
+        &mut self,
+        samples: &[Sample],
+        head: Head,
+        natural: bool,
+        out: &mut Vec<Output>,
+    ) {
         if self.target.is_some() && self.from < samples.len() {
             self.emit(samples, head, out);
         }
+        if natural && !samples.is_empty() {
+            self.lengths.push_back(samples.len());
+            if self.lengths.len() > SEGMENT_MEMORY {
+                self.lengths.pop_front();
+            }
+        }
         self.from = 0;
         self.index = 0;
+    }
+
+    /// Forgets the frame durations (the track's timing changed, e.g. after a jump).
+    pub(super) fn reset_timing(&mut self) {
+        self.recent.clear();
+        self.lengths.clear();
     }
 
     fn emit(&mut self, samples: &[Sample], head: Head, out: &mut Vec<Output>) {

@@ -6,6 +6,12 @@
 //! little ahead of video on the wire, audio frames wait until video has passed their
 //! timestamp (bounded by `AUDIO_LEAD_LIMIT`, in case video stalls) before they are placed.
 //! A stream without video is cut on audio time alone.
+//!
+//! A segment never grows past the longest duration the playlists allow (EXT-X-TARGETDURATION
+//! is fixed for the whole publish, and every EXTINF must round to at most it): when no
+//! keyframe comes in time, the segment is cut before a non-sync frame and the next one is
+//! marked not independent; the first keyframe after such a cut starts a segment again, so
+//! the stream gets back in step with its GOPs.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -57,6 +63,11 @@ impl CutSegment {
 struct Boundary {
     seq: u64,
     start: i64,
+    /// Cut at a keyframe after the target (not forced): the segment it ends had its
+    /// usual length.
+    natural: bool,
+    /// The segment it opens starts with a sync sample.
+    sync: bool,
 }
 
 #[derive(Debug)]
@@ -79,10 +90,11 @@ impl TrackCut {
         }
     }
 
-    /// Closes the open segment: its last part, then the segment itself.
-    fn close(&mut self, out: &mut Vec<Output>) {
+    /// Closes the open segment: its last part, then the segment itself. `natural` tells the
+    /// part cutter whether the segment had its usual length.
+    fn close(&mut self, natural: bool, out: &mut Vec<Output>) {
         let head = self.head();
-        self.parts.close(&self.samples, head, out);
+        self.parts.close(&self.samples, head, natural, out);
         let Some(seq) = self.seq.take() else { return };
         if self.samples.is_empty() {
             return;
@@ -123,6 +135,17 @@ pub struct Segmenter {
     misalignment: i64,
     /// Part target on the media clock; `None` when parts are off.
     part_target: Option<i64>,
+    /// Longest segment allowed, media clock; `None` for no limit.
+    limit: Option<i64>,
+    /// Longest wait for a keyframe before the stream is reported as overdue, media clock.
+    keyframe_cap: Option<i64>,
+    /// Decode time of the latest video keyframe.
+    last_keyframe: Option<i64>,
+    /// Latest video frame interval, media clock (predicts where the next frame lands).
+    video_step: i64,
+    /// The next keyframe starts a segment whatever its distance from the last cut (set
+    /// after a timestamp discontinuity).
+    cut_next_keyframe: bool,
 }
 
 impl Segmenter {
@@ -140,7 +163,55 @@ impl Segmenter {
             resume: None,
             misalignment: 0,
             part_target: None,
+            limit: None,
+            keyframe_cap: None,
+            last_keyframe: None,
+            video_step: 0,
+            cut_next_keyframe: false,
         }
+    }
+
+    /// Never let a segment grow past `max` (cut before a non-sync frame if no keyframe
+    /// comes), and report keyframes further apart than `keyframe_cap`.
+    pub fn with_limits(mut self, max: Duration, keyframe_cap: Duration) -> Self {
+        let ticks = |d: Duration| (d.as_secs_f64() * f64::from(MEDIA_CLOCK)).round() as i64;
+        self.limit = Some(ticks(max));
+        self.keyframe_cap = Some(ticks(keyframe_cap));
+        self
+    }
+
+    /// The next keyframe starts a new segment (the stream's timestamps jumped). Returns
+    /// the sequence number of the open video segment, if any: segments after it belong to
+    /// the new timeline.
+    pub fn break_at_next_keyframe(&mut self) -> Option<u64> {
+        self.cut_next_keyframe = true;
+        for track in [self.video.as_mut(), self.audio.as_mut()]
+            .into_iter()
+            .flatten()
+        {
+            track.parts.reset_timing();
+        }
+        self.video
+            .as_ref()
+            .or(self.audio.as_ref())
+            .and_then(|t| t.seq)
+            .or(self.boundaries.back().map(|b| b.seq))
+    }
+
+    /// The longest segment allowed, seconds (0 when unlimited).
+    pub fn longest_segment_secs(&self) -> f64 {
+        self.limit.unwrap_or(0) as f64 / f64::from(MEDIA_CLOCK)
+    }
+
+    /// How long (media clock) video has gone without a keyframe, when longer than the
+    /// keyframe cap.
+    pub fn keyframe_overdue(&self) -> Option<i64> {
+        let (cap, last, now) = (
+            self.keyframe_cap?,
+            self.last_keyframe?,
+            self.latest_video_dts?,
+        );
+        (now - last > cap).then_some(now - last)
     }
 
     /// Also cut every track's segments into parts of at most `target` (LL-HLS).
@@ -174,13 +245,14 @@ impl Segmenter {
         self.misalignment
     }
 
-    /// Whether a sync frame at `dts` opens a segment, and with which number.
-    fn cut_at(&mut self, dts: i64) -> Option<u64> {
+    /// Whether a frame at `dts` opens a segment, and with which number: a keyframe when
+    /// due, any frame when `force`d.
+    fn cut_at(&mut self, dts: i64, force: bool) -> Option<u64> {
         let last = self.boundaries.back().map(|b| (b.seq, b.start));
         match &self.timeline {
             Some(tl) => {
                 let current = last.or(self.resume.map(|seq| (seq, i64::MIN / 2)));
-                match tl.keyframe(dts, current) {
+                match tl.keyframe(dts, current, force) {
                     Cut::At { seq, misaligned } => {
                         self.misalignment = misaligned;
                         Some(seq)
@@ -189,7 +261,7 @@ impl Segmenter {
                 }
             }
             None => last
-                .is_none_or(|(_, start)| dts - start >= self.target)
+                .is_none_or(|(_, start)| force || dts - start >= self.target)
                 .then_some(self.next_seq),
         }
     }
@@ -216,18 +288,18 @@ impl Segmenter {
             if let Some(ts) = old.clock.flush() {
                 old.add(ts.sample, &mut out);
             }
-            old.close(&mut out);
+            old.close(false, &mut out);
         }
-        let part_target = self
-            .part_target
-            .map(|t| (t as u64 * u64::from(timescale)).div_ceil(u64::from(MEDIA_CLOCK)));
+        let to_track = |t: i64| (t as u64 * u64::from(timescale)).div_ceil(u64::from(MEDIA_CLOCK));
+        let part_target = self.part_target.map(to_track);
+        let segment_target = to_track(self.target);
         *self.slot(kind) = Some(TrackCut {
             kind,
             clock: SampleClock::new(kind, timescale, frame_duration),
             seq: None,
             media_start: 0,
             samples: Vec::new(),
-            parts: PartCutter::new(part_target),
+            parts: PartCutter::new(part_target, segment_target),
         });
         out
     }
@@ -241,12 +313,17 @@ impl Segmenter {
                     return out;
                 }
                 if frame.keyframe {
-                    if let Some(seq) = self.cut_at(frame.dts) {
-                        self.add_boundary(seq, frame.dts);
-                    }
+                    self.keyframe(frame.dts);
                 } else if self.boundaries.is_empty() {
                     // A segment must open with a keyframe; drop frames until the first one.
                     return out;
+                } else {
+                    self.non_sync(frame.dts);
+                }
+                if let Some(prev) = self.latest_video_dts {
+                    if frame.dts > prev {
+                        self.video_step = frame.dts - prev;
+                    }
                 }
                 self.latest_video_dts = Some(frame.dts);
                 self.feed(frame, &mut out);
@@ -260,8 +337,9 @@ impl Segmenter {
                     self.audio_queue.push_back(frame);
                     self.drain_audio(false, &mut out);
                 } else {
-                    if let Some(seq) = self.cut_at(frame.dts) {
-                        self.add_boundary(seq, frame.dts);
+                    let force = std::mem::take(&mut self.cut_next_keyframe);
+                    if let Some(seq) = self.cut_at(frame.dts, force) {
+                        self.add_boundary(seq, frame.dts, !force, true);
                     }
                     self.feed(frame, &mut out);
                 }
@@ -281,9 +359,42 @@ impl Segmenter {
             if let Some(ts) = track.clock.flush() {
                 Self::place(&self.boundaries, track, ts, &mut out);
             }
-            track.close(&mut out);
+            track.close(false, &mut out);
         }
         out
+    }
+
+    /// A video keyframe: cut when due, right after a discontinuity, or when the open
+    /// segment began on a non-sync frame (back in step with the GOPs).
+    fn keyframe(&mut self, dts: i64) {
+        self.last_keyframe = Some(dts);
+        let resync = self.boundaries.back().is_some_and(|b| !b.sync);
+        let jumped = std::mem::take(&mut self.cut_next_keyframe);
+        let force = resync || jumped;
+        if let Some(seq) = self.cut_at(dts, force) {
+            let natural = !force
+                && self
+                    .boundaries
+                    .back()
+                    .is_some_and(|b| b.sync && dts - b.start >= self.target);
+            self.add_boundary(seq, dts, natural, true);
+        }
+    }
+
+    /// A video frame that is not a keyframe: cut before it when the segment would
+    /// otherwise outgrow the limit.
+    fn non_sync(&mut self, dts: i64) {
+        let (Some(limit), Some(last)) = (self.limit, self.boundaries.back()) else {
+            return;
+        };
+        // One millisecond of slack: RTMP's rounding may make the next step that much longer.
+        let next = self.video_step + i64::from(MEDIA_CLOCK) / 1000;
+        if dts == last.start || dts - last.start + next <= limit {
+            return;
+        }
+        if let Some(seq) = self.cut_at(dts, true) {
+            self.add_boundary(seq, dts, false, false);
+        }
     }
 
     fn slot(&mut self, kind: TrackKind) -> &mut Option<TrackCut> {
@@ -293,8 +404,13 @@ impl Segmenter {
         }
     }
 
-    fn add_boundary(&mut self, seq: u64, start: i64) {
-        self.boundaries.push_back(Boundary { seq, start });
+    fn add_boundary(&mut self, seq: u64, start: i64, natural: bool, sync: bool) {
+        self.boundaries.push_back(Boundary {
+            seq,
+            start,
+            natural,
+            sync,
+        });
         self.next_seq = seq + 1;
         if self.boundaries.len() > BOUNDARY_MEMORY {
             self.boundaries.pop_front();
@@ -332,8 +448,8 @@ impl Segmenter {
         // Close the segment as soon as the held-back frame is known to open the next one,
         // rather than one frame later.
         if let (Some(pending), Some(current)) = (track.clock.pending_dts(), track.seq) {
-            if seq_for(boundaries, pending).is_some_and(|(s, _)| s > current) {
-                track.close(out);
+            if let Some(b) = seq_for(boundaries, pending).filter(|b| b.seq > current) {
+                track.close(b.natural, out);
             }
         }
     }
@@ -344,221 +460,25 @@ impl Segmenter {
         ts: TimedSample,
         out: &mut Vec<Output>,
     ) {
-        let Some((seq, start)) = seq_for(boundaries, ts.media_dts) else {
+        let Some(b) = seq_for(boundaries, ts.media_dts) else {
             return; // before the first keyframe: nothing to align it with
         };
         match track.seq {
-            Some(current) if current >= seq => {}
+            Some(current) if current >= b.seq => {}
             _ => {
-                track.close(out);
-                track.seq = Some(seq);
-                track.media_start = start;
+                track.close(b.natural, out);
+                track.seq = Some(b.seq);
+                track.media_start = b.start;
             }
         }
         track.add(ts.sample, out);
     }
 }
 
-fn seq_for(boundaries: &VecDeque<Boundary>, dts: i64) -> Option<(u64, i64)> {
-    boundaries
-        .iter()
-        .rev()
-        .find(|b| b.start <= dts)
-        .map(|b| (b.seq, b.start))
+fn seq_for(boundaries: &VecDeque<Boundary>, dts: i64) -> Option<Boundary> {
+    boundaries.iter().rev().find(|b| b.start <= dts).copied()
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::segment::CutPart;
-    use bytes::Bytes;
-
-    fn v(ms: i64, key: bool) -> Frame {
-        Frame {
-            kind: TrackKind::Video,
-            dts: ms * 90,
-            pts: ms * 90,
-            keyframe: key,
-            data: Bytes::from_static(b"v"),
-        }
-    }
-    fn a(ms: i64) -> Frame {
-        Frame {
-            kind: TrackKind::Audio,
-            dts: ms * 90,
-            pts: ms * 90,
-            keyframe: true,
-            data: Bytes::from_static(b"a"),
-        }
-    }
-
-    fn av_segmenter() -> Segmenter {
-        let mut s = Segmenter::new(Duration::from_secs(2), 1);
-        assert!(s.set_track(TrackKind::Video, 90_000, None).is_empty());
-        assert!(s.set_track(TrackKind::Audio, 48_000, Some(1024)).is_empty());
-        s
-    }
-
-    /// 30 fps video with a keyframe every `gop_ms`, 48 kHz AAC, interleaved by time.
-    fn segments(out: Vec<Output>) -> Vec<CutSegment> {
-        out.into_iter().filter_map(Output::segment).collect()
-    }
-
-    fn run(s: &mut Segmenter, secs: i64, gop_ms: i64) -> Vec<CutSegment> {
-        segments(run_all(s, secs, gop_ms))
-    }
-
-    fn run_all(s: &mut Segmenter, secs: i64, gop_ms: i64) -> Vec<Output> {
-        let mut out = Vec::new();
-        let (mut vi, mut ai) = (0i64, 0i64);
-        loop {
-            let vt = vi * 1000 / 30;
-            let at = ai * 1024 * 1000 / 48_000;
-            if vt >= secs * 1000 && at >= secs * 1000 {
-                break;
-            }
-            if vt <= at {
-                out.extend(s.push(v(vt, vt % gop_ms == 0)));
-                vi += 1;
-            } else {
-                out.extend(s.push(a(at)));
-                ai += 1;
-            }
-        }
-        out.extend(s.finish());
-        out
-    }
-
-    #[test]
-    fn cuts_at_keyframes_after_target_and_aligns_audio() {
-        let mut s = av_segmenter();
-        let segs = run(&mut s, 10, 1000);
-        let video: Vec<_> = segs.iter().filter(|c| c.kind == TrackKind::Video).collect();
-        let audio: Vec<_> = segs.iter().filter(|c| c.kind == TrackKind::Audio).collect();
-        assert_eq!(
-            video.iter().map(|c| c.seq).collect::<Vec<_>>(),
-            vec![1, 2, 3, 4, 5]
-        );
-        assert_eq!(
-            audio.iter().map(|c| c.seq).collect::<Vec<_>>(),
-            vec![1, 2, 3, 4, 5]
-        );
-        for c in &video {
-            assert!(c.samples[0].keyframe);
-            assert!(
-                (c.duration_secs() - 2.0).abs() < 0.04,
-                "{}",
-                c.duration_secs()
-            );
-        }
-        for (vs, as_) in video.iter().zip(&audio) {
-            assert_eq!(vs.media_start, as_.media_start);
-            let audio_start = as_.start() as f64 / 48_000.0;
-            let video_start = vs.start() as f64 / 90_000.0;
-            // Audio's first frame is the first one at or after the video cut.
-            assert!(audio_start >= video_start && audio_start - video_start < 0.0214);
-        }
-        // No audio sample lost or duplicated: contiguous timeline.
-        let mut next = audio[0].start();
-        for c in &audio {
-            for smp in &c.samples {
-                assert_eq!(smp.dts, next);
-                next += i64::from(smp.duration);
-            }
-        }
-    }
-
-    #[test]
-    fn long_gop_makes_long_segments() {
-        let mut s = av_segmenter();
-        let segs = run(&mut s, 12, 3000);
-        let video: Vec<_> = segs.iter().filter(|c| c.kind == TrackKind::Video).collect();
-        assert_eq!(video.len(), 4);
-        assert!((video[0].duration_secs() - 3.0).abs() < 0.04);
-    }
-
-    #[test]
-    fn frames_before_first_keyframe_are_dropped() {
-        let mut s = av_segmenter();
-        assert!(s.push(v(0, false)).is_empty());
-        assert!(s.push(a(0)).is_empty());
-        assert!(s.push(v(33, true)).is_empty());
-        let segs = segments(s.finish());
-        let video = segs.iter().find(|c| c.kind == TrackKind::Video).unwrap();
-        assert_eq!(video.samples.len(), 1);
-        assert_eq!(video.media_start, 33 * 90);
-    }
-
-    #[test]
-    fn audio_only_cuts_on_time() {
-        let mut s = Segmenter::new(Duration::from_secs(2), 7);
-        s.set_track(TrackKind::Audio, 48_000, Some(1024));
-        let mut segs = Vec::new();
-        for i in 0..(48_000 * 5 / 1024) {
-            segs.extend(segments(s.push(a(i * 1024 * 1000 / 48_000))));
-        }
-        segs.extend(segments(s.finish()));
-        assert_eq!(
-            segs.iter().map(|c| c.seq).collect::<Vec<_>>(),
-            vec![7, 8, 9]
-        );
-        assert!((segs[0].duration_secs() - 2.0).abs() < 0.03);
-    }
-
-    #[test]
-    fn segment_closes_when_keyframe_arrives() {
-        let mut s = Segmenter::new(Duration::from_secs(2), 1);
-        s.set_track(TrackKind::Video, 90_000, None);
-        for i in 0..60 {
-            assert!(s.push(v(i * 1000 / 30, i == 0)).is_empty());
-        }
-        let out = segments(s.push(v(2000, true)));
-        assert_eq!(out.len(), 1);
-        assert_eq!(out[0].samples.len(), 60);
-    }
-
-    #[test]
-    fn parts_tile_each_segment_and_never_exceed_the_target() {
-        let mut s =
-            Segmenter::new(Duration::from_secs(2), 1).with_parts(Some(Duration::from_millis(200)));
-        s.set_track(TrackKind::Video, 90_000, None);
-        s.set_track(TrackKind::Audio, 48_000, Some(1024));
-        let out = run_all(&mut s, 10, 1000);
-        let mut parts: Vec<CutPart> = Vec::new();
-        let mut checked = 0;
-        for o in out {
-            match o {
-                Output::Part(p) => parts.push(p),
-                Output::Segment(seg) => {
-                    let mine: Vec<_> = parts
-                        .iter()
-                        .filter(|p| p.kind == seg.kind && p.seq == seg.seq)
-                        .collect();
-                    // Parts are numbered from 0 and concatenate to exactly the segment.
-                    assert!(mine.iter().enumerate().all(|(i, p)| p.index as usize == i));
-                    let joined: Vec<Sample> = mine.iter().flat_map(|p| p.samples.clone()).collect();
-                    assert_eq!(joined, seg.samples);
-                    let limit = u64::from(seg.timescale) / 5;
-                    for p in &mine {
-                        assert!(p.duration() <= limit, "part {} > 200 ms", p.duration());
-                    }
-                    // All but the last part are at least 85% of the target.
-                    for p in &mine[..mine.len() - 1] {
-                        assert!(
-                            p.duration() * 100 >= limit * 85,
-                            "short part {}",
-                            p.duration()
-                        );
-                    }
-                    if seg.kind == TrackKind::Video {
-                        assert!(mine[0].independent());
-                    }
-                    parts.retain(|p| !(p.kind == seg.kind && p.seq == seg.seq));
-                    checked += 1;
-                }
-            }
-        }
-        assert!(parts.is_empty(), "parts without a segment: {}", parts.len());
-        assert_eq!(checked, 10);
-    }
-}
+#[path = "segmenter_tests.rs"]
+mod tests;

@@ -110,7 +110,14 @@ impl LadderTimeline {
 
     /// Decides whether a keyframe at ladder time `t` starts a segment, given the
     /// rendition's current segment `(seq, start)`.
-    pub fn keyframe(&self, t: i64, current: Option<(u64, i64)>) -> Cut {
+    ///
+    /// `force` asks for a cut whatever the distance from the last boundary (a segment
+    /// at its length limit, a discontinuity, or a keyframe after a forced cut). A forced
+    /// cut takes a boundary the ladder has already passed when there is one; otherwise it
+    /// records a new boundary only if the rendition is in step with the ladder (its
+    /// segment began on a boundary), so a rendition with odd GOPs never moves the
+    /// boundaries of the others.
+    pub fn keyframe(&self, t: i64, current: Option<(u64, i64)>, force: bool) -> Cut {
         let mut s = self.lock();
         let own_next = current.map(|(seq, _)| seq + 1);
         let after_current =
@@ -142,11 +149,22 @@ impl LadderTimeline {
             };
         }
         // The first to reach a due keyframe records the boundary.
+        let in_step = current.is_none_or(|(_, cur)| {
+            s.boundaries
+                .iter()
+                .any(|b| (b.start - cur).abs() <= ALIGN_TOLERANCE)
+        });
         let due = s
             .boundaries
             .back()
             .is_none_or(|l| t - l.start >= self.target);
-        if due {
+        let passed = s
+            .boundaries
+            .iter()
+            .rev()
+            .find(|b| b.start < t && after_current(b.start))
+            .copied();
+        if due || (force && passed.is_none() && in_step) {
             let b = Boundary {
                 seq: s.next_seq,
                 start: t,
@@ -164,15 +182,14 @@ impl LadderTimeline {
             };
         }
         // Off every boundary: cut once a boundary has passed since this segment began.
-        let passed = s
-            .boundaries
-            .iter()
-            .rev()
-            .find(|b| b.start < t && after_current(b.start))
-            .copied();
-        match passed {
-            Some(b) => at(own_next.unwrap_or(b.seq), b),
-            None => Cut::No,
+        match (passed, current) {
+            (Some(b), _) => at(own_next.unwrap_or(b.seq), b),
+            // Forced out of step: a cut of this rendition's own, not a ladder boundary.
+            (None, Some((seq, cur))) if force && t > cur => Cut::At {
+                seq: seq + 1,
+                misaligned: (t - cur).max(1),
+            },
+            _ => Cut::No,
         }
     }
 }
@@ -192,25 +209,25 @@ mod tests {
         let tl = LadderTimeline::new(Duration::from_secs(2), 100);
         let now = SystemTime::now();
         assert_eq!(tl.join(0, now), 0);
-        assert_eq!(tl.keyframe(0, None), cut(100));
-        assert_eq!(tl.keyframe(2 * S, Some((100, 0))), cut(101));
+        assert_eq!(tl.keyframe(0, None, false), cut(100));
+        assert_eq!(tl.keyframe(2 * S, Some((100, 0)), false), cut(101));
         // Rendition 2 joins 300 ms later with its own clock at 0; it is mapped by wall
         // clock and its first keyframe snapped onto the boundary at 0.
         let off = tl.join(0, now + Duration::from_millis(300));
         assert_eq!(off, 3 * S / 10);
         assert_eq!(tl.snap(off), -off);
-        assert_eq!(tl.keyframe(0, None), cut(100));
+        assert_eq!(tl.keyframe(0, None, false), cut(100));
         assert_eq!(
-            tl.keyframe(S, Some((100, 0))),
+            tl.keyframe(S, Some((100, 0)), false),
             Cut::No,
             "mid-segment keyframe"
         );
-        assert_eq!(tl.keyframe(2 * S, Some((100, 0))), cut(101));
+        assert_eq!(tl.keyframe(2 * S, Some((100, 0)), false), cut(101));
         // Rendition 2 gets to 4 s before rendition 1: it records the boundary, 1 finds it.
-        assert_eq!(tl.keyframe(4 * S, Some((101, 2 * S))), cut(102));
-        assert_eq!(tl.keyframe(4 * S + 10, Some((101, 2 * S))), cut(102));
+        assert_eq!(tl.keyframe(4 * S, Some((101, 2 * S)), false), cut(102));
+        assert_eq!(tl.keyframe(4 * S + 10, Some((101, 2 * S)), false), cut(102));
         assert_eq!(
-            tl.keyframe(4 * S, Some((102, 4 * S))),
+            tl.keyframe(4 * S, Some((102, 4 * S)), false),
             Cut::No,
             "same boundary twice"
         );
@@ -220,27 +237,27 @@ mod tests {
     fn misaligned_keyframes_are_measured_and_numbers_stay_contiguous() {
         let tl = LadderTimeline::new(Duration::from_secs(2), 1);
         tl.join(0, SystemTime::now());
-        tl.keyframe(0, None);
-        tl.keyframe(2 * S, Some((1, 0)));
-        tl.keyframe(4 * S, Some((2, 2 * S)));
-        assert_eq!(tl.keyframe(0, None), cut(1));
+        tl.keyframe(0, None, false);
+        tl.keyframe(2 * S, Some((1, 0)), false);
+        tl.keyframe(4 * S, Some((2, 2 * S)), false);
+        assert_eq!(tl.keyframe(0, None, false), cut(1));
         // 2.5 s GOP: the keyframe at 2.5 s missed the boundary at 2 s by 500 ms.
         assert_eq!(
-            tl.keyframe(5 * S / 2, Some((1, 0))),
+            tl.keyframe(5 * S / 2, Some((1, 0)), false),
             Cut::At {
                 seq: 2,
                 misaligned: S / 2
             }
         );
         assert_eq!(
-            tl.keyframe(5 * S, Some((2, 5 * S / 2))),
+            tl.keyframe(5 * S, Some((2, 5 * S / 2)), false),
             Cut::At {
                 seq: 3,
                 misaligned: S
             }
         );
         assert_eq!(
-            tl.keyframe(6 * S, Some((3, 5 * S))),
+            tl.keyframe(6 * S, Some((3, 5 * S)), false),
             cut(4),
             "due: records the 6 s boundary"
         );
