@@ -1,6 +1,8 @@
 //! Issue 9's sources played by hls.js in low-latency mode with its default configuration
 //! (what a new user gets: `lowLatencyMode` on, no catch-up rate) for 30 s each, with zero
-//! stalls. At most two play at once (two Chromium instances on a 2-core machine).
+//! stalls. At most two play at once (two Chromium instances on a 2-core machine). Two
+//! sources close to others are left out of CI for time (`-- --ignored` runs them; so does
+//! `bash benches/soak.sh`).
 
 mod common;
 
@@ -78,6 +80,7 @@ fn x264_high_3_bframes() {
 }
 
 #[test]
+#[ignore = "close to clip (30 fps); CI time: run with --ignored"]
 fn fps_25() {
     plays_without_stall("fps25");
 }
@@ -98,6 +101,7 @@ fn looped_15s_clip() {
 }
 
 #[test]
+#[ignore = "short GOPs are covered by looped_15s_clip; CI time: run with --ignored"]
 fn gop_1_5s() {
     plays_without_stall("gop1.5s");
 }
