@@ -255,14 +255,16 @@ impl TrackWindow {
     }
 
     /// Count of discontinuities that have slid out of the playlist
-    /// (EXT-X-DISCONTINUITY-SEQUENCE).
+    /// (EXT-X-DISCONTINUITY-SEQUENCE). The first listed segment's counts too: the
+    /// playlist writes no EXT-X-DISCONTINUITY before its first segment, and its number
+    /// must not change when the segment before it slides out (RFC 8216 6.2.2).
     pub fn discontinuity_sequence(&self) -> u64 {
         let skip = self.segments.len().saturating_sub(self.window);
         self.discontinuities_dropped
             + self
                 .segments
                 .iter()
-                .take(skip)
+                .take(skip + 1)
                 .filter(|s| s.discontinuity)
                 .count() as u64
     }
@@ -410,7 +412,14 @@ mod tests {
         w.add_init(1, Bytes::from_static(b"b"));
         w.push(seg(2, 2, true));
         assert_eq!(w.discontinuity_sequence(), 0);
-        for seq in 3..=10 {
+        // Segment 2 becomes the first listed: its tag is no longer written, so it counts.
+        w.push(StoredSegment {
+            init_version: 1,
+            ..seg(3, 2, false)
+        });
+        assert_eq!(w.listed().next().map(|s| s.seq), Some(2));
+        assert_eq!(w.discontinuity_sequence(), 1);
+        for seq in 4..=10 {
             w.push(StoredSegment {
                 init_version: 1,
                 ..seg(seq, 2, false)
@@ -442,6 +451,7 @@ mod tests {
         assert!(w.init(1003).is_none());
         assert_eq!(w.listed().map(|s| s.seq).collect::<Vec<_>>(), vec![4, 5]);
         assert!(w.get(3).is_none(), "its init is gone");
-        assert_eq!(w.discontinuity_sequence(), 3);
+        // Three dropped, and the first listed one's own (its tag is not written).
+        assert_eq!(w.discontinuity_sequence(), 4);
     }
 }

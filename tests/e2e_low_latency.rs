@@ -329,7 +329,10 @@ fn held_requests_give_up_with_503_when_the_encoder_stalls() {
 #[test]
 fn held_requests_are_released_on_unpublish() {
     use std::io::{Read, Write};
-    let (_rt, server) = start(test_config());
+    // A killed encoder may reconnect: its playlists end only after the linger time.
+    let mut config = test_config();
+    config.segment.linger = 1.0;
+    let (_rt, server) = start(config);
     let http = server.http_addr;
     let p = publish_and_wait(
         &server,
@@ -357,8 +360,9 @@ fn held_requests_are_released_on_unpublish() {
         })
         .collect();
     std::thread::sleep(Duration::from_millis(500));
-    // Unpublish (the frozen encoder is killed, its connection closes): every held request
-    // is answered at once with the final playlist, long before the 6 s give-up.
+    // Unpublish (the frozen encoder is killed, its connection closes; no reconnect within
+    // the 1 s linger): every held request is answered with the final playlist, long before
+    // the 6 s give-up.
     let released = Instant::now();
     drop(p);
     let mut ended = 0;

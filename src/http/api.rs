@@ -31,6 +31,9 @@ pub struct RenditionInfo {
     pub stream: String,
     /// True while its publisher is connected.
     pub live: bool,
+    /// Lifecycle: `publishing`, `reconnect-wait` (connection dropped, playlists still
+    /// live) or `ended`.
+    pub state: crate::hub::Phase,
     /// Video width, if there is video.
     pub width: Option<u32>,
     /// Video height, if there is video.
@@ -72,7 +75,8 @@ pub fn stream_info(ladder: &Ladder) -> StreamInfo {
             RenditionInfo {
                 name: r.label.clone(),
                 stream: r.stream_name.clone(),
-                live: !state.ended,
+                live: state.publishing(),
+                state: state.phase(),
                 width: avc.map(|c| c.width),
                 height: avc.map(|c| c.height),
                 frame_rate: avc.and_then(|c| c.frame_rate),

@@ -125,8 +125,8 @@ pub async fn wait_until(hub: &Hub, ladder: &Ladder, ready: impl Fn() -> bool) ->
 pub type Snapshot = (Arc<Rendition>, Arc<RenditionState>);
 
 /// The renditions a manifest lists, each with one snapshot of its state (taken one at a
-/// time): the live, ready ones; once all have ended, the ended ones (so the tail of the
-/// show still plays until it is removed).
+/// time): the ready ones being published; when none is, all the ready ones (so a show
+/// waiting for its encoder, or its tail, still plays).
 pub fn listed(ladder: &Ladder, feed_ready: impl Fn(&RenditionState) -> bool) -> Vec<Snapshot> {
     let ready: Vec<Snapshot> = ladder
         .renditions()
@@ -137,10 +137,10 @@ pub fn listed(ladder: &Ladder, feed_ready: impl Fn(&RenditionState) -> bool) -> 
         })
         .filter(|(_, s)| feed_ready(s))
         .collect();
-    if ready.iter().all(|(_, s)| s.ended) {
+    if !ready.iter().any(|(_, s)| s.publishing()) {
         return ready;
     }
-    ready.into_iter().filter(|(_, s)| !s.ended).collect()
+    ready.into_iter().filter(|(_, s)| s.publishing()).collect()
 }
 
 /// What a ladder-level rendering (master playlist, MPD) depends on: the resource and,
@@ -158,6 +158,7 @@ struct RenditionKey {
     /// segment or init segment (so with codec and bitrate changes too).
     revisions: [Option<u64>; 3],
     ended: bool,
+    publishing: bool,
     misalignment_ms: u64,
     origin: Option<SystemTime>,
 }
@@ -175,6 +176,7 @@ impl LadderKey {
                     s.ts.as_ref().map(|w| w.revision()),
                 ],
                 ended: s.ended,
+                publishing: s.publishing(),
                 misalignment_ms: s.misalignment_ms.to_bits(),
                 origin: s.timeline_origin,
             })

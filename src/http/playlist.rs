@@ -224,7 +224,7 @@ fn reports(ladder: &Ladder, this: &Rendition, feed: Feed) -> Vec<RenditionReport
         .filter(|r| !std::ptr::eq(Arc::as_ptr(r), this))
         .filter_map(|r| {
             let state = r.read();
-            if state.ended {
+            if !state.publishing() {
                 return None;
             }
             let (last_msn, last_part) = last_position(feed.window(&state)?)?;

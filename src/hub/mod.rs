@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod claims;
 pub mod ladder;
+pub mod lifecycle;
 pub mod naming;
 pub mod publisher;
 pub mod renderings;
@@ -16,6 +17,7 @@ use std::sync::{Arc, RwLock};
 pub use auth::{Credential, Holder};
 pub use claims::{ClaimGuard, Released};
 pub use ladder::Ladder;
+pub use lifecycle::{Departure, Phase};
 pub use publisher::Publisher;
 pub use rendition::Rendition;
 
@@ -134,22 +136,24 @@ impl Hub {
                     })
                     .clone()
             };
-            let rendition = match ladder.rendition(&ln.label) {
-                Some(existing) => {
-                    let mut state = existing.write();
-                    if !state.ended {
-                        // Only a publisher that outlived its claim gets here.
-                        return Err(PublishError::AlreadyPublishing(format!("{app}/{name}")));
-                    }
-                    // A reconnect within the linger time continues the same playlists.
-                    state.ended = false;
-                    state.generation += 1;
-                    state.publisher = conn_id;
-                    drop(state);
-                    existing
+            let existing = ladder.rendition(&ln.label);
+            let resume = existing
+                .as_ref()
+                .map(|r| lifecycle::republish(&mut r.write(), conn_id));
+            let rendition = match (existing, resume) {
+                // Only a publisher that outlived its claim gets here.
+                (_, Some(lifecycle::Resume::Busy)) => {
+                    return Err(PublishError::AlreadyPublishing(format!("{app}/{name}")));
                 }
-                None => {
+                // The encoder came back within the linger time: the same playlists continue.
+                (Some(existing), Some(lifecycle::Resume::Continued)) => existing,
+                (old, _) => {
+                    // New, or its playlists ended (EXT-X-ENDLIST is final): fresh playlists.
+                    if let Some(old) = old {
+                        lifecycle::removed(&old.read());
+                    }
                     let r = Arc::new(Rendition::new(&ln.label, name, conn_id));
+                    lifecycle::started(&r.read());
                     ladder.insert(r.clone());
                     r
                 }
@@ -158,7 +162,9 @@ impl Hub {
             if current.is_some_and(|l| Arc::ptr_eq(&l, &ladder)) {
                 break (ladder, rendition);
             }
-            ladder.remove(&rendition);
+            if ladder.remove(&rendition) {
+                lifecycle::removed(&rendition.read());
+            }
         };
         Ok(Granted {
             publisher: Publisher::new(self.clone(), ladder, rendition),
@@ -188,8 +194,8 @@ impl Hub {
         all
     }
 
-    /// Removes an ended rendition (after its linger time) unless it was republished, and
-    /// the ladder with it when it was the last.
+    /// Removes an ended rendition (scheduled by [`lifecycle`]) unless it was republished,
+    /// and the ladder with it when it was the last.
     pub fn expire(&self, ladder: &Arc<Ladder>, rendition: &Arc<Rendition>, generation: u64) {
         {
             let state = rendition.read();
@@ -197,7 +203,9 @@ impl Hub {
                 return;
             }
         }
-        ladder.remove(rendition);
+        if ladder.remove(rendition) {
+            lifecycle::removed(&rendition.read());
+        }
         // Asked before taking the hub's lock: no lock is held while another is taken.
         if !ladder.is_empty() {
             return;

@@ -4,11 +4,12 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use tracing::{debug, info, warn};
 
 use super::ladder::Ladder;
+use super::lifecycle::Departure;
 use super::rendition::{Rendition, TrackOutput};
 use super::ts_output::{TsPackager, TsSegment};
 use super::Hub;
@@ -43,8 +44,8 @@ pub enum FrameError {
     },
 }
 
-/// Feeds one rendition. Dropping it ends the publish: buffered media is flushed, the
-/// playlists get EXT-X-ENDLIST, and the rendition is removed after the linger time.
+/// Feeds one rendition. Dropping it ends the publish as a dropped connection: buffered
+/// media is flushed and the playlists wait for a reconnect (see [`super::lifecycle`]).
 #[derive(Debug)]
 pub struct Publisher {
     hub: Arc<Hub>,
@@ -321,8 +322,14 @@ impl Publisher {
         self.note_keyframes();
     }
 
-    /// Ends the publish now (also done on drop).
+    /// Ends the publish now as a dropped connection (also done on drop): the playlists
+    /// stay live for a reconnect until the linger time passes.
     pub fn finish(&mut self) {
+        self.finish_as(Departure::Dropped);
+    }
+
+    /// Ends the publish now; a clean unpublish ends the playlists at once.
+    pub fn finish_as(&mut self, how: Departure) {
         if self.finished {
             return;
         }
@@ -333,25 +340,7 @@ impl Publisher {
             let rest = ts.flush(self.avc.as_ref(), self.aac.as_ref());
             self.store_ts(rest);
         }
-        let generation = {
-            let mut state = self.rendition.write();
-            state.ended = true;
-            state.generation
-        };
-        self.ladder.notify();
-        info!(app = %self.ladder.app, stream = %self.rendition.stream_name, "publish ended");
-        let linger = Duration::from_secs_f64(self.hub.config().segment.linger);
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            let (hub, ladder, rendition) = (
-                self.hub.clone(),
-                self.ladder.clone(),
-                self.rendition.clone(),
-            );
-            rt.spawn(async move {
-                tokio::time::sleep(linger).await;
-                hub.expire(&ladder, &rendition, generation);
-            });
-        }
+        super::lifecycle::stopped(&self.hub, &self.ladder, &self.rendition, how);
     }
 
     /// Wall-clock time of ladder time `media_start` (EXT-X-PROGRAM-DATE-TIME).

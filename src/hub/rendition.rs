@@ -44,8 +44,12 @@ pub struct RenditionState {
     pub misalignment_ms: f64,
     /// Video has gone longer than `segment.max_keyframe_interval` without a keyframe.
     pub keyframe_overdue: bool,
-    /// True while no publisher feeds it (after unpublish, before removal).
+    /// The playlists have ended (EXT-X-ENDLIST): after a clean unpublish, or once the
+    /// linger time passed without a reconnect. See [`super::lifecycle`].
     pub ended: bool,
+    /// Since when its publisher's connection is gone while a reconnect may still come;
+    /// the playlists stay live meanwhile.
+    pub reconnect_wait: Option<std::time::Instant>,
     /// Counts publish sessions; lets a delayed removal see a republish happened.
     pub generation: u64,
     /// The connection id of the current (or last) publisher.
@@ -144,6 +148,7 @@ impl Rendition {
             misalignment_ms: 0.0,
             keyframe_overdue: false,
             ended: false,
+            reconnect_wait: None,
             generation: 0,
             publisher,
         });

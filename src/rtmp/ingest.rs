@@ -17,7 +17,7 @@ use crate::hub::auth::{self, Check, Credential, HookEvent, Refusal};
 use crate::hub::naming::valid_name;
 use crate::hub::publisher::FrameError;
 use crate::hub::webhook::WebhookCall;
-use crate::hub::{Granted, Holder, Hub, PublishError, Released};
+use crate::hub::{Departure, Granted, Holder, Hub, PublishError, Released};
 use crate::limit::{Limit, LimitExceeded};
 use crate::lograte::clip;
 use crate::media::TrackKind;
@@ -192,7 +192,8 @@ impl Ingest {
                     .as_ref()
                     .is_some_and(|p| p.stream_id == stream_id)
                 {
-                    self.unpublish();
+                    // The encoder said it stops: the playlists end now, no reconnect wait.
+                    self.end_publish(Departure::Clean);
                 }
             }
             SessionEvent::Unhandled { description } => {
@@ -431,14 +432,18 @@ impl Ingest {
         Ok(())
     }
 
-    /// Ends the publish, if any (connection closing): the publisher finishes, then the
-    /// name is released and the webhook, if any, is told.
+    /// Ends the publish, if any, as a dropped connection (closing without an unpublish):
+    /// the publisher finishes, then the name is released and the webhook, if any, is told.
     pub fn unpublish(&mut self) {
+        self.end_publish(Departure::Dropped);
+    }
+
+    fn end_publish(&mut self, how: Departure) {
         if let Some(Publishing {
             mut granted, hook, ..
         }) = self.publishing.take()
         {
-            granted.publisher.finish();
+            granted.publisher.finish_as(how);
             drop(granted);
             self.notices.extend(hook);
         }

@@ -2,6 +2,8 @@
 // line of what happened. The Rust tests assert on it.
 //
 //   node play.mjs --url http://127.0.0.1:PORT/live/show/index.m3u8 --seconds 10 [--player hls|dash] [--low-latency]
+//     [--hls-config JSON]  hls.js config used as is ('{}' = hls.js defaults: lowLatencyMode on); overrides --low-latency
+//     [--series]           keep the 500 ms trace [ms, currentTime, bufferedEnd, readyState, rate, latency] (t0Epoch = its zero)
 //
 // The player page is injected by request interception on the stream's own origin, so
 // nothing is fetched from outside and no CORS or private-network rule gets in the way.
@@ -21,6 +23,9 @@ const seconds = Number(opt('seconds', '10'));
 const player = opt('player', 'hls');
 const lowLatency = args.includes('--low-latency');
 const trace = args.includes('--trace');
+const series = args.includes('--series');
+const hlsConfig = opt('hls-config', null);
+if (hlsConfig !== null) JSON.parse(hlsConfig);
 // Force hls.js to the lowest, highest and middle level during the window.
 const switchLevels = args.includes('--switch-levels');
 const chromiumPath = process.env.PACKGATE_CHROMIUM || '/usr/bin/chromium';
@@ -60,7 +65,7 @@ if (${JSON.stringify(player)} === 'dash') {
 } else {
   // In low-latency mode, let hls.js catch up with the live edge by playing up to 1.5x (its
   // default of 1 never recovers latency lost at startup).
-  const h = window.__p = new Hls(${lowLatency} ? { lowLatencyMode: true, maxLiveSyncPlaybackRate: 1.5 } : { lowLatencyMode: false });
+  const h = window.__p = new Hls(${hlsConfig !== null ? hlsConfig : `${lowLatency} ? { lowLatencyMode: true, maxLiveSyncPlaybackRate: 1.5 } : { lowLatencyMode: false }`});
   h.on(Hls.Events.ERROR, (_, d) => (d.fatal ? s.fatal : s.errors).push(d.details + (d.response ? ' ' + d.response.code : '')));
   h.on(Hls.Events.MANIFEST_PARSED, (_, d) => { s.levels = d.levels.length; });
   h.on(Hls.Events.LEVEL_SWITCHED, (_, d) => s.switched.push(d.level));
@@ -78,6 +83,7 @@ if (${JSON.stringify(player)} === 'dash') {
 }
 s.trace = [];
 const t0 = performance.now();
+s.t0Epoch = Date.now();
 setInterval(() => {
   const b = v.buffered;
   s.trace.push([Math.round(performance.now() - t0), +v.currentTime.toFixed(2), b.length ? +b.end(b.length - 1).toFixed(2) : null, v.readyState, v.playbackRate, window.__p && window.__p.latency !== undefined ? +(+window.__p.latency).toFixed(3) : null]);
@@ -138,13 +144,13 @@ try {
     return {
       played: s.playingAt !== null, videoWidth: v.videoWidth, videoHeight: v.videoHeight,
       audioDecodedBytes: v.webkitAudioDecodedByteCount || 0, fatal: s.fatal, errors: s.errors.slice(0, 20),
-      levels: s.levels, stalls: s.stalls, trace: s.trace, switched: s.switched, latencyMedian: q(0.5), latencyP95: q(0.95), latencySamples: lat.length,
+      levels: s.levels, stalls: s.stalls, trace: s.trace, t0Epoch: s.t0Epoch, switched: s.switched, latencyMedian: q(0.5), latencyP95: q(0.95), latencySamples: lat.length,
     };
   });
   r.advanced = Math.round(advanced * 1000) / 1000;
   r.httpErrors = httpErrors.slice(0, 20);
-  if (!trace) delete r.trace;
-  else { r.requests = requests; r.logs = logs.slice(0, 60); }
+  if (!trace && !series) delete r.trace;
+  if (trace) { r.requests = requests; r.logs = logs.slice(0, 60); }
   r.window = seconds;
   r.ok = r.played && r.fatal.length === 0 && advanced >= seconds * 0.8;
   process.stdout.write(JSON.stringify(r) + '\n');

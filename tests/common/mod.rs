@@ -6,6 +6,7 @@ pub mod browser;
 pub mod http;
 pub mod mp4;
 pub mod retime;
+pub mod sources;
 pub mod tools;
 
 use std::path::PathBuf;

@@ -1,0 +1,238 @@
+//! A rendition's publish lifecycle.
+//!
+//! An encoder whose connection drops (socket error, EOF, timeout) usually comes back within
+//! seconds, so its playlists stay live while it may: no EXT-X-ENDLIST, which RFC 8216 makes
+//! final (a player that saw it stops for good). Only when the linger time passes without a
+//! reconnect, or at once when the encoder said it stopped (FCUnpublish, deleteStream or
+//! closeStream before the socket closed), do the playlists end. An ended rendition is
+//! removed after a while; publishing its name again then starts fresh playlists.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tracing::info;
+
+use super::rendition::{Rendition, RenditionState};
+use super::{Hub, Ladder};
+
+/// Where a rendition is in its lifecycle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    /// A publisher feeds it.
+    Publishing,
+    /// Its publisher's connection dropped; playlists stay live until it reconnects or the
+    /// linger time passes.
+    ReconnectWait,
+    /// The playlists end with EXT-X-ENDLIST; removal follows.
+    Ended,
+}
+
+impl Phase {
+    /// The name used in the API and metrics labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Publishing => "publishing",
+            Phase::ReconnectWait => "reconnect-wait",
+            Phase::Ended => "ended",
+        }
+    }
+}
+
+/// How a publish session stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Departure {
+    /// The encoder unpublished (FCUnpublish, deleteStream or closeStream): it means to stop.
+    Clean,
+    /// The connection went away without that: the encoder may come back.
+    Dropped,
+}
+
+impl RenditionState {
+    /// The lifecycle phase.
+    pub fn phase(&self) -> Phase {
+        if self.ended {
+            Phase::Ended
+        } else if self.reconnect_wait.is_some() {
+            Phase::ReconnectWait
+        } else {
+            Phase::Publishing
+        }
+    }
+
+    /// True while a publisher feeds it.
+    pub fn publishing(&self) -> bool {
+        self.phase() == Phase::Publishing
+    }
+
+    /// Moves to `to`, keeping the per-phase gauge right.
+    fn set_phase(&mut self, to: Phase) {
+        count(self.phase(), -1.0);
+        self.ended = to == Phase::Ended;
+        self.reconnect_wait = (to == Phase::ReconnectWait).then(Instant::now);
+        count(to, 1.0);
+    }
+}
+
+fn count(phase: Phase, delta: f64) {
+    metrics::gauge!("packgate_renditions", "state" => phase.as_str()).increment(delta);
+}
+
+/// A new rendition starts publishing.
+pub(super) fn started(state: &RenditionState) {
+    count(state.phase(), 1.0);
+}
+
+/// A rendition left the hub (removed, or replaced by a fresh one).
+pub(super) fn removed(state: &RenditionState) {
+    count(state.phase(), -1.0);
+}
+
+/// What a publish request finds under its name.
+pub(super) enum Resume {
+    /// Somebody publishes it now.
+    Busy,
+    /// The encoder came back within the linger time: the same playlists continue.
+    Continued,
+    /// Its playlists ended: the publish starts fresh ones.
+    Replace,
+}
+
+/// A publisher (connection `conn_id`) asks for an existing rendition.
+pub(super) fn republish(state: &mut RenditionState, conn_id: u64) -> Resume {
+    match state.phase() {
+        Phase::Publishing => Resume::Busy,
+        Phase::Ended => Resume::Replace,
+        Phase::ReconnectWait => {
+            let gap = state.reconnect_wait.map(|t| t.elapsed().as_secs_f64());
+            state.set_phase(Phase::Publishing);
+            state.generation += 1;
+            state.publisher = conn_id;
+            info!(gap_secs = gap, "publisher reconnected: playlists continue");
+            metrics::counter!("packgate_reconnects_total").increment(1);
+            Resume::Continued
+        }
+    }
+}
+
+/// The publish session of `rendition` stopped (its media already flushed). Ends the
+/// playlists now or after the linger time, and schedules the removal.
+pub(super) fn stopped(
+    hub: &Arc<Hub>,
+    ladder: &Arc<Ladder>,
+    rendition: &Arc<Rendition>,
+    how: Departure,
+) {
+    let config = hub.config();
+    let linger = Duration::from_secs_f64(config.segment.linger);
+    // Once ended after a wait, players need only see EXT-X-ENDLIST once: a few target
+    // durations (they reload about once per target) before the name is freed.
+    let grace = linger.min(3 * config.segment.target());
+    let to = match how {
+        Departure::Clean => Phase::Ended,
+        Departure::Dropped => Phase::ReconnectWait,
+    };
+    let generation = {
+        let mut state = rendition.write();
+        state.set_phase(to);
+        state.generation
+    };
+    ladder.notify();
+    info!(app = %ladder.app, stream = %rendition.stream_name, state = to.as_str(), "publish stopped");
+    let Ok(rt) = tokio::runtime::Handle::try_current() else {
+        return; // no runtime (unit tests): nothing to schedule
+    };
+    let (hub, ladder, rendition) = (hub.clone(), ladder.clone(), rendition.clone());
+    rt.spawn(async move {
+        tokio::time::sleep(linger).await;
+        if to == Phase::ReconnectWait {
+            if !give_up(&ladder, &rendition, generation) {
+                return;
+            }
+            tokio::time::sleep(grace).await;
+        }
+        hub.expire(&ladder, &rendition, generation);
+    });
+}
+
+/// The linger time passed: if the publisher has not come back, the playlists end.
+fn give_up(ladder: &Ladder, rendition: &Rendition, generation: u64) -> bool {
+    let mut state = rendition.write();
+    if state.phase() != Phase::ReconnectWait || state.generation != generation {
+        return false;
+    }
+    state.set_phase(Phase::Ended);
+    drop(state);
+    ladder.notify();
+    info!(app = %ladder.app, stream = %rendition.stream_name, "publisher did not come back: playlists ended");
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::hub::Holder;
+
+    #[test]
+    fn dropped_waits_clean_ends_and_only_a_waiting_rendition_continues() {
+        let hub = Hub::new(Arc::new(Config::default()));
+        let mut p = hub.publish("live", "show", Holder::open(1)).unwrap();
+        let (ladder, rendition) = (
+            p.publisher.ladder().clone(),
+            p.publisher.rendition().clone(),
+        );
+        assert_eq!(rendition.read().phase(), Phase::Publishing);
+        p.publisher.finish_as(Departure::Dropped);
+        drop(p); // the connection closes: its claim on the name goes
+        assert_eq!(rendition.read().phase(), Phase::ReconnectWait);
+        assert!(
+            !rendition.read().ended,
+            "a dropped publisher's playlists stay live"
+        );
+        // The encoder comes back: same rendition, same playlists.
+        let mut again = hub.publish("live", "show", Holder::open(2)).unwrap();
+        assert!(Arc::ptr_eq(again.publisher.rendition(), &rendition));
+        assert_eq!(rendition.read().phase(), Phase::Publishing);
+        assert_eq!(rendition.read().publisher, 2);
+        assert!(
+            hub.publish("live", "show", Holder::open(3)).is_err(),
+            "busy while publishing"
+        );
+        // A clean unpublish ends at once; a later publish gets fresh playlists.
+        again.publisher.finish_as(Departure::Clean);
+        drop(again);
+        assert_eq!(rendition.read().phase(), Phase::Ended);
+        let fresh = hub.publish("live", "show", Holder::open(4)).unwrap();
+        assert!(!Arc::ptr_eq(fresh.publisher.rendition(), &rendition));
+        assert!(Arc::ptr_eq(
+            &ladder.rendition("src").unwrap(),
+            fresh.publisher.rendition()
+        ));
+        // Dropping a publisher without a word is a dropped connection.
+        drop(fresh);
+        let now = ladder.rendition("src").unwrap();
+        assert_eq!(now.read().phase(), Phase::ReconnectWait);
+    }
+
+    #[tokio::test]
+    async fn the_linger_time_ends_a_wait_then_removes() {
+        let config = Config::from_toml("[segment]\nlinger = 0.4\n").unwrap();
+        let hub = Hub::new(Arc::new(config));
+        let mut p = hub.publish("live", "gone", Holder::open(1)).unwrap();
+        let rendition = p.publisher.rendition().clone();
+        p.publisher.finish_as(Departure::Dropped);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(rendition.read().phase(), Phase::ReconnectWait);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(rendition.read().phase(), Phase::Ended);
+        assert!(
+            hub.ladder("live", "gone").is_some(),
+            "ENDLIST is served a while"
+        );
+        // Removed after min(linger, 3 targets) more.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(hub.ladder("live", "gone").is_none());
+    }
+}
