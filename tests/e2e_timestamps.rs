@@ -304,4 +304,44 @@ fn b_frames_read_back_by_ffmpeg_without_dts_errors() {
         "{stderr}"
     );
     assert!(!stderr.to_lowercase().contains("error"), "{stderr}");
+
+    // What a player reads as the keyframe's presentation time is where the playlist puts
+    // the segment: its decode start (tfdt), which PROGRAM-DATE-TIME and DASH S@t date.
+    let pl = media(&get(http, "/live/bfr/src/video.m3u8").unwrap().text());
+    let seg = pl.segments.last().unwrap();
+    let init_uri = pl
+        .segments
+        .iter()
+        .rev()
+        .find_map(|s| s.map.as_ref())
+        .expect("EXT-X-MAP")
+        .uri
+        .clone();
+    let init = get(http, &format!("/live/bfr/src/{init_uri}"))
+        .unwrap()
+        .body;
+    let data = get(http, &format!("/live/bfr/src/{}", seg.uri))
+        .unwrap()
+        .body;
+    let tfdt = common::mp4::base_decode_time(&data) as f64 / 90_000.0;
+    let file =
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("bfr_{}.mp4", std::process::id()));
+    std::fs::write(&file, [init, data].concat()).unwrap();
+    let probe = Command::new(tools::ffprobe())
+        .args(["-v", "error", "-select_streams", "v"])
+        .args(["-show_entries", "packet=pts_time,flags", "-of", "csv=p=0"])
+        .arg(&file)
+        .output()
+        .expect("ffprobe");
+    let _ = std::fs::remove_file(&file);
+    let text = String::from_utf8_lossy(&probe.stdout);
+    let key_pts: f64 = text
+        .lines()
+        .find(|l| l.contains('K'))
+        .and_then(|l| l.split(',').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no keyframe in {text}"));
+    assert!(
+        (key_pts - tfdt).abs() < 0.002,
+        "keyframe shown at {key_pts}, segment starts at {tfdt}"
+    );
 }

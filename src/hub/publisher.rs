@@ -69,6 +69,9 @@ pub struct Publisher {
     overdue: bool,
     /// A segment was cut between keyframes (logged once per publish).
     cut_between_keyframes: bool,
+    /// The video init segment waits for the first keyframe's composition offset (its
+    /// edit list).
+    edit_pending: bool,
     snapped: bool,
     /// Misalignment (ticks) of the recent cuts, newest last.
     misalignments: VecDeque<i64>,
@@ -127,6 +130,7 @@ impl Publisher {
             jump_after: [None; 2],
             overdue: false,
             cut_between_keyframes: false,
+            edit_pending: false,
             snapped: false,
             misalignments: VecDeque::new(),
             finished: false,
@@ -208,6 +212,7 @@ impl Publisher {
         out.init_version = version;
         out.window.add_init(version, init);
         drop(state);
+        self.edit_pending |= kind == TrackKind::Video;
         debug!(track = kind.as_str(), codec = %config.codec_string(), version, "track configured");
     }
 
@@ -283,6 +288,26 @@ impl Publisher {
         }
     }
 
+    /// Rewrites the current video init segment (same version: nothing refers to it yet)
+    /// with an edit list that shows the first keyframe at its decode time, `offset` being
+    /// its composition offset on the media clock.
+    fn set_edit(&mut self, offset: i64) {
+        if offset <= 0 {
+            return;
+        }
+        let mut state = self.rendition.write();
+        let Some(track) = state.video.as_mut() else {
+            return;
+        };
+        let timescale = i64::from(track.config.timescale());
+        let delay = (offset * timescale + i64::from(MEDIA_CLOCK) / 2) / i64::from(MEDIA_CLOCK);
+        match fmp4::init_segment_with_delay(&track.config, track_id(TrackKind::Video), delay as u64)
+        {
+            Ok(init) => track.window.add_init(track.init_version, init),
+            Err(e) => warn!(error = %e, "cannot add the edit list to the init segment"),
+        }
+    }
+
     /// True (once) when segment `seq` of track `kind` is the first after a timestamp jump.
     fn after_jump(&mut self, kind: TrackKind, seq: u64, consume: bool) -> bool {
         let slot = &mut self.jump_after[slot(kind)];
@@ -316,6 +341,10 @@ impl Publisher {
         frame.pts += offset;
         if frame.dts < 0 {
             return; // before the ladder began: nothing to align it with
+        }
+        if self.edit_pending && frame.kind == TrackKind::Video && frame.keyframe {
+            self.edit_pending = false;
+            self.set_edit(frame.pts - frame.dts);
         }
         let done = self.segmenter.push(frame);
         self.store(done);
@@ -546,55 +575,5 @@ impl Drop for Publisher {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::codec::h264::tests::AVCC_640X360;
-    use crate::config::Config;
-    use bytes::Bytes;
-
-    fn frame(ms: i64, keyframe: bool, size: usize) -> Frame {
-        Frame {
-            kind: TrackKind::Video,
-            dts: ms * 90,
-            pts: ms * 90,
-            keyframe,
-            data: Bytes::from(vec![0u8; size]),
-        }
-    }
-
-    #[test]
-    fn frames_before_the_first_keyframe_have_a_byte_budget() {
-        let config = Config::from_toml("[limits]\nheld_bytes = 1048576\n").unwrap();
-        let hub = Hub::new(Arc::new(config));
-        let mut p = hub
-            .publish("live", "held", crate::hub::Holder::open(1))
-            .unwrap()
-            .publisher;
-        let avc = AvcConfig::parse(Bytes::from_static(AVCC_640X360)).unwrap();
-        p.config(CodecConfig::H264(avc));
-        // 100 KiB frames with no keyframe: the eleventh is over the 1 MiB budget.
-        let mut result = Ok(());
-        let mut sent = 0;
-        while result.is_ok() && sent < 100 {
-            result = p.frame(frame(sent * 33, false, 100 << 10));
-            sent += 1;
-        }
-        assert_eq!(sent, 11);
-        assert!(matches!(
-            result,
-            Err(FrameError::HeldBytes { limit: 1048576, .. })
-        ));
-        // Within the budget, a keyframe releases what was held.
-        let mut p = hub
-            .publish("live", "ok", crate::hub::Holder::open(2))
-            .unwrap()
-            .publisher;
-        let avc = AvcConfig::parse(Bytes::from_static(AVCC_640X360)).unwrap();
-        p.config(CodecConfig::H264(avc));
-        for i in 0..5 {
-            p.frame(frame(i * 33, false, 100 << 10)).unwrap();
-        }
-        p.frame(frame(200, true, 1000)).unwrap();
-        assert!(p.held.is_empty() && p.held_bytes == 0);
-    }
-}
+#[path = "publisher_tests.rs"]
+mod tests;

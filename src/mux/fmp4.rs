@@ -6,9 +6,10 @@
 use bytes::{BufMut as _, Bytes, BytesMut};
 use mp4_atom::esds::{DecoderConfig, DecoderSpecific, EsDescriptor};
 use mp4_atom::{
-    Atom, Audio, Avc1, Avcc, BufMut as _, Codec, Dinf, Dref, DrefEntry, Encode, Esds, FixedPoint,
-    FourCC, Ftyp, Hdlr, Mdhd, Mdia, Mfhd, Minf, Moof, Moov, Mp4a, Mvex, Mvhd, Smhd, Stbl, Stco,
-    Stsd, Tfdt, Tfhd, Tkhd, Traf, Trak, Trex, Trun, TrunEntry, TrunSamples, Url, Visual, Vmhd,
+    Atom, Audio, Avc1, Avcc, BufMut as _, Codec, Dinf, Dref, DrefEntry, Edts, Elst, ElstEntry,
+    Encode, Esds, FixedPoint, FourCC, Ftyp, Hdlr, Mdhd, Mdia, Mfhd, Minf, Moof, Moov, Mp4a, Mvex,
+    Mvhd, Smhd, Stbl, Stco, Stsd, Tfdt, Tfhd, Tkhd, Traf, Trak, Trex, Trun, TrunEntry, TrunSamples,
+    Url, Visual, Vmhd,
 };
 
 use crate::codec::aac::AacConfig;
@@ -53,6 +54,21 @@ const STYP: [u8; 32] = *b"\0\0\0\x20stypmsdh\0\0\0\0msdhcmfscmffiso6";
 /// `track_id` must match the one passed to [`fragment`] for this track (1 is customary,
 /// since every track lives in its own init segment).
 pub fn init_segment(config: &CodecConfig, track_id: u32) -> Result<Bytes, Fmp4Error> {
+    init_segment_with_delay(config, track_id, 0)
+}
+
+/// An init segment whose edit list starts presentation `delay` track-timescale ticks into
+/// the media (`elst` media_time): with B-frames the first keyframe is shown its
+/// composition offset after it is decoded, and this edit moves it back onto its decode
+/// time, where the playlists (PROGRAM-DATE-TIME, part and segment starts, DASH `S@t`)
+/// place it. Decode times and the positive offsets in `trun` stay as the encoder made
+/// them, so demuxers that ignore the edit still see increasing DTS. `delay` 0 writes no
+/// edit list.
+pub fn init_segment_with_delay(
+    config: &CodecConfig,
+    track_id: u32,
+    delay: u64,
+) -> Result<Bytes, Fmp4Error> {
     if track_id == 0 {
         return Err(Fmp4Error::ZeroTrackId);
     }
@@ -135,6 +151,19 @@ pub fn init_segment(config: &CodecConfig, track_id: u32) -> Result<Bytes, Fmp4Er
         mvhd.encode(b)?;
         b.encode_atom(Trak::KIND, |b| {
             tkhd.encode(b)?;
+            if delay > 0 {
+                // One edit for the whole (unknown, live) duration: segment_duration 0.
+                Edts {
+                    elst: Some(Elst {
+                        entries: vec![ElstEntry {
+                            segment_duration: 0,
+                            media_time: Some(delay),
+                            media_rate: FixedPoint::new(1, 0),
+                        }],
+                    }),
+                }
+                .encode(b)?;
+            }
             b.encode_atom(Mdia::KIND, |b| {
                 mdhd.encode(b)?;
                 hdlr.encode(b)?;

@@ -289,3 +289,18 @@ fn errors() {
     wide.width = 70_000;
     assert!(bad(CodecConfig::H264(wide)));
 }
+
+#[test]
+fn edit_list_delays_presentation_by_the_first_composition_offset() {
+    assert!(decode_init(&init_segment(&video(), 1).unwrap()).1.trak[0]
+        .edts
+        .is_none());
+    let init = init_segment_with_delay(&video(), 1, 6000).unwrap();
+    let (_, moov) = decode_init(&init);
+    let elst = moov.trak[0].edts.as_ref().and_then(|e| e.elst.as_ref());
+    let entries = &elst.expect("elst").entries;
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].media_time, Some(6000));
+    assert_eq!(entries[0].segment_duration, 0);
+    assert_eq!(entries[0].media_rate, FixedPoint::new(1, 0));
+}

@@ -1,0 +1,51 @@
+//! Unit tests of the publisher.
+use super::*;
+use crate::codec::h264::tests::AVCC_640X360;
+use crate::config::Config;
+use bytes::Bytes;
+
+fn frame(ms: i64, keyframe: bool, size: usize) -> Frame {
+    Frame {
+        kind: TrackKind::Video,
+        dts: ms * 90,
+        pts: ms * 90,
+        keyframe,
+        data: Bytes::from(vec![0u8; size]),
+    }
+}
+
+#[test]
+fn frames_before_the_first_keyframe_have_a_byte_budget() {
+    let config = Config::from_toml("[limits]\nheld_bytes = 1048576\n").unwrap();
+    let hub = Hub::new(Arc::new(config));
+    let mut p = hub
+        .publish("live", "held", crate::hub::Holder::open(1))
+        .unwrap()
+        .publisher;
+    let avc = AvcConfig::parse(Bytes::from_static(AVCC_640X360)).unwrap();
+    p.config(CodecConfig::H264(avc));
+    // 100 KiB frames with no keyframe: the eleventh is over the 1 MiB budget.
+    let mut result = Ok(());
+    let mut sent = 0;
+    while result.is_ok() && sent < 100 {
+        result = p.frame(frame(sent * 33, false, 100 << 10));
+        sent += 1;
+    }
+    assert_eq!(sent, 11);
+    assert!(matches!(
+        result,
+        Err(FrameError::HeldBytes { limit: 1048576, .. })
+    ));
+    // Within the budget, a keyframe releases what was held.
+    let mut p = hub
+        .publish("live", "ok", crate::hub::Holder::open(2))
+        .unwrap()
+        .publisher;
+    let avc = AvcConfig::parse(Bytes::from_static(AVCC_640X360)).unwrap();
+    p.config(CodecConfig::H264(avc));
+    for i in 0..5 {
+        p.frame(frame(i * 33, false, 100 << 10)).unwrap();
+    }
+    p.frame(frame(200, true, 1000)).unwrap();
+    assert!(p.held.is_empty() && p.held_bytes == 0);
+}
