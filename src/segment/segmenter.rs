@@ -141,6 +141,8 @@ pub struct Segmenter {
     keyframe_cap: Option<i64>,
     /// Decode time of the latest video keyframe.
     last_keyframe: Option<i64>,
+    /// Distance between the latest two video keyframes (predicts the next one).
+    gop: Option<i64>,
     /// Latest video frame interval, media clock (predicts where the next frame lands).
     video_step: i64,
     /// The next keyframe starts a segment whatever its distance from the last cut (set
@@ -166,6 +168,7 @@ impl Segmenter {
             limit: None,
             keyframe_cap: None,
             last_keyframe: None,
+            gop: None,
             video_step: 0,
             cut_next_keyframe: false,
         }
@@ -367,6 +370,9 @@ impl Segmenter {
     /// A video keyframe: cut when due, right after a discontinuity, or when the open
     /// segment began on a non-sync frame (back in step with the GOPs).
     fn keyframe(&mut self, dts: i64) {
+        if let Some(prev) = self.last_keyframe.filter(|&p| p < dts) {
+            self.gop = Some(dts - prev);
+        }
         self.last_keyframe = Some(dts);
         let resync = self.boundaries.back().is_some_and(|b| !b.sync);
         let jumped = std::mem::take(&mut self.cut_next_keyframe);
@@ -382,14 +388,28 @@ impl Segmenter {
     }
 
     /// A video frame that is not a keyframe: cut before it when the segment would
-    /// otherwise outgrow the limit.
+    /// otherwise outgrow the limit. When the GOP seen so far says no keyframe will come
+    /// in time, the cut is made as soon as the segment reaches the target instead, so a
+    /// long-GOP stream gets whole target-length segments tiled by whole parts, not a
+    /// 2.47 s segment and a 1.53 s one, each ending in a sliver part players skip.
     fn non_sync(&mut self, dts: i64) {
         let (Some(limit), Some(last)) = (self.limit, self.boundaries.back()) else {
             return;
         };
+        if dts == last.start {
+            return;
+        }
+        let elapsed = dts - last.start;
         // One millisecond of slack: RTMP's rounding may make the next step that much longer.
         let next = self.video_step + i64::from(MEDIA_CLOCK) / 1000;
-        if dts == last.start || dts - last.start + next <= limit {
+        let keyframe_in_time = match (self.last_keyframe, self.gop) {
+            (Some(key), Some(gop)) => key + gop - last.start <= limit,
+            // One keyframe so far: in time while it is recent (the first segment).
+            (Some(key), None) => dts - key <= limit,
+            (None, _) => true,
+        };
+        let at_target = elapsed >= self.target && !keyframe_in_time;
+        if elapsed + next <= limit && !at_target {
             return;
         }
         if let Some(seq) = self.cut_at(dts, true) {

@@ -316,3 +316,38 @@ fn ll(rate: u32) -> Segmenter {
     s.set_track(TrackKind::Audio, rate, Some(1024));
     s
 }
+
+#[test]
+fn long_gops_are_cut_at_the_target_into_whole_parts() {
+    // 4 s GOPs with a 2 s target: once the GOP is known, the segment between keyframes is
+    // cut at the target (10 whole parts) rather than at the 2.499 s limit, which left a
+    // 0.067 s sliver part that hls.js skipped and then stalled on.
+    let mut s = Segmenter::new(Duration::from_secs(2), 1)
+        .with_parts(Some(Duration::from_millis(200)))
+        .with_limits(Duration::from_millis(2499), Duration::from_secs(6));
+    s.set_track(TrackKind::Video, 90_000, None);
+    s.set_track(TrackKind::Audio, 48_000, Some(1024));
+    let out = run_all(&mut s, 20, 4000);
+    let mut parts: Vec<CutPart> = Vec::new();
+    let mut video = Vec::new();
+    for o in out {
+        match o {
+            Output::Part(p) if p.kind == TrackKind::Video => parts.push(p),
+            Output::Segment(seg) if seg.kind == TrackKind::Video => video.push(seg),
+            _ => {}
+        }
+    }
+    // From the second GOP on (the first one teaches the GOP length).
+    for seg in video.iter().filter(|c| c.start() >= 4 * 90_000) {
+        let secs = seg.duration_secs();
+        if seg.start() + seg.duration() as i64 >= 19 * 90_000 {
+            continue; // the tail at finish()
+        }
+        assert!((secs - 2.0).abs() < 0.035, "segment of {secs} s");
+        let mine: Vec<_> = parts.iter().filter(|p| p.seq == seg.seq).collect();
+        for p in &mine {
+            let d = p.duration() as f64 / 90_000.0;
+            assert!(d > 0.17 && d <= 0.2, "part of {d} s in a {secs} s segment");
+        }
+    }
+}
