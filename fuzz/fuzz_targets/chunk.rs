@@ -5,7 +5,8 @@
 
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
-use packgate::rtmp::chunk::{ChunkDecoder, ChunkEncoder, ChunkError, RawMessage, MAX_MESSAGE_SIZE};
+use packgate::config::LimitsConfig;
+use packgate::rtmp::chunk::{ChunkDecoder, ChunkEncoder, ChunkError, RawMessage};
 
 fn decode(data: &[u8], step: usize) -> (Vec<RawMessage>, Option<ChunkError>) {
     let mut decoder = ChunkDecoder::new();
@@ -15,7 +16,7 @@ fn decode(data: &[u8], step: usize) -> (Vec<RawMessage>, Option<ChunkError>) {
         loop {
             match decoder.next_message() {
                 Ok(Some(m)) => {
-                    assert!(m.payload.len() <= MAX_MESSAGE_SIZE);
+                    assert!(m.payload.len() <= LimitsConfig::default().message_bytes);
                     messages.push(m);
                 }
                 Ok(None) => break,
