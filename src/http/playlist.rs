@@ -83,18 +83,9 @@ pub async fn media_playlist(
 }
 
 /// The target duration all playlists of a rendition share, as players expect when
-/// switching between them.
-fn shared_target(hub: &Hub, state: &RenditionState) -> u64 {
-    let configured = hub.config().segment.target_duration;
-    [
-        Feed::Cmaf(TrackKind::Video),
-        Feed::Cmaf(TrackKind::Audio),
-        Feed::Ts,
-    ]
-    .into_iter()
-    .filter_map(|f| f.window(state))
-    .map(|w| hls::target_duration(configured, w))
-    .fold(1, u64::max)
+/// switching between them: fixed by the configuration for the life of a publish.
+fn shared_target(hub: &Hub) -> u64 {
+    hls::fixed_target_duration(hub.config().segment.target_duration)
 }
 
 /// Everything a media playlist's text depends on; requests with equal keys share one
@@ -145,7 +136,7 @@ async fn answer(
         let (far, target) = {
             let state = rendition.read();
             let far = feed.window(&state).is_some_and(|w| too_far(w, msn));
-            (far, shared_target(hub, &state))
+            (far, shared_target(hub))
         };
         if far {
             return error(
@@ -188,7 +179,7 @@ async fn answer(
         feed,
         prefix,
         revision: window.revision(),
-        target: shared_target(hub, &state),
+        target: shared_target(hub),
         ended: state.ended,
         low_latency: low_latency.then_some(directives.skip),
         with_reports,
@@ -241,36 +232,12 @@ fn reports(ladder: &Ladder, this: &Rendition, feed: Feed) -> Vec<RenditionReport
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::hub::rendition::TrackOutput;
-    use crate::media::CodecConfig;
-    use crate::store::{StoredSegment, TrackWindow};
+    use crate::store::StoredSegment;
     use http_body_util::BodyExt;
     use std::time::SystemTime;
 
     fn add_part(rendition: &Rendition, seq: u64) {
-        let mut state = rendition.write();
-        let track = state
-            .track_mut(TrackKind::Video)
-            .get_or_insert_with(|| TrackOutput {
-                config: CodecConfig::Aac(
-                    crate::codec::aac::AacConfig::parse(Bytes::from_static(&[0x12, 0x10])).unwrap(),
-                ),
-                init_version: 0,
-                window: TrackWindow::new(6),
-            });
-        let head = || StoredSegment {
-            seq,
-            start: 0,
-            duration: 0,
-            timescale: 1000,
-            wall_clock: SystemTime::UNIX_EPOCH,
-            init_version: 0,
-            discontinuity: false,
-            parts: Vec::new(),
-        };
-        track
-            .window
-            .push_part(head, 200, true, Bytes::from_static(b"p"));
+        crate::hub::rendition::tests::add_part(&mut rendition.write(), TrackKind::Video, seq);
     }
 
     async fn body(resp: warp::reply::Response) -> Bytes {

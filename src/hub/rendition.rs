@@ -282,4 +282,4 @@ impl std::fmt::Debug for StateWriter<'_> {
 
 #[cfg(test)]
 #[path = "rendition_tests.rs"]
-mod tests;
+pub(crate) mod tests;

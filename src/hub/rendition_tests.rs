@@ -17,7 +17,9 @@ fn track() -> TrackOutput {
     }
 }
 
-fn add_part(state: &mut RenditionState, kind: TrackKind, seq: u64) {
+/// Adds a 200 ms part of segment `seq` to `kind`'s window (creating the track); shared
+/// by the tests of the read side.
+pub(crate) fn add_part(state: &mut RenditionState, kind: TrackKind, seq: u64) {
     let head = || StoredSegment {
         seq,
         start: 0,

@@ -5,20 +5,9 @@ use std::time::Duration;
 
 use m3u8_rs::{AlternativeMedia, AlternativeMediaType, MasterPlaylist, Resolution, VariantStream};
 
-use crate::store::TrackWindow;
-
 /// Protocol version: EXT-X-MAP with fMP4 needs 6+, and 7 is what Apple's authoring spec
 /// asks for with CMAF.
 pub const VERSION: usize = 7;
-
-/// EXT-X-TARGETDURATION: the configured target rounded up, the same for the whole life of
-/// the playlist (a live playlist's target duration must never change, RFC 8216 6.2.1).
-/// The segmenter keeps every segment short enough for its EXTINF to round to at most this
-/// (see [`longest_segment`]); a GOP longer than that is cut, never a reason to raise it.
-/// The window is not consulted: what its segments measure must not move the tag.
-pub fn target_duration(configured: f64, _window: &TrackWindow) -> u64 {
-    fixed_target_duration(configured)
-}
 
 /// The target duration for a configured `segment.target_duration`.
 pub fn fixed_target_duration(configured: f64) -> u64 {
@@ -110,7 +99,7 @@ pub fn master_playlist(variants: &[Variant], audio: Option<&AudioRendition>) -> 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::store::StoredSegment;
+    use crate::store::{StoredSegment, TrackWindow};
     use bytes::Bytes;
     use std::time::{Duration, SystemTime};
 
@@ -139,9 +128,9 @@ pub(crate) mod tests {
 
     #[test]
     fn target_duration_is_fixed_by_the_configuration() {
-        // A 3.6 s segment in the window does not raise it.
-        assert_eq!(target_duration(2.0, &window(2, 3600)), 2);
-        assert_eq!(target_duration(1.5, &window(1, 1000)), 2);
+        // Rounded up, whatever the segments (it takes none: a 3.6 s segment cannot raise it).
+        assert_eq!(fixed_target_duration(2.0), 2);
+        assert_eq!(fixed_target_duration(1.5), 2);
         assert_eq!(longest_segment(2.0).as_millis(), 2499);
         assert_eq!(longest_segment(1.5).as_millis(), 2499);
     }

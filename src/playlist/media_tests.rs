@@ -1,5 +1,5 @@
 use super::*;
-use crate::playlist::hls::target_duration;
+use crate::playlist::hls::fixed_target_duration;
 use crate::playlist::hls::tests::window;
 use crate::store::StoredSegment;
 use bytes::Bytes;
@@ -17,7 +17,7 @@ fn classic<'a>(w: &'a TrackWindow, prefix: &'a str, container: Container) -> Med
         window: w,
         prefix,
         container,
-        target: target_duration(2.0, w),
+        target: fixed_target_duration(2.0),
         ended: false,
         low_latency: None,
     }
