@@ -175,6 +175,7 @@ async fn answer(
     } else {
         Vec::new()
     };
+    let part_target = state.part_target;
     let key = PlaylistKey {
         feed,
         prefix,
@@ -196,7 +197,7 @@ async fn answer(
             target: key.target,
             ended: key.ended,
             low_latency: key.low_latency.map(|skip| LowLatency {
-                part_target: ll.part_target,
+                part_target: part_target.unwrap_or(ll.part_target),
                 skip,
                 reports: key.reports.clone(),
             }),

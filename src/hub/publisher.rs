@@ -504,7 +504,14 @@ impl Publisher {
         let wall_clock = self.wall_clock(part.media_start);
         let discontinuity =
             self.discontinuity[slot(kind)] || self.after_jump(kind, part.seq, false);
+        let advertised = self
+            .segmenter
+            .advertised_part_target()
+            .map(|d| d.as_secs_f64());
         let mut state = self.rendition.write();
+        if state.part_target.is_none() {
+            state.part_target = advertised;
+        }
         if let Some(track) = state.track_mut(kind).as_mut() {
             let init_version = track.init_version;
             let head = || StoredSegment {

@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 
 use super::segmenter::CutSegment;
-use crate::media::{total_duration, Sample, TrackKind};
+use crate::media::{total_duration, Sample, TrackKind, MEDIA_CLOCK};
 
 /// A finished part of one track's open segment.
 #[derive(Clone, Debug, PartialEq)]
@@ -64,6 +64,39 @@ pub(super) struct Head {
     pub(super) media_start: i64,
 }
 
+/// Where recent video parts ended on the media clock, by (segment, index), so the audio
+/// part with the same index can end with it: a player fetching part N of every track
+/// then gets the same span of time from each, within an audio frame.
+#[derive(Debug, Default)]
+pub(super) struct PartEnds(VecDeque<(u64, u32, i64)>);
+
+/// Video part ends remembered (several segments' worth, since audio trails video).
+const PART_END_MEMORY: usize = 64;
+
+impl PartEnds {
+    /// Remembers where a video part ended.
+    pub(super) fn record(&mut self, part: &CutPart) {
+        let Some(last) = part.samples.last() else {
+            return;
+        };
+        let end = i128::from(last.dts + i64::from(last.duration)) * i128::from(MEDIA_CLOCK)
+            / i128::from(part.timescale.max(1));
+        self.0.push_back((part.seq, part.index, end as i64));
+        if self.0.len() > PART_END_MEMORY {
+            self.0.pop_front();
+        }
+    }
+
+    /// Media-clock end of video part `index` of segment `seq`, if known.
+    pub(super) fn get(&self, seq: u64, index: u32) -> Option<i64> {
+        self.0
+            .iter()
+            .rev()
+            .find(|&&(s, i, _)| (s, i) == (seq, index))
+            .map(|&(_, _, end)| end)
+    }
+}
+
 /// Sample durations remembered to estimate a track's nominal frame duration.
 const DURATION_MEMORY: usize = 31;
 /// Segment lengths (in samples) remembered to predict the next one.
@@ -95,6 +128,9 @@ pub(super) struct PartCutter {
     recent: VecDeque<u32>,
     /// Sample counts of recent segments, newest last.
     lengths: VecDeque<usize>,
+    /// The advertised PART-TARGET in ticks, when above `target`: the 85 % rule is
+    /// measured against it.
+    advertised: Option<u64>,
 }
 
 impl PartCutter {
@@ -157,7 +193,9 @@ impl PartCutter {
         if k >= parts {
             return None;
         }
-        let even = (predicted / parts) as f64 * mean * 100.0 >= (MIN_PART_PERCENT * target) as f64;
+        let reference = self.advertised.unwrap_or(target).max(target);
+        let even =
+            (predicted / parts) as f64 * mean * 100.0 >= (MIN_PART_PERCENT * reference) as f64;
         // Sizes, not positions: a part cut short by the target guard does not shorten the
         // next one.
         let size = if even {
@@ -203,6 +241,60 @@ impl PartCutter {
             None => samples.len() - self.from >= most,
         };
         if full {
+            self.emit(samples, head, out);
+        }
+    }
+
+    /// Sets the PART-TARGET the playlists advertise, in this track's ticks.
+    pub(super) fn set_advertised(&mut self, ticks: Option<u64>) {
+        self.advertised = ticks;
+    }
+
+    /// Index of the open part within its segment.
+    pub(super) fn index(&self) -> u32 {
+        self.index
+    }
+
+    /// Following another track's parts: before `next` (starting at media time
+    /// `next_media`) joins, closes the open part when `next` starts at or after the other
+    /// track's part `end` (media clock), the rule that also places samples in segments, or
+    /// when `next` would make the part longer than `most` ticks.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn follow_before(
+        &mut self,
+        samples: &[Sample],
+        next: &Sample,
+        next_media: i64,
+        end: Option<i64>,
+        most: u64,
+        head: Head,
+        out: &mut Vec<Output>,
+    ) {
+        if self.target.is_none() || self.from >= samples.len() {
+            return;
+        }
+        let reached = end.is_some_and(|e| next_media >= e);
+        if reached || self.open_duration(samples) + u64::from(next.duration) > most {
+            self.emit(samples, head, out);
+        }
+    }
+
+    /// Following another track's parts: after a sample joined, closes the open part at
+    /// once when the next sample is sure to start past the other track's part `end`
+    /// (`next_media` is where it is expected; a millisecond of slack for RTMP's rounding).
+    pub(super) fn follow_after(
+        &mut self,
+        samples: &[Sample],
+        next_media: i64,
+        end: Option<i64>,
+        head: Head,
+        out: &mut Vec<Output>,
+    ) {
+        let slack = i64::from(MEDIA_CLOCK) / 1000;
+        if self.target.is_some()
+            && self.from < samples.len()
+            && end.is_some_and(|e| next_media >= e + slack)
+        {
             self.emit(samples, head, out);
         }
     }
