@@ -148,7 +148,10 @@ fn ll_hls_rules_hold_over_a_live_ladder() {
         ll.part_target
     );
     let audio = parse(&get(http, &format!("{base}/audio.m3u8")).unwrap().text());
-    assert_eq!(audio.part_target, ll.part_target, "one PART-TARGET per rendition");
+    assert_eq!(
+        audio.part_target, ll.part_target,
+        "one PART-TARGET per rendition"
+    );
     // Audio part N of a segment ends where video part N does, within an audio frame
     // (AAC at 48 or 44.1 kHz: at most 23.2 ms; the playlists round to the millisecond).
     let mut compared = 0;
