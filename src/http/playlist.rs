@@ -198,6 +198,7 @@ async fn answer(
             ended: key.ended,
             low_latency: key.low_latency.map(|skip| LowLatency {
                 part_target: part_target.unwrap_or(ll.part_target),
+                hold_back_parts: ll.part_hold_back,
                 skip,
                 reports: key.reports.clone(),
             }),

@@ -126,7 +126,9 @@ impl Publisher {
             offset: None,
             held: Vec::new(),
             held_bytes: 0,
-            reanchor: Reanchor::default(),
+            reanchor: Reanchor::new(
+                (config.segment.timestamp_jump * f64::from(crate::media::MEDIA_CLOCK)) as i64,
+            ),
             jump_after: [None; 2],
             overdue: false,
             cut_between_keyframes: false,

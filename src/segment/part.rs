@@ -120,6 +120,8 @@ pub(super) struct PartCutter {
     target: Option<u64>,
     /// Segment target in the track's timescale: the length predicted for the first segment.
     segment_target: u64,
+    /// Ticks per second.
+    timescale: u32,
     /// Index into the open segment's samples where the open part begins.
     from: usize,
     /// Index of the open part within its segment.
@@ -136,10 +138,11 @@ pub(super) struct PartCutter {
 impl PartCutter {
     /// A cutter for parts of `target` track-timescale ticks (or none) in segments of about
     /// `segment_target` ticks.
-    pub(super) fn new(target: Option<u64>, segment_target: u64) -> Self {
+    pub(super) fn new(target: Option<u64>, segment_target: u64, timescale: u32) -> Self {
         PartCutter {
             target,
             segment_target,
+            timescale,
             ..Default::default()
         }
     }
@@ -148,31 +151,29 @@ impl PartCutter {
         total_duration(samples.get(self.from..).unwrap_or_default())
     }
 
-    /// The track's mean recent frame duration, in ticks.
+    /// The track's nominal frame duration, in ticks: the mean of the recent durations
+    /// within half a median of the median. Outliers are left out because a live encoder
+    /// under load sends a late frame (hundreds of ms) and then a burst of frames a
+    /// millisecond apart; counting those would make parts of one frame for a second.
     pub(super) fn mean(&self) -> Option<f64> {
-        let n = self.recent.len();
-        (n > 0).then(|| self.recent.iter().map(|&d| f64::from(d)).sum::<f64>() / n as f64)
+        let mut sorted: Vec<u32> = self.recent.iter().copied().collect();
+        sorted.sort_unstable();
+        let median = f64::from(*sorted.get(sorted.len() / 2)?);
+        let usual: Vec<f64> = sorted
+            .iter()
+            .map(|&d| f64::from(d))
+            .filter(|d| (median * 0.5..=median * 1.5).contains(d))
+            .collect();
+        Some(usual.iter().sum::<f64>() / usual.len().max(1) as f64)
     }
 
-    /// How many frames make a part: the whole number nearest the target over the mean
-    /// frame duration, less one while any run of that many recent frames overran the
-    /// target (millisecond rounding makes 29.97 fps runs of 6 frames 200 or 201 ms).
+    /// How many frames make a part: as many nominal frames as fit the target, with half a
+    /// millisecond to spare (the target already allows for RTMP's rounding: six frames
+    /// at 29.97 fps are 200.2 ms, stamped 200 or 201 ms).
     fn frames_per_part(&self, target: u64) -> Option<usize> {
         let mean = self.mean()?;
-        let mut n = ((target as f64 / mean).round() as usize).max(1);
-        let d: Vec<u64> = self.recent.iter().map(|&x| u64::from(x)).collect();
-        let overruns = |n: usize| {
-            if d.len() >= n {
-                d.windows(n).any(|w| w.iter().sum::<u64>() > target)
-            } else {
-                // Too few frames yet to see a run: allow for the rounding of a few.
-                mean * n as f64 > target as f64 + mean / 20.0
-            }
-        };
-        while n > 1 && overruns(n) {
-            n -= 1;
-        }
-        Some(n)
+        let spare = f64::from(self.timescale) / 2000.0;
+        Some((((target as f64 + spare) / mean).floor() as usize).max(1))
     }
 
     /// How many samples since the segment start the open part `index` ends after, given

@@ -362,7 +362,7 @@ impl Segmenter {
             seq: None,
             media_start: 0,
             samples: Vec::new(),
-            parts: PartCutter::new(part_target, segment_target),
+            parts: PartCutter::new(part_target, segment_target, timescale),
             next_media: None,
         });
         let advertised = self.advertised_part_target();

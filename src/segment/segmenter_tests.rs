@@ -394,3 +394,43 @@ fn the_advertised_part_target_covers_audio_parts_ending_with_video_parts() {
     assert_eq!(ms(&video_only), 201);
     assert!(av_segmenter().advertised_part_target().is_none());
 }
+
+#[test]
+fn a_late_frame_and_a_burst_do_not_collapse_parts_to_single_frames() {
+    // A live encoder under load: at 5 s a frame comes 187 ms after the one before, then
+    // four frames 2 ms apart catch up. Parts stay whole-sized around it.
+    let mut s = ll(48_000);
+    let mut out = Vec::new();
+    let (mut vt, mut at, mut i, mut ai) = (0i64, 0i64, 0i64, 0i64);
+    while vt < 12_000 {
+        if vt <= at {
+            out.extend(s.push(v(vt, i % 60 == 0)));
+            let step = match i {
+                149 => 187,
+                150..=153 => 2,
+                _ if i % 3 == 2 => 34,
+                _ => 33,
+            };
+            vt += step;
+            i += 1;
+        } else {
+            out.extend(s.push(a(at)));
+            ai += 1;
+            at = ai * 1024 * 1000 / 48_000;
+        }
+    }
+    let mut per_segment = std::collections::BTreeMap::<u64, Vec<usize>>::new();
+    for o in &out {
+        if let Output::Part(p) = o {
+            if p.kind == TrackKind::Video {
+                per_segment.entry(p.seq).or_default().push(p.samples.len());
+            }
+        }
+    }
+    let short = per_segment.values().flatten().filter(|&&n| n < 3).count();
+    assert!(short <= 3, "parts of under 3 frames: {per_segment:?}");
+    assert!(
+        per_segment.values().all(|p| p.len() <= 12),
+        "{per_segment:?}"
+    );
+}
