@@ -90,7 +90,7 @@ impl Default for LowLatencyConfig {
             enabled: true,
             part_target: 0.2,
             part_hold_back: 3.0,
-            dash_target_latency: 1.5,
+            dash_target_latency: 1.0,
         }
     }
 }
@@ -499,7 +499,7 @@ dash = true
 enabled = true
 part_target = 0.2
 part_hold_back = 3.0
-dash_target_latency = 1.5
+dash_target_latency = 1.0
 
 [limits]
 held_bytes = 16777216

@@ -108,12 +108,11 @@ pub fn mpd(m: &Manifest) -> String {
             iso8601(m.availability_start),
             iso8601(m.publish_time),
             // With low latency the segment in progress is announced, so the MPD must be
-            // fetched again soon after the next one starts.
-            secs(if m.low_latency.is_some() {
-                m.target_duration / 4.0
-            } else {
-                m.target_duration
-            }),
+            // fetched again within a chunk of the next one starting: a player that learns
+            // of it later plays the end of the old one dry whenever the encoder's clock
+            // runs a little behind the wall clock (live GStreamer sources stalled dash.js
+            // at every segment boundary with a quarter-segment period).
+            secs(m.low_latency.map_or(m.target_duration, |ll| ll.chunk)),
             secs(window_secs),
             secs(
                 m.low_latency
@@ -218,6 +217,22 @@ fn representation(
         }
     }
     segments.extend(growing.as_ref());
+    // And the one after it, where the segment in progress is expected to end: a player
+    // learns of a segment only from the MPD, which dash.js reloads about once a second, so
+    // without it the playhead ran dry at every boundary when the encoder's clock was a
+    // little behind the wall clock. Requests for it are held until it starts, and its
+    // real start is in the next MPD (segments are addressed by number).
+    let ahead = low_latency
+        .and_then(|_| segments.last().copied())
+        .map(|last| crate::store::StoredSegment {
+            seq: last.seq + 1,
+            start: last.start + last.duration as i64,
+            duration: (target_duration * f64::from(last.timescale)).round() as u64,
+            parts: Vec::new(),
+            discontinuity: false,
+            ..last.clone()
+        });
+    segments.extend(ahead.as_ref());
     let Some(first) = segments.first() else {
         out.push_str("      </Representation>\n");
         return;
