@@ -104,9 +104,10 @@ impl LadderTimeline {
     /// Snaps a joining rendition's first keyframe at ladder time `t` onto the nearest
     /// boundary within half a target duration; returns the correction to add. A rendition
     /// coming back after segment `after` only snaps to boundaries numbered above it. The
-    /// ladder's next boundary counts too, predicted from its cadence: a rendition arrives
-    /// about as late as its peers' frames, so the boundary nearest to it is often one no
-    /// peer has reached yet.
+    /// ladder's next boundary counts too: a rendition arrives about as late as its peers'
+    /// frames, so the boundary nearest to it is often one no peer has reached yet. It is
+    /// predicted one target after the last, or one cadence when GOPs are longer than the
+    /// target (a few ms of timestamp jitter in the last interval do not count).
     pub fn snap(&self, t: i64, after: Option<u64>) -> i64 {
         let s = self.lock();
         let mut recent = s.boundaries.iter().rev();
@@ -114,7 +115,7 @@ impl LadderTimeline {
             let cadence = recent
                 .next()
                 .map(|prev| last.start - prev.start)
-                .filter(|&c| c > ALIGN_TOLERANCE)
+                .filter(|&c| c > self.target + self.target / 50)
                 .unwrap_or(self.target);
             last.start + cadence
         });
@@ -388,10 +389,17 @@ mod tests {
         tl.keyframe(2 * S, Some((1, 0)), false);
         // 3.7 s: 4 s (predicted from the 2 s cadence) is nearer than 2 s.
         assert_eq!(tl.snap(37 * S / 10, None), 3 * S / 10);
-        // 2.6 s: the recorded 2 s boundary is nearer.
-        assert_eq!(tl.snap(26 * S / 10, None), -6 * S / 10);
         assert_eq!(tl.boundary_start(2), Some(2 * S));
         assert_eq!(tl.boundary_start(3), None);
+        // 2.6 s: the recorded 2 s boundary is nearer.
+        assert_eq!(tl.snap(26 * S / 10, None), -6 * S / 10);
+        // 3 s GOPs with a 2 s target: the next boundary is one cadence on; a 26 ms longer
+        // interval (timestamp jitter) still predicts one target on.
+        assert_eq!(tl.keyframe(5 * S, Some((2, 2 * S)), false), cut(3));
+        assert_eq!(tl.snap(75 * S / 10, None), S / 2);
+        let jitter = 7 * S + 26 * S / 1000;
+        assert_eq!(tl.keyframe(jitter, Some((3, 5 * S)), false), cut(4));
+        assert_eq!(tl.snap(jitter + 17 * S / 10, None), 3 * S / 10);
     }
 
     /// Segment numbers a segmenter on `tl` cuts from 30 fps video with 2 s GOPs over
