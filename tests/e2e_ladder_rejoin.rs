@@ -22,6 +22,11 @@ const WINDOW: u32 = 30;
 const GAP: u64 = 3;
 /// How soon after the restart playback must move again, seconds.
 const RESUME_WITHIN: f64 = 6.0;
+/// The rung that is killed and restarted: the lower one, level 0 for the players, which
+/// also supplies the ladder's audio until it goes.
+const KILLED: &str = "360p";
+/// The rung that plays on.
+const STEADY: &str = "720p";
 /// Largest start-time difference between rungs for the same number, ms (one frame).
 const ALIGNED_MS: f64 = 34.0;
 
@@ -127,8 +132,8 @@ struct Rejoin {
 
 /// Compares the rungs once the restarted one has three segments after its discontinuity.
 fn rejoin(http: SocketAddr) -> Option<Rejoin> {
-    let back = listing(http, "/live/rj/720p/video.m3u8");
-    let other = listing(http, "/live/rj/360p/video.m3u8");
+    let back = listing(http, &format!("/live/rj/{KILLED}/video.m3u8"));
+    let other = listing(http, &format!("/live/rj/{STEADY}/video.m3u8"));
     let first_back = back
         .iter()
         .find(|(_, e)| e.after_discontinuity)
@@ -144,7 +149,7 @@ fn rejoin(http: SocketAddr) -> Option<Rejoin> {
     let (mut worst_tfdt_ms, mut worst_date_ms) = (0f64, 0f64);
     for seq in &common {
         let (a, b) = (&back[seq], &other[seq]);
-        let (ta, tb) = (tfdt(http, "720p", &a.uri)?, tfdt(http, "360p", &b.uri)?);
+        let (ta, tb) = (tfdt(http, KILLED, &a.uri)?, tfdt(http, STEADY, &b.uri)?);
         worst_tfdt_ms = worst_tfdt_ms.max((ta - tb).abs() * 1000.0);
         worst_date_ms = worst_date_ms.max((a.date_ms - b.date_ms).abs());
     }
@@ -178,9 +183,9 @@ fn a_restarted_rung_rejoins_the_ladder_aligned_and_players_go_on() {
     long_sample_sized(SOURCE_SECS, (1280, 720), "1200k");
     let (_rt, server) = start(test_config());
     let (rtmp, http) = (server.rtmp_addr, server.http_addr);
-    let _low = rung(rtmp, "360p");
+    let killed = rung(rtmp, KILLED);
     std::thread::sleep(Duration::from_millis(300));
-    let high = rung(rtmp, "720p");
+    let _steady = rung(rtmp, STEADY);
     poll(Duration::from_secs(30), || {
         let master = get(http, "/live/rj/index.m3u8").ok()?.text();
         let ready = ["360p", "720p"]
@@ -193,21 +198,21 @@ fn a_restarted_rung_rejoins_the_ladder_aligned_and_players_go_on() {
     let watcher = Watcher::start(
         http,
         &[
-            "/live/rj/720p/video.m3u8",
-            "/live/rj/720p/audio.m3u8",
-            "/live/rj/360p/video.m3u8",
+            &format!("/live/rj/{KILLED}/video.m3u8"),
+            &format!("/live/rj/{KILLED}/audio.m3u8"),
+            &format!("/live/rj/{STEADY}/video.m3u8"),
             "/live/rj/audio.m3u8",
         ],
     );
-    // Both players locked to the rung that will be killed (level 1: 720p, the higher).
+    // Both players start locked to the rung that will be killed (level 0).
     let hls_url = format!("http://{http}/live/rj/index.m3u8");
     let dash_url = format!("http://{http}/live/rj/index.mpd");
     let hls = std::thread::spawn(move || {
-        let args = ["--hls-config", "{}", "--series", "--level", "1"];
+        let args = ["--hls-config", "{}", "--series", "--level", "0"];
         browser::play(&hls_url, "hls", WINDOW, &args)
     });
     let dash = std::thread::spawn(move || {
-        let args = ["--low-latency", "--series", "--level", "1"];
+        let args = ["--low-latency", "--series"];
         browser::play(&dash_url, "dash", WINDOW, &args)
     });
     std::thread::sleep(Duration::from_secs(8));
@@ -215,7 +220,7 @@ fn a_restarted_rung_rejoins_the_ladder_aligned_and_players_go_on() {
     // least one whole ladder boundary whatever the encoder's start-up burst: the restarted
     // rung then has numbers to leave as gaps.
     let newest = || {
-        listing(http, "/live/rj/720p/video.m3u8")
+        listing(http, &format!("/live/rj/{KILLED}/video.m3u8"))
             .keys()
             .last()
             .copied()
@@ -224,22 +229,26 @@ fn a_restarted_rung_rejoins_the_ladder_aligned_and_players_go_on() {
     poll(Duration::from_secs(5), || {
         (newest() != before).then_some(())
     })
-    .expect("a 720p segment finishes");
+    .expect("a segment finishes");
     std::thread::sleep(Duration::from_millis(1600));
-    let last_before = newest().expect("720p segments");
-    drop(high); // SIGKILL: no unpublish
+    let last_before = newest().expect("segments");
+    drop(killed); // SIGKILL: no unpublish
     std::thread::sleep(Duration::from_secs(1));
     let during = api(http);
     std::thread::sleep(Duration::from_secs(GAP - 1));
     let restarted = SystemTime::now();
-    let _high = rung(rtmp, "720p");
+    let _killed = rung(rtmp, KILLED);
     let after = poll(Duration::from_secs(20), || rejoin(http))
         .expect("three common segments after the restart");
     let api_after = api(http);
     let gap_status: Vec<u16> = after
         .gaps
         .iter()
-        .map(|(_, uri)| get(http, &format!("/live/rj/720p/{uri}")).unwrap().status)
+        .map(|(_, uri)| {
+            get(http, &format!("/live/rj/{KILLED}/{uri}"))
+                .unwrap()
+                .status
+        })
         .collect();
     let hls = hls.join().expect("hls player");
     let dash = dash.join().expect("dash player");
@@ -254,7 +263,7 @@ fn a_restarted_rung_rejoins_the_ladder_aligned_and_players_go_on() {
             .map(|r| r["state"].clone())
     };
     assert_eq!(
-        state(&during, "720p"),
+        state(&during, KILLED),
         Some("reconnect-wait".into()),
         "API during the gap: {during}"
     );
@@ -284,6 +293,22 @@ fn a_restarted_rung_rejoins_the_ladder_aligned_and_players_go_on() {
         );
     }
     seen.assert_live_and_contiguous();
+    // The ladder's audio moved to the steady rung when the killed one went, and stays
+    // there: it lists no gap, and no segment changed its numbers (checked above).
+    let ladder_audio_gaps: Vec<_> = seen
+        .gaps
+        .iter()
+        .filter(|g| g.starts_with("/live/rj/audio.m3u8:"))
+        .collect();
+    assert!(ladder_audio_gaps.is_empty(), "{ladder_audio_gaps:?}");
+    assert!(
+        seen.gaps.contains(&format!(
+            "/live/rj/{KILLED}/audio.m3u8:audio/{}.m4s",
+            after.gaps[0].0
+        )),
+        "the killed rung's own audio lists its gaps too: {:?}",
+        seen.gaps
+    );
 
     for (player, r) in [("hls.js", &hls), ("dash.js", &dash)] {
         assert_resumed(player, r, restarted, RESUME_WITHIN);
@@ -295,7 +320,7 @@ fn a_restarted_rung_rejoins_the_ladder_aligned_and_players_go_on() {
         let requested_gap = after.gaps.iter().find(|(_, uri)| {
             r["httpErrors"]
                 .to_string()
-                .contains(&format!("/live/rj/720p/{uri}\""))
+                .contains(&format!("/live/rj/{KILLED}/{uri}\""))
         });
         assert!(
             requested_gap.is_none(),

@@ -59,7 +59,8 @@ pub struct Seen {
     pub numbers: HashMap<String, (u64, u64)>,
     pub changed: Vec<String>,
     pub uri_not_msn: Vec<String>,
-    /// URIs listed after EXT-X-GAP (no media; players must not request them).
+    /// `{playlist path}:{URI}` of segments listed after EXT-X-GAP (no media; players must
+    /// not request them).
     pub gaps: BTreeSet<String>,
 }
 
@@ -90,7 +91,7 @@ impl Seen {
             } else if !line.starts_with('#') && !line.is_empty() {
                 let uri = format!("{path}:{line}");
                 if std::mem::take(&mut gap) {
-                    self.gaps.insert(line.to_string());
+                    self.gaps.insert(uri.clone());
                 }
                 let seq = line
                     .rsplit('/')
