@@ -200,6 +200,7 @@ fn a_restarted_rung_rejoins_the_ladder_aligned_and_players_go_on() {
         &[
             &format!("/live/rj/{KILLED}/video.m3u8"),
             &format!("/live/rj/{KILLED}/audio.m3u8"),
+            &format!("/live/rj/{KILLED}/ts.m3u8"),
             &format!("/live/rj/{STEADY}/video.m3u8"),
             "/live/rj/audio.m3u8",
         ],
@@ -301,14 +302,18 @@ fn a_restarted_rung_rejoins_the_ladder_aligned_and_players_go_on() {
         .filter(|g| g.starts_with("/live/rj/audio.m3u8:"))
         .collect();
     assert!(ladder_audio_gaps.is_empty(), "{ladder_audio_gaps:?}");
-    assert!(
-        seen.gaps.contains(&format!(
-            "/live/rj/{KILLED}/audio.m3u8:audio/{}.m4s",
-            after.gaps[0].0
-        )),
-        "the killed rung's own audio lists its gaps too: {:?}",
-        seen.gaps
-    );
+    let first_gap = after.gaps[0].0;
+    for (feed, uri) in [
+        ("audio", format!("audio/{first_gap}.m4s")),
+        ("ts", format!("ts/{first_gap}.ts")),
+    ] {
+        assert!(
+            seen.gaps
+                .contains(&format!("/live/rj/{KILLED}/{feed}.m3u8:{uri}")),
+            "the killed rung's {feed} playlist lists its gaps too: {:?}",
+            seen.gaps
+        );
+    }
 
     for (player, r) in [("hls.js", &hls), ("dash.js", &dash)] {
         assert_resumed(player, r, restarted, RESUME_WITHIN);

@@ -58,18 +58,21 @@ pub fn missing(
         |t: i64| (i128::from(t) * i128::from(MEDIA_CLOCK) / i128::from(timescale)) as i64;
     let to_track =
         |t: i64| (i128::from(t) * i128::from(timescale) / i128::from(MEDIA_CLOCK)) as i64;
-    // Each number spans its ladder boundary; forgotten or inconsistent boundaries give way
-    // to an even split of the time between the last segment's end and `media_start`.
+    // Each number spans its ladder boundary, the first from where the last segment
+    // ended (a dropped encoder's last segment is short), so the durations add up to the
+    // media timeline players compute from them. Forgotten or inconsistent boundaries give
+    // way to an even split of the time between the last segment's end and `media_start`.
+    let end = to_media(last.start + last.duration as i64).min(media_start);
     let mut starts: Vec<Option<i64>> = (first..seq).map(|k| ladder.start(k)).collect();
+    if first == last.seq + 1 {
+        starts[0] = starts[0].map(|b| b.min(end));
+    }
     starts.push(Some(media_start));
     let starts: Vec<i64> = match starts.iter().copied().collect::<Option<Vec<i64>>>() {
         Some(s) if s.windows(2).all(|w| w[0] < w[1]) => s,
         _ => {
-            let from = to_media(last.start + last.duration as i64).min(media_start);
             let n = (seq - first) as i64;
-            (0..=n)
-                .map(|i| from + (media_start - from) * i / n)
-                .collect()
+            (0..=n).map(|i| end + (media_start - end) * i / n).collect()
         }
     };
     (first..seq)
@@ -137,7 +140,8 @@ mod tests {
     #[test]
     fn gaps_span_the_ladder_boundaries_missed() {
         let w = window(103);
-        // Back at boundary 106 (12 s): 104 and 105 were missed.
+        // Back at boundary 106 (12 s): 104 and 105 were missed; 104 also covers the end of
+        // 103, which the encoder did not finish (7.5 s .. 8 s).
         let gaps = missing(&w, 106, 12 * S, &Ladder { forget: 0 });
         let got: Vec<_> = gaps
             .iter()
@@ -146,7 +150,7 @@ mod tests {
         assert_eq!(
             got,
             vec![
-                (104, 384_000, 96_000, 7, true),
+                (104, 360_000, 120_000, 7, true),
                 (105, 480_000, 96_000, 7, true)
             ]
         );
