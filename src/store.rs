@@ -69,6 +69,13 @@ impl StoredSegment {
     pub fn duration_secs(&self) -> f64 {
         self.duration as f64 / f64::from(self.timescale)
     }
+
+    /// A gap: a number of the ladder's timeline this track has no media for (its encoder was
+    /// away). Listed with EXT-X-GAP so numbers stay contiguous; it has no bytes, and
+    /// requests for it answer 404.
+    pub fn is_gap(&self) -> bool {
+        self.parts.is_empty()
+    }
 }
 
 /// Source of [`TrackWindow::revision`] numbers, shared by all windows so that a revision
@@ -248,6 +255,25 @@ impl TrackWindow {
         self.prune_inits();
     }
 
+    /// Appends a gap (see [`StoredSegment::is_gap`]) for number `seq`, numbered after the
+    /// last segment, before the segment that follows it is stored. `head` gives the gap's
+    /// place on the timeline; its `parts` are dropped.
+    pub fn push_gap(&mut self, head: StoredSegment) {
+        if self.last().is_some_and(|l| l.seq >= head.seq) {
+            return;
+        }
+        self.touch();
+        self.segments.push_back(Arc::new(StoredSegment {
+            parts: Vec::new(),
+            discontinuity: false,
+            ..head
+        }));
+        while self.segments.len() > self.window + GRACE_SEGMENTS {
+            self.pop_segment();
+        }
+        self.prune_inits();
+    }
+
     /// The segments a playlist lists now (the last `window`).
     pub fn listed(&self) -> impl Iterator<Item = &StoredSegment> {
         let skip = self.segments.len().saturating_sub(self.window);
@@ -269,11 +295,11 @@ impl TrackWindow {
                 .count() as u64
     }
 
-    /// A segment by sequence number, while it is still kept.
+    /// A segment by sequence number, while it is still kept (never a gap: it has no bytes).
     pub fn get(&self, seq: u64) -> Option<&StoredSegment> {
         // Numbers are increasing but not always contiguous across renditions' histories.
         let idx = self.segments.binary_search_by_key(&seq, |s| s.seq).ok()?;
-        self.segments.get(idx).map(|s| &**s)
+        self.segments.get(idx).map(|s| &**s).filter(|s| !s.is_gap())
     }
 
     /// The newest segment.
@@ -301,7 +327,7 @@ impl TrackWindow {
     /// Peak and average bits per second over the listed segments.
     pub fn bitrates(&self) -> (u64, u64) {
         let (mut peak, mut bytes, mut secs) = (0f64, 0usize, 0f64);
-        for s in self.listed() {
+        for s in self.listed().filter(|s| !s.is_gap()) {
             let d = s.duration_secs();
             if d > 0.0 {
                 peak = peak.max(s.size() as f64 * 8.0 / d);

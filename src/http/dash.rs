@@ -9,7 +9,7 @@ use warp::http::StatusCode;
 
 use super::media::{cmaf_ready, listed, not_found, wait_until, LadderKey, Snapshot};
 use super::response::{error, ok, Caching};
-use crate::hub::Hub;
+use crate::hub::{Hub, Ladder};
 use crate::media::{CodecConfig, TrackKind};
 use crate::playlist::dash::{self, DashTrack, LowLatencyDash, Manifest};
 
@@ -29,16 +29,24 @@ pub async fn manifest(hub: &Hub, app: &str, base: &str) -> warp::reply::Response
     }
     let renditions = listed(&ladder, cmaf_ready);
     let key = LadderKey::new("index.mpd", &renditions);
-    let body = ladder
-        .renderings
-        .get_or_render(key, |_| Bytes::from(manifest_text(hub, &renditions)));
+    let body = ladder.renderings.get_or_render(key, |_| {
+        Bytes::from(manifest_text(hub, &ladder, &renditions))
+    });
     ok(body, MPD, Caching::Live)
 }
 
 /// The MPD text of the listed renditions' snapshots.
-fn manifest_text(hub: &Hub, renditions: &[Snapshot]) -> String {
+fn manifest_text(hub: &Hub, ladder: &Ladder, renditions: &[Snapshot]) -> String {
     let mut video = Vec::new();
     let mut audio = Vec::new();
+    // One audio Representation for the ladder, from the same rendition as the HLS ladder
+    // audio playlist.
+    let with_audio: Vec<&str> = renditions
+        .iter()
+        .filter(|(_, s)| s.audio.is_some())
+        .map(|(r, _)| r.label.as_str())
+        .collect();
+    let audio_source = ladder.audio_source(&with_audio);
     for (r, state) in renditions {
         let label = r.label.as_str();
         if let Some(t) = state.video.as_ref() {
@@ -59,8 +67,7 @@ fn manifest_text(hub: &Hub, renditions: &[Snapshot]) -> String {
                 channels: None,
             });
         }
-        // One audio Representation for the ladder, as in the HLS master playlist.
-        if let (Some(t), true) = (state.audio.as_ref(), audio.is_empty()) {
+        if let (Some(t), true) = (state.audio.as_ref(), audio_source == Some(label)) {
             if let CodecConfig::Aac(aac) = &t.config {
                 audio.push(DashTrack {
                     id: "audio".to_string(),

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod claims;
+pub mod gaps;
 pub mod ladder;
 pub mod lifecycle;
 pub mod naming;

@@ -73,6 +73,9 @@ pub struct Publisher {
     /// edit list).
     edit_pending: bool,
     snapped: bool,
+    /// The last segment number of this rendition's previous publish, when this one is a
+    /// reconnect: its first keyframe snaps only to ladder boundaries numbered above it.
+    resumed_after: Option<u64>,
     /// Misalignment (ticks) of the recent cuts, newest last.
     misalignments: VecDeque<i64>,
     finished: bool,
@@ -104,8 +107,8 @@ impl Publisher {
             (last, last.is_some())
         };
         let target = hub.config().segment.target();
-        // A fresh rendition takes the ladder's numbers; a reconnecting one continues its
-        // own, since a playlist's numbers must stay contiguous.
+        // Fresh or reconnecting, a rendition takes the ladder's numbers; the numbers a
+        // reconnecting one missed become gaps in its playlists (see `gaps`).
         let timeline = ladder.timeline.clone();
         let config = hub.config();
         let parts = config
@@ -134,6 +137,7 @@ impl Publisher {
             cut_between_keyframes: false,
             edit_pending: false,
             snapped: false,
+            resumed_after: last_seq,
             misalignments: VecDeque::new(),
             finished: false,
             ts: hub.config().outputs.hls_ts.then(TsPackager::default),
@@ -239,7 +243,7 @@ impl Publisher {
             // Land the first keyframe exactly on the ladder boundary it is nearest to.
             let corrected = offset
                 + if anchor {
-                    timeline.snap(frame.dts + offset)
+                    timeline.snap(frame.dts + offset, self.resumed_after)
                 } else {
                     0
                 };
@@ -382,6 +386,19 @@ impl Publisher {
         }
     }
 
+    /// The gaps `window` needs before segment `seq` at ladder time `media_start` (a rung
+    /// back after a drop), computed from a snapshot, with no lock held.
+    fn gaps(&self, window: Option<&TrackWindow>, seq: u64, media_start: i64) -> Vec<StoredSegment> {
+        window.map_or_else(Vec::new, |w| {
+            super::gaps::missing(w, seq, media_start, &*self.ladder.timeline)
+        })
+    }
+
+    fn track_gaps(&self, kind: TrackKind, seq: u64, media_start: i64) -> Vec<StoredSegment> {
+        let state = self.rendition.read();
+        self.gaps(state.track(kind).map(|t| &t.window), seq, media_start)
+    }
+
     /// Records how far the latest cut was from the ladder boundary; logs changes.
     fn note_alignment(&mut self) {
         let m = self.segmenter.misalignment();
@@ -426,11 +443,11 @@ impl Publisher {
                     data: seg.data,
                 }],
             };
+            let gaps = self.gaps(self.rendition.read().ts.as_ref(), seg.seq, seg.media_start);
             let mut state = self.rendition.write();
-            state
-                .ts
-                .get_or_insert_with(|| TrackWindow::new(window_len))
-                .push(stored);
+            let window = state.ts.get_or_insert_with(|| TrackWindow::new(window_len));
+            gaps.into_iter().for_each(|g| window.push_gap(g));
+            window.push(stored);
             drop(state);
             metrics::counter!("packgate_segments_total", "track" => "ts").increment(1);
         }
@@ -510,11 +527,13 @@ impl Publisher {
             .segmenter
             .advertised_part_target()
             .map(|d| d.as_secs_f64());
+        let gaps = self.track_gaps(kind, part.seq, part.media_start);
         let mut state = self.rendition.write();
         if state.part_target.is_none() {
             state.part_target = advertised;
         }
         if let Some(track) = state.track_mut(kind).as_mut() {
+            gaps.into_iter().for_each(|g| track.window.push_gap(g));
             let init_version = track.init_version;
             let head = || StoredSegment {
                 seq: part.seq,
@@ -553,8 +572,10 @@ impl Publisher {
             }
         };
         let wall_clock = self.wall_clock(cut.media_start);
+        let gaps = self.track_gaps(kind, cut.seq, cut.media_start);
         let mut state = self.rendition.write();
         if let Some(track) = state.track_mut(kind).as_mut() {
+            gaps.into_iter().for_each(|g| track.window.push_gap(g));
             track.window.push(StoredSegment {
                 seq: cut.seq,
                 start: cut.start(),

@@ -164,10 +164,19 @@ pub fn mpd(m: &Manifest) -> String {
 }
 
 /// The segments of the current timeline: a reconnect starts a new one, and SegmentTimeline
-/// times must only grow.
+/// times must only grow. Gaps (a ladder rung's numbers from while it was away) come just
+/// before a reconnect and are never listed: `$Number$` counts every `S`, so the timeline
+/// starts after them.
 fn current_timeline(window: &TrackWindow) -> Vec<&crate::store::StoredSegment> {
     let listed: Vec<_> = window.listed().collect();
-    let from = listed.iter().rposition(|s| s.discontinuity).unwrap_or(0);
+    let from = listed
+        .iter()
+        .rposition(|s| s.is_gap())
+        .map(|g| g + 1)
+        .into_iter()
+        .chain(listed.iter().rposition(|s| s.discontinuity))
+        .max()
+        .unwrap_or(0);
     listed[from..].to_vec()
 }
 

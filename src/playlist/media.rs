@@ -165,6 +165,10 @@ impl MediaPlaylist<'_> {
             if self.low_latency.is_some() && elapsed > part_horizon {
                 self.parts(&mut out, seg);
             }
+            if seg.is_gap() {
+                // RFC 8216bis 4.4.4.7: no media for this number (a rung that was away).
+                out.push_str("#EXT-X-GAP\n");
+            }
             let _ = write!(
                 out,
                 "#EXTINF:{:.3},\n{}/{}.{}\n",

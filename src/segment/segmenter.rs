@@ -162,8 +162,8 @@ pub struct Segmenter {
     latest_video_dts: Option<i64>,
     /// The ladder's shared timeline, when cut decisions are shared with other renditions.
     timeline: Option<Arc<LadderTimeline>>,
-    /// Last sequence number of a previous publish of this rendition (a reconnect keeps
-    /// numbering contiguously).
+    /// Last sequence number of a previous publish of this rendition: a reconnect starts on
+    /// a ladder boundary numbered above it, with that boundary's number.
     resume: Option<u64>,
     /// Distance of the latest cut from the ladder's boundary, media clock ticks.
     misalignment: i64,
@@ -308,8 +308,12 @@ impl Segmenter {
         let last = self.boundaries.back().map(|b| (b.seq, b.start));
         match &self.timeline {
             Some(tl) => {
-                let current = last.or(self.resume.map(|seq| (seq, i64::MIN / 2)));
-                match tl.keyframe(dts, current, force) {
+                let cut = match (last, self.resume) {
+                    // Back after a drop: rejoin the ladder's numbering.
+                    (None, Some(resume)) => tl.rejoin(dts, resume, force),
+                    (current, _) => tl.keyframe(dts, current, force),
+                };
+                match cut {
                     Cut::At { seq, misaligned } => {
                         self.misalignment = misaligned;
                         Some(seq)

@@ -4,6 +4,7 @@
 //   node play.mjs --url http://127.0.0.1:PORT/live/show/index.m3u8 --seconds 10 [--player hls|dash] [--low-latency]
 //     [--hls-config JSON]  hls.js config used as is ('{}' = hls.js defaults: lowLatencyMode on); overrides --low-latency
 //     [--series]           keep the 500 ms trace [ms, currentTime, bufferedEnd, readyState, rate, latency] (t0Epoch = its zero)
+//     [--level N]          lock the player to video level N (hls.js level, dash.js Representation index; ABR off)
 //
 // The player page is injected by request interception on the stream's own origin, so
 // nothing is fetched from outside and no CORS or private-network rule gets in the way.
@@ -28,6 +29,7 @@ const hlsConfig = opt('hls-config', null);
 if (hlsConfig !== null) JSON.parse(hlsConfig);
 // Force hls.js to the lowest, highest and middle level during the window.
 const switchLevels = args.includes('--switch-levels');
+const level = opt('level', null) === null ? null : Number(opt('level'));
 const chromiumPath = process.env.PACKGATE_CHROMIUM || '/usr/bin/chromium';
 
 function fail(msg) {
@@ -72,6 +74,10 @@ if (${JSON.stringify(player)} === 'dash') {
   if (${trace}) p.updateSettings({ debug: { logLevel: 5 } });
   p.on(dashjs.MediaPlayer.events.ERROR, e => s.fatal.push(JSON.stringify(e.error || e).slice(0, 300)));
   p.on(dashjs.MediaPlayer.events.STREAM_INITIALIZED, () => { s.levels = p.getRepresentationsByType ? p.getRepresentationsByType('video').length : p.getBitrateInfoListFor('video').length; });
+  if (${level} !== null) {
+    p.updateSettings({ streaming: { abr: { autoSwitchBitrate: { video: false } } } });
+    p.on(dashjs.MediaPlayer.events.STREAM_INITIALIZED, () => { p.setRepresentationForTypeByIndex('video', ${level}, true); s.switched.push(${level}); });
+  }
   p.initialize(v, ${JSON.stringify(url)}, true);
   setInterval(() => { try { const l = p.getCurrentLiveLatency(); if (l > 0) s.latency.push(l); } catch (e) {} }, 500);
 } else {
@@ -81,6 +87,7 @@ if (${JSON.stringify(player)} === 'dash') {
   h.on(Hls.Events.ERROR, (_, d) => { (d.fatal ? s.fatal : s.errors).push(d.details + (d.response ? ' ' + d.response.code : '')); note(d.details); });
   h.on(Hls.Events.MANIFEST_PARSED, (_, d) => { s.levels = d.levels.length; });
   h.on(Hls.Events.LEVEL_SWITCHED, (_, d) => s.switched.push(d.level));
+  if (${level} !== null) h.on(Hls.Events.MANIFEST_PARSED, () => { h.currentLevel = ${level}; });
   if (${switchLevels}) {
     v.addEventListener('playing', () => {
       const w = ${seconds} * 1000, n = () => h.levels.length;
