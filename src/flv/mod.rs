@@ -2,7 +2,8 @@
 //! frames on the stream's 90 kHz media clock.
 //!
 //! - [`tag`]: one body → [`tag::VideoTag`] / [`tag::AudioTag`] (legacy H.264 + AAC).
-//! - [`enhanced`]: Enhanced RTMP ExHeaders, recognised and reported as unsupported.
+//! - [`enhanced`]: Enhanced RTMP ExHeaders (packet types, ModEx, FourCC).
+//! - [`exdemux`]: Enhanced RTMP bodies (HEVC, AV1, VP9, H.264, AAC, Opus) → events.
 //! - [`timestamp`]: 32-bit RTMP milliseconds → one unwrapped i64 timeline.
 //! - [`budget`]: size and change-rate budgets of sequence headers.
 //! - [`demux`]: per-stream state (configurations, clock) → [`DemuxEvent`]s.
@@ -11,6 +12,7 @@
 pub mod budget;
 pub mod demux;
 pub mod enhanced;
+mod exdemux;
 pub mod file;
 pub mod tag;
 pub mod timestamp;

@@ -1,6 +1,7 @@
 //! Unit tests of the publisher.
 use super::*;
 use crate::codec::h264::tests::AVCC_640X360;
+use crate::codec::h264::AvcConfig;
 use crate::config::Config;
 use bytes::Bytes;
 
