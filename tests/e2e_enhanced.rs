@@ -16,8 +16,8 @@ use common::http::get;
 use common::{poll, start, test_config, tools, Proc};
 use m3u8_rs::{MasterPlaylist, Playlist};
 
-/// Encodes testsrc + a sine live with `video` / `audio` codec arguments and publishes it
-/// to `rtmp://addr/live/{name}` for `secs` seconds (`-re`: real time).
+/// Encodes 320x240 testsrc + a sine live with `video` / `audio` codec arguments and
+/// publishes it to `rtmp://addr/live/{name}` for `secs` seconds (`-re`: real time).
 fn publish_live(
     rtmp: std::net::SocketAddr,
     name: &str,
@@ -25,9 +25,21 @@ fn publish_live(
     audio: &[&str],
     secs: u32,
 ) -> Proc {
+    publish_sized(rtmp, name, "320x240", video, audio, secs)
+}
+
+/// Like [`publish_live`] with a picture of `size` (WxH).
+fn publish_sized(
+    rtmp: std::net::SocketAddr,
+    name: &str,
+    size: &str,
+    video: &[&str],
+    audio: &[&str],
+    secs: u32,
+) -> Proc {
     let child = Command::new(tools::ffmpeg())
         .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-re"])
-        .args(["-f", "lavfi", "-i", "testsrc=size=320x240:rate=30"])
+        .args(["-f", "lavfi", "-i", &format!("testsrc=size={size}:rate=30")])
         .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
         .args(["-t", &secs.to_string(), "-pix_fmt", "yuv420p"])
         .args(video)
@@ -228,4 +240,61 @@ fn av1_opus_plays_in_chromium_with_hls_js() {
         &[],
     );
     common::browser::assert_played(&r, 320, 240);
+}
+
+#[test]
+fn mixed_ladder_gets_codecs_per_variant_and_plays_the_h264_rung() {
+    // One ladder, two rungs published separately: H.264 640x360 and HEVC 320x240.
+    let (_rt, server) = start(test_config());
+    let http = server.http_addr;
+    let h264 = [
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-profile:v",
+        "high",
+    ];
+    let _a = publish_sized(server.rtmp_addr, "mix_360p", "640x360", &h264, AAC, 40);
+    let _b = publish_live(server.rtmp_addr, "mix_240p", HEVC, AAC, 40);
+    let path = "/live/mix/index.m3u8";
+    let pl = poll(Duration::from_secs(25), || {
+        let text = get(http, path).ok().filter(|r| r.status == 200)?.text();
+        Some(master(&text)).filter(|p| p.variants.len() == 2)
+    })
+    .expect("a two-variant master playlist");
+    let codecs: Vec<(String, String)> = pl
+        .variants
+        .iter()
+        .map(|v| (v.uri.clone(), v.codecs.clone().unwrap_or_default()))
+        .collect();
+    assert_eq!(
+        codecs,
+        [
+            (
+                "240p/video.m3u8".to_string(),
+                "hvc1.1.6.L60.90,mp4a.40.2".to_string()
+            ),
+            (
+                "360p/video.m3u8".to_string(),
+                "avc1.64001e,mp4a.40.2".to_string()
+            ),
+        ]
+    );
+    let mpd = get(http, "/live/mix/index.mpd").unwrap().text();
+    assert!(mpd.contains("codecs=\"hvc1.1.6.L60.90\"") && mpd.contains("codecs=\"avc1.64001e\""));
+    // A player without HEVC (Debian's Chromium has none) drops that variant and plays
+    // the H.264 one; one with HEVC may play either.
+    let r = common::browser::play(&format!("http://{http}{path}"), "hls", 8, &[]);
+    assert_eq!(r["fatal"].as_array().map(Vec::len), Some(0), "{r}");
+    assert!(r["advanced"].as_f64().unwrap_or(0.0) >= 6.4, "{r}");
+    let size = (r["videoWidth"].as_u64(), r["videoHeight"].as_u64());
+    if r["levels"] == 1 {
+        assert_eq!(size, (Some(640), Some(360)), "{r}");
+    } else {
+        assert!(
+            size == (Some(640), Some(360)) || size == (Some(320), Some(240)),
+            "{r}"
+        );
+    }
 }
