@@ -298,3 +298,80 @@ fn mixed_ladder_gets_codecs_per_variant_and_plays_the_h264_rung() {
         );
     }
 }
+
+#[test]
+fn multitrack_publish_becomes_a_two_rendition_ladder() {
+    // ffmpeg 9 sends its first video stream as a plain message and the second as an
+    // Enhanced RTMP multitrack track (id 1): here H.264 640x360 and HEVC 320x180 from one
+    // connection, keyframes every 2 s in both.
+    let (_rt, server) = start(test_config());
+    let http = server.http_addr;
+    let child = Command::new(tools::ffmpeg())
+        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-re"])
+        .args(["-f", "lavfi", "-i", "testsrc=size=640x360:rate=30"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+        .args(["-t", "6", "-pix_fmt", "yuv420p"])
+        .args(["-filter_complex", "[0:v]split[a][b];[b]scale=320:180[c]"])
+        .args(["-map", "[a]", "-map", "[c]", "-map", "1:a"])
+        .args([
+            "-c:v:0",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-profile:v:0",
+            "high",
+        ])
+        .args(["-x264-params", "scenecut=0"])
+        .args(["-c:v:1", "libx265", "-x265-params"])
+        .arg("log-level=error:keyint=60:min-keyint=60:scenecut=0")
+        .args(["-g", "60", "-keyint_min", "60"])
+        .args(AAC)
+        .args([
+            "-f",
+            "flv",
+            &format!("rtmp://{}/live/multi", server.rtmp_addr),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn ffmpeg");
+    let mut ffmpeg = Proc(child);
+    let live = poll(Duration::from_secs(20), || {
+        let r = get(http, "/api/streams/live/multi").ok()?;
+        let v: serde_json::Value = serde_json::from_slice(&r.body).ok()?;
+        Some(v).filter(|v| v["renditions"].as_array().is_some_and(|r| r.len() == 2))
+    })
+    .expect("two renditions while publishing");
+    assert_eq!(live["aligned"], true, "{live}");
+    assert_eq!(
+        ffmpeg.wait_for(Duration::from_secs(50)),
+        Some(true),
+        "ffmpeg did not publish the clip"
+    );
+    let path = "/live/multi/index.m3u8";
+    let pl = master(&get(http, path).unwrap().text());
+    let variants: Vec<String> = pl
+        .variants
+        .iter()
+        .map(|v| {
+            let size = v
+                .resolution
+                .as_ref()
+                .map(|r| format!("{}x{}", r.width, r.height));
+            let codecs = v.codecs.as_deref().unwrap_or_default();
+            format!("{} {codecs} {}", v.uri, size.unwrap_or_default())
+        })
+        .collect();
+    assert_eq!(
+        variants,
+        [
+            "180p/video.m3u8 hvc1.1.6.L60.90,mp4a.40.2 320x180",
+            "src/video.m3u8 avc1.64001e,mp4a.40.2 640x360",
+        ]
+    );
+    // Both video renditions and the audio decode without an error line.
+    let (stderr, frames) = decode(&format!("http://{http}{path}"));
+    assert_eq!(stderr, "", "ffmpeg reported errors decoding {path}");
+    assert_eq!(frames.len(), 3, "two videos and the audio: {frames:?}");
+    assert!(frames.values().all(|n| *n >= 100), "{frames:?}");
+}

@@ -37,6 +37,8 @@ pub struct TagDemuxer {
     pub(super) video: Option<CodecConfig>,
     pub(super) audio: Option<CodecConfig>,
     pub(super) budget: ConfigBudget,
+    /// Enhanced RTMP multitrack: the state of every track but 0 (see `multitrack.rs`).
+    pub(super) tracks: std::collections::BTreeMap<u8, TagDemuxer>,
     video_changes: ChangeLog,
     audio_changes: ChangeLog,
 }

@@ -27,6 +27,8 @@ pub struct ExHeader {
     pub packet_type: u8,
     /// The message carries several tracks (AvMultitrackType follows the packet type).
     pub multitrack: bool,
+    /// AvMultitrackType when `multitrack`: 0 OneTrack, 1 ManyTracks, 2 ManyTracksManyCodecs.
+    pub multitrack_type: u8,
     /// The codec, when the header names one for the whole message (absent for commands
     /// and for multitrack messages that have a codec per track).
     pub fourcc: Option<FourCc>,
@@ -72,8 +74,10 @@ const VIDEO_METADATA: u8 = 4;
 /// ModExType of the nanosecond timestamp offset (UI24 after the size).
 const MOD_EX_TIMESTAMP_OFFSET_NANO: u8 = 0;
 
+/// AvMultitrackType with a single track and no track size.
+pub const ONE_TRACK: u8 = 0;
 /// AvMultitrackType whose tracks each name their own FourCC.
-const MANY_TRACKS_MANY_CODECS: u8 = 2;
+pub const MANY_TRACKS_MANY_CODECS: u8 = 2;
 
 /// Reads an ExVideoTagHeader (the caller has checked [`is_ex_video`]).
 pub fn parse_video(body: &[u8]) -> Result<ExHeader, FlvError> {
@@ -126,6 +130,7 @@ fn parse(
         frame_type,
         packet_type,
         multitrack: false,
+        multitrack_type: 0,
         fourcc: None,
         body_start: pos,
         nanos,
@@ -138,6 +143,7 @@ fn parse(
         let b = byte(pos)?;
         pos += 1;
         header.multitrack = true;
+        header.multitrack_type = b >> 4;
         header.packet_type = b & 0x0F;
         names_codec = b >> 4 != MANY_TRACKS_MANY_CODECS;
     }
@@ -160,23 +166,28 @@ impl ExHeader {
     /// `track` is "video" or "audio".
     pub fn unsupported(&self, track: &str) -> FlvError {
         let multi = if self.multitrack { "multitrack " } else { "" };
-        let supported = if track == "audio" {
-            "AAC (mp4a) or Opus"
-        } else {
-            "H.264 (avc1), HEVC (hvc1), AV1 (av01) or VP9 (vp09)"
-        };
-        FlvError::Unsupported(match self.fourcc {
-            Some(fourcc) if self.multitrack => {
-                format!("Enhanced RTMP {multi}{track} (FourCC {fourcc}) not supported")
-            }
-            Some(fourcc) => format!(
-                "Enhanced RTMP {track} codec FourCC {fourcc} not supported; publish {supported}"
-            ),
-            None => {
-                format!("Enhanced RTMP {multi}{track} with a codec per track not supported")
-            }
-        })
+        match self.fourcc {
+            Some(fourcc) if !self.multitrack => unsupported_fourcc(track, fourcc),
+            Some(fourcc) => FlvError::Unsupported(format!(
+                "Enhanced RTMP {multi}{track} (FourCC {fourcc}) not supported"
+            )),
+            None => FlvError::Unsupported(format!(
+                "Enhanced RTMP {multi}{track} with a codec per track not supported"
+            )),
+        }
     }
+}
+
+/// The refusal of a codec FourCC that is not packaged; `track` is "video" or "audio".
+pub fn unsupported_fourcc(track: &str, fourcc: FourCc) -> FlvError {
+    let supported = if track == "audio" {
+        "AAC (mp4a) or Opus"
+    } else {
+        "H.264 (avc1), HEVC (hvc1), AV1 (av01) or VP9 (vp09)"
+    };
+    FlvError::Unsupported(format!(
+        "Enhanced RTMP {track} codec FourCC {fourcc} not supported; publish {supported}"
+    ))
 }
 
 #[cfg(test)]

@@ -88,6 +88,19 @@ impl ExCodec {
     }
 }
 
+/// One track's packet of an Enhanced RTMP message, header already read.
+#[derive(Clone, Debug)]
+pub(super) struct Packet {
+    /// VideoFrameType; `None` for audio.
+    pub frame_type: Option<u8>,
+    /// The packet type (after ModEx and multitrack prefixes).
+    pub packet_type: u8,
+    /// The track's codec.
+    pub fourcc: FourCc,
+    /// ModEx nanosecond timestamp offset.
+    pub nanos: u32,
+}
+
 impl TagDemuxer {
     /// One Enhanced RTMP video body (the caller has checked the IsExHeader bit).
     pub(super) fn ex_video(
@@ -99,13 +112,34 @@ impl TagDemuxer {
         if header.is_command() {
             return Ok(None);
         }
-        let codec = self.codec(&header, "video")?;
-        let data = body.slice(header.body_start..);
-        match header.packet_type {
+        let packet = single_track(&header, "video")?;
+        self.video_packet(timestamp_ms, &packet, body.slice(header.body_start..))
+    }
+
+    /// One Enhanced RTMP audio body (the caller has checked SoundFormat 9).
+    pub(super) fn ex_audio(
+        &mut self,
+        timestamp_ms: u32,
+        body: Bytes,
+    ) -> Result<Option<DemuxEvent>, FlvError> {
+        let header = enhanced::parse_audio(&body)?;
+        let packet = single_track(&header, "audio")?;
+        self.audio_packet(timestamp_ms, &packet, body.slice(header.body_start..))
+    }
+
+    /// One video track's packet body.
+    pub(super) fn video_packet(
+        &mut self,
+        timestamp_ms: u32,
+        packet: &Packet,
+        data: Bytes,
+    ) -> Result<Option<DemuxEvent>, FlvError> {
+        let codec = codec(packet.fourcc, TrackKind::Video)?;
+        match packet.packet_type {
             SEQUENCE_START => self.sequence_start(codec, data, timestamp_ms),
             CODED_FRAMES | CODED_FRAMES_X => {
                 // Only AVC and HEVC carry a composition time, and only in CodedFrames.
-                let with_cts = header.packet_type == CODED_FRAMES
+                let with_cts = packet.packet_type == CODED_FRAMES
                     && matches!(codec, ExCodec::Avc | ExCodec::Hevc);
                 let (cts_ms, data) = if with_cts {
                     let b = data
@@ -127,8 +161,8 @@ impl TagDemuxer {
                 if data.is_empty() {
                     return Ok(None);
                 }
-                let keyframe = header.frame_type == Some(FRAME_KEY);
-                let at = (timestamp_ms, header.nanos);
+                let keyframe = packet.frame_type == Some(FRAME_KEY);
+                let at = (timestamp_ms, packet.nanos);
                 Ok(Some(self.frame(
                     TrackKind::Video,
                     at,
@@ -139,20 +173,19 @@ impl TagDemuxer {
             }
             SEQUENCE_END => Ok(Some(DemuxEvent::EndOfSequence(TrackKind::Video))),
             VIDEO_METADATA => Ok(None),
-            other => Err(packet_type_error("video", other, &header)),
+            other => Err(packet_type_error("video", other, packet.fourcc)),
         }
     }
 
-    /// One Enhanced RTMP audio body (the caller has checked SoundFormat 9).
-    pub(super) fn ex_audio(
+    /// One audio track's packet body.
+    pub(super) fn audio_packet(
         &mut self,
         timestamp_ms: u32,
-        body: Bytes,
+        packet: &Packet,
+        data: Bytes,
     ) -> Result<Option<DemuxEvent>, FlvError> {
-        let header = enhanced::parse_audio(&body)?;
-        let codec = self.codec(&header, "audio")?;
-        let data = body.slice(header.body_start..);
-        match header.packet_type {
+        let codec = codec(packet.fourcc, TrackKind::Audio)?;
+        match packet.packet_type {
             SEQUENCE_START => self.sequence_start(codec, data, timestamp_ms),
             CODED_FRAMES => {
                 if !codec.configured(self.audio.as_ref()) {
@@ -161,28 +194,13 @@ impl TagDemuxer {
                 if data.is_empty() {
                     return Ok(None);
                 }
-                let at = (timestamp_ms, header.nanos);
+                let at = (timestamp_ms, packet.nanos);
                 Ok(Some(self.frame(TrackKind::Audio, at, 0, true, data)))
             }
             SEQUENCE_END => Ok(Some(DemuxEvent::EndOfSequence(TrackKind::Audio))),
             AUDIO_MULTICHANNEL_CONFIG => Ok(None),
-            other => Err(packet_type_error("audio", other, &header)),
+            other => Err(packet_type_error("audio", other, packet.fourcc)),
         }
-    }
-
-    /// The codec a single-track header names, or the refusal for anything else.
-    fn codec(&self, header: &ExHeader, track: &str) -> Result<ExCodec, FlvError> {
-        if header.multitrack {
-            return Err(header.unsupported(track));
-        }
-        let codec = header
-            .fourcc
-            .and_then(ExCodec::from_fourcc)
-            .ok_or_else(|| header.unsupported(track))?;
-        if codec.kind().as_str() != track {
-            return Err(header.unsupported(track));
-        }
-        Ok(codec)
     }
 
     fn sequence_start(
@@ -197,8 +215,28 @@ impl TagDemuxer {
     }
 }
 
-fn packet_type_error(track: &str, packet_type: u8, header: &ExHeader) -> FlvError {
-    let fourcc = header.fourcc.map(|f| f.to_string()).unwrap_or_default();
+/// The packet of a single-track header, or the refusal of a multitrack one (those go
+/// through [`TagDemuxer::video_tracks`]).
+fn single_track(header: &ExHeader, track: &str) -> Result<Packet, FlvError> {
+    match (header.multitrack, header.fourcc) {
+        (false, Some(fourcc)) => Ok(Packet {
+            frame_type: header.frame_type,
+            packet_type: header.packet_type,
+            fourcc,
+            nanos: header.nanos,
+        }),
+        _ => Err(header.unsupported(track)),
+    }
+}
+
+/// The packaged codec `fourcc` names, or the refusal naming it.
+fn codec(fourcc: FourCc, kind: TrackKind) -> Result<ExCodec, FlvError> {
+    ExCodec::from_fourcc(fourcc)
+        .filter(|c| c.kind() == kind)
+        .ok_or_else(|| enhanced::unsupported_fourcc(kind.as_str(), fourcc))
+}
+
+fn packet_type_error(track: &str, packet_type: u8, fourcc: FourCc) -> FlvError {
     FlvError::Unsupported(format!(
         "Enhanced RTMP {track} packet type {packet_type} ({fourcc}) not supported"
     ))

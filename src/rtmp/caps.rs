@@ -13,9 +13,9 @@ pub const AUDIO_FOURCCS: [&str; 2] = ["mp4a", "Opus"];
 
 /// FourCcInfoMask CanForward: the codec is passed on (repackaged) without re-encoding.
 const CAN_FORWARD: f64 = 4.0;
-/// CapsExMask bits: ModEx signalling and its nanosecond timestamp offset. Multitrack
-/// (2) and Reconnect (1) are not offered: multitrack messages are refused.
-const CAPS_EX: f64 = (4 | 8) as f64;
+/// CapsExMask bits: Multitrack (video tracks become ladder renditions), ModEx signalling
+/// and its nanosecond timestamp offset. Reconnect (1) is not offered.
+const CAPS_EX: f64 = (2 | 4 | 8) as f64;
 
 /// Names of the connect properties that mark an Enhanced RTMP client.
 const ENHANCED_KEYS: [&str; 4] = [
@@ -86,7 +86,7 @@ mod tests {
         assert_eq!(video.get("vp08"), None);
         let audio = props.get("audioFourCcInfoMap").unwrap();
         assert_eq!(audio.get("Opus").and_then(Amf0Value::as_f64), Some(4.0));
-        assert_eq!(props.get("capsEx").and_then(Amf0Value::as_f64), Some(12.0));
+        assert_eq!(props.get("capsEx").and_then(Amf0Value::as_f64), Some(14.0));
         // capsEx alone is enough to be treated as Enhanced RTMP.
         let connect = Amf0Value::object([("capsEx", Amf0Value::Number(2.0))]);
         assert_eq!(reply_properties(&connect).len(), 4);
