@@ -533,4 +533,62 @@ mod tests {
         assert_eq!(muxer.segment(None, None), Err(TsError::Empty));
         assert_eq!(crc32_mpeg(b"123456789"), 0x0376_E6E7);
     }
+
+    #[test]
+    fn hevc_gets_stream_type_0x24_and_parameter_sets_before_irap() {
+        use crate::codec::hevc::tests::HVCC_320X240;
+        let hevc = HevcConfig::parse(Bytes::from_static(HVCC_320X240)).unwrap();
+        // An IDR_W_RADL slice (type 19) and a trailing picture (type 1), length-prefixed.
+        let sample = |nal_type: u8, keyframe: bool| Sample {
+            dts: 9000,
+            duration: 3000,
+            cts: 0,
+            keyframe,
+            data: Bytes::from(vec![0, 0, 0, 3, nal_type << 1, 0x01, 0xAF]),
+        };
+        let samples = [sample(19, true), sample(1, false)];
+        let mut pes = Vec::new();
+        annex_b(
+            &HEVC_NALS,
+            4,
+            &hevc.parameter_sets,
+            &[],
+            &samples[0],
+            &mut pes,
+        )
+        .unwrap();
+        let mut expected = vec![0, 0, 0, 1, 0x46, 0x01, 0x50];
+        for ps in &hevc.parameter_sets {
+            expected.extend_from_slice(&[0, 0, 0, 1]);
+            expected.extend_from_slice(ps);
+        }
+        expected.extend_from_slice(&[0, 0, 0, 1, 19 << 1, 0x01, 0xAF]);
+        assert_eq!(pes, expected);
+        pes.clear();
+        annex_b(
+            &HEVC_NALS,
+            4,
+            &hevc.parameter_sets,
+            &[],
+            &samples[1],
+            &mut pes,
+        )
+        .unwrap();
+        assert_eq!(
+            pes,
+            [0, 0, 0, 1, 0x46, 0x01, 0x50, 0, 0, 0, 1, 0x02, 0x01, 0xAF]
+        );
+        // The PMT announces HEVC.
+        let out = TsMuxer::new()
+            .segment(Some((TsVideo::Hevc(&hevc), &samples[..])), None)
+            .unwrap();
+        let pmt = parse(&out)
+            .into_iter()
+            .find_map(|p| match p.payload {
+                Some(TsPayload::Pmt(pmt)) => Some(pmt),
+                _ => None,
+            })
+            .expect("a PMT");
+        assert_eq!(pmt.es_info[0].stream_type as u8, 0x24);
+    }
 }
