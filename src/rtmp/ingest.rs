@@ -506,7 +506,8 @@ fn deliver(
 }
 
 /// Claims the rendition of multitrack video track `track` in the publisher's ladder,
-/// labelled `{height}p` when that label is free, else `track{N}`. `None` (logged) when
+/// labelled `{height}p` when that label is free (or already this track's), else
+/// `track{N}`. `None` (logged) when
 /// the ladder cannot take it.
 fn track_rendition(
     hub: &Arc<Hub>,
@@ -518,8 +519,9 @@ fn track_rendition(
     let ladder = main.publisher.ladder();
     let stream = format!("{}.track{track}", main.publisher.rendition().stream_name);
     let by_height = config.resolution().map(|(_, h)| format!("{h}p"));
+    // Free, or this very track's rendition from before a reconnect (which continues).
     let label = by_height
-        .filter(|l| ladder.rendition(l).is_none())
+        .filter(|l| ladder.rendition(l).is_none_or(|r| r.stream_name == stream))
         .unwrap_or_else(|| format!("track{track}"));
     match hub.publish_track(&ladder.app, &ladder.base, &label, &stream, holder.clone()) {
         Ok(granted) => {
