@@ -56,6 +56,37 @@ fn publish_sized(
     Proc(child)
 }
 
+/// ffmpeg 9 publishing `secs` s of H.264 640x360 (sent as a plain message) and HEVC
+/// 320x180 (sent as Enhanced RTMP multitrack track 1) plus AAC on one connection.
+fn publish_multitrack(rtmp: std::net::SocketAddr, name: &str, secs: u32) -> Proc {
+    let child = Command::new(tools::ffmpeg())
+        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-re"])
+        .args(["-f", "lavfi", "-i", "testsrc=size=640x360:rate=30"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+        .args(["-t", &secs.to_string(), "-pix_fmt", "yuv420p"])
+        .args(["-filter_complex", "[0:v]split[a][b];[b]scale=320:180[c]"])
+        .args(["-map", "[a]", "-map", "[c]", "-map", "1:a"])
+        .args([
+            "-c:v:0",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-profile:v:0",
+            "high",
+        ])
+        .args(["-x264-params", "scenecut=0"])
+        .args(["-c:v:1", "libx265", "-x265-params"])
+        .arg("log-level=error:keyint=60:min-keyint=60:scenecut=0")
+        .args(["-g", "60", "-keyint_min", "60"])
+        .args(AAC)
+        .args(["-f", "flv", &format!("rtmp://{rtmp}/live/{name}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn ffmpeg");
+    Proc(child)
+}
+
 const HEVC: &[&str] = &[
     "-c:v",
     "libx265",
@@ -306,36 +337,7 @@ fn multitrack_publish_becomes_a_two_rendition_ladder() {
     // connection, keyframes every 2 s in both.
     let (_rt, server) = start(test_config());
     let http = server.http_addr;
-    let child = Command::new(tools::ffmpeg())
-        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-re"])
-        .args(["-f", "lavfi", "-i", "testsrc=size=640x360:rate=30"])
-        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
-        .args(["-t", "6", "-pix_fmt", "yuv420p"])
-        .args(["-filter_complex", "[0:v]split[a][b];[b]scale=320:180[c]"])
-        .args(["-map", "[a]", "-map", "[c]", "-map", "1:a"])
-        .args([
-            "-c:v:0",
-            "libx264",
-            "-preset",
-            "veryfast",
-            "-profile:v:0",
-            "high",
-        ])
-        .args(["-x264-params", "scenecut=0"])
-        .args(["-c:v:1", "libx265", "-x265-params"])
-        .arg("log-level=error:keyint=60:min-keyint=60:scenecut=0")
-        .args(["-g", "60", "-keyint_min", "60"])
-        .args(AAC)
-        .args([
-            "-f",
-            "flv",
-            &format!("rtmp://{}/live/multi", server.rtmp_addr),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn ffmpeg");
-    let mut ffmpeg = Proc(child);
+    let mut ffmpeg = publish_multitrack(server.rtmp_addr, "multi", 6);
     let live = poll(Duration::from_secs(20), || {
         let r = get(http, "/api/streams/live/multi").ok()?;
         let v: serde_json::Value = serde_json::from_slice(&r.body).ok()?;
@@ -374,4 +376,43 @@ fn multitrack_publish_becomes_a_two_rendition_ladder() {
     assert_eq!(stderr, "", "ffmpeg reported errors decoding {path}");
     assert_eq!(frames.len(), 3, "two videos and the audio: {frames:?}");
     assert!(frames.values().all(|n| *n >= 100), "{frames:?}");
+}
+
+#[test]
+fn multitrack_reconnect_continues_the_track_rendition() {
+    let (_rt, server) = start(test_config());
+    let http = server.http_addr;
+    let labels = || -> Option<Vec<String>> {
+        let r = get(http, "/api/streams/live/again").ok()?;
+        let v: serde_json::Value = serde_json::from_slice(&r.body).ok()?;
+        let names = v["renditions"].as_array()?.iter();
+        Some(
+            names
+                .filter_map(|r| r["name"].as_str().map(String::from))
+                .collect(),
+        )
+    };
+    let first = publish_multitrack(server.rtmp_addr, "again", 30);
+    poll(Duration::from_secs(20), || {
+        labels().filter(|l| l.len() == 2)
+    })
+    .expect("two renditions");
+    let track_playlist = "/live/again/180p/video.m3u8";
+    poll(Duration::from_secs(20), || {
+        let text = get(http, track_playlist).ok()?.text();
+        text.contains("#EXTINF").then_some(())
+    })
+    .expect("a segment of the track's rendition");
+    // The encoder dies and comes back: the same two rungs continue (no "track1" rung).
+    drop(first);
+    let mut second = publish_multitrack(server.rtmp_addr, "again", 4);
+    assert_eq!(second.wait_for(Duration::from_secs(40)), Some(true));
+    assert_eq!(labels(), Some(vec!["180p".to_string(), "src".to_string()]));
+    // Its playlist goes on across the reconnect, marked as a discontinuity.
+    let text = get(http, track_playlist).unwrap().text();
+    let after = text
+        .split("#EXT-X-DISCONTINUITY")
+        .nth(1)
+        .unwrap_or_default();
+    assert!(after.contains("#EXTINF"), "{text}");
 }

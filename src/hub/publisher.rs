@@ -158,7 +158,13 @@ impl Publisher {
             let state = self.rendition.read();
             state.track(kind).is_some_and(|t| t.config == config)
         };
-        if unchanged && !self.discontinuity[slot(kind)] {
+        // This publisher's own copy: a fresh publisher on a rendition that a dropped one
+        // left configured (reconnect before its first segment) must still set its track up.
+        let mine = match kind {
+            TrackKind::Video => self.video.as_ref(),
+            TrackKind::Audio => self.audio.as_ref(),
+        };
+        if unchanged && mine == Some(&config) && !self.discontinuity[slot(kind)] {
             return; // encoders may repeat the sequence header; nothing changed
         }
         let init = match fmp4::init_segment(&config, track_id(kind)) {
