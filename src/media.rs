@@ -89,6 +89,7 @@ impl CodecConfig {
             CodecConfig::H264(c) => Some((c.width, c.height)),
             CodecConfig::Hevc(c) => Some((c.width, c.height)),
             CodecConfig::Av1(c) => Some((c.width, c.height)),
+            CodecConfig::Vp9(c) => c.size,
             _ => None,
         }
     }

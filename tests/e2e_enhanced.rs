@@ -227,6 +227,17 @@ fn av1_opus_becomes_av01_cmaf_only() {
 #[test]
 fn vp9_opus_becomes_vp09_cmaf_only() {
     let (_rt, server) = check_clip("vp9", VP9, OPUS, "vp09.00.20.08,opus");
+    // vpcC has no picture size; it is read from the first key frame's header.
+    let pl = master(
+        &get(server.http_addr, "/live/vp9/index.m3u8")
+            .unwrap()
+            .text(),
+    );
+    let size = pl.variants[0]
+        .resolution
+        .as_ref()
+        .map(|r| (r.width, r.height));
+    assert_eq!(size, Some((320, 240)));
     let r = get(server.http_addr, "/live/vp9/ts.m3u8").unwrap();
     assert!(
         r.status != 200 || master(&r.text()).variants.is_empty(),

@@ -20,6 +20,8 @@ pub struct Vp9Config {
     pub full_range: bool,
     /// colourPrimaries, transferCharacteristics, matrixCoefficients (ISO/IEC 23091-2).
     pub colour: [u8; 3],
+    /// Picture size, which vpcC does not carry: read from the first key frame's header.
+    pub size: Option<(u32, u32)>,
 }
 
 /// Why a VP9 configuration could not be read.
@@ -52,6 +54,7 @@ impl Vp9Config {
             chroma_subsampling: (r[6] >> 1) & 0x07,
             full_range: r[6] & 1 != 0,
             colour: [r[7], r[8], r[9]],
+            size: None,
             record,
         })
     }
@@ -86,6 +89,40 @@ impl Vp9Config {
     }
 }
 
+/// The picture size in a VP9 key frame's uncompressed header (VP9 bitstream spec 6.2);
+/// `None` for other frames or a header cut short.
+pub fn key_frame_size(frame: &[u8]) -> Option<(u32, u32)> {
+    let mut b = super::bits::BitReader::new(frame);
+    if b.bits(2)? != 2 {
+        return None; // frame_marker
+    }
+    let profile = b.bits(1)? | b.bits(1)? << 1;
+    if profile == 3 {
+        b.skip(1)?;
+    }
+    if b.flag()? || b.flag()? {
+        return None; // show_existing_frame, or not a key frame (frame_type 1)
+    }
+    b.skip(2)?; // show_frame, error_resilient_mode
+    if b.bits(24)? != 0x49_83_42 {
+        return None; // frame_sync_code
+    }
+    if profile >= 2 {
+        b.skip(1)?; // ten_or_twelve_bit
+    }
+    let rgb = b.bits(3)? == 7;
+    let extra = match (rgb, profile) {
+        (false, 1 | 3) => 4, // color_range, subsampling_x/y, reserved
+        (false, _) => 1,     // color_range
+        (true, 1 | 3) => 1,  // reserved
+        (true, _) => 0,
+    };
+    b.skip(extra)?;
+    let width = b.bits(16)? + 1;
+    let height = b.bits(16)? + 1;
+    Some((width, height))
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -105,6 +142,29 @@ pub(crate) mod tests {
         let mut rgb = c.clone();
         rgb.colour = [2, 2, 0];
         assert_eq!(rgb.vpcc().matrix_coefficients, 2);
+    }
+
+    #[test]
+    fn key_frame_sizes() {
+        // Profile 0 key frame: marker 10, profile 00, show_existing 0, frame_type 0,
+        // show_frame 1, error_res 0, sync code, color space 2 (BT.709), range 0, then
+        // 319 and 239 on 16 bits each.
+        let mut bits = String::from("10000010");
+        bits += &format!("{:024b}", 0x49_83_42);
+        bits += "0100";
+        bits += &format!("{:016b}{:016b}", 319, 239);
+        while bits.len() % 8 != 0 {
+            bits.push('0');
+        }
+        let bytes: Vec<u8> = (0..bits.len() / 8)
+            .map(|i| u8::from_str_radix(&bits[i * 8..i * 8 + 8], 2).unwrap())
+            .collect();
+        assert_eq!(key_frame_size(&bytes), Some((320, 240)));
+        // An inter frame (frame_type 1) has no size here.
+        let mut inter = bytes.clone();
+        inter[0] |= 0b0000_0100;
+        assert_eq!(key_frame_size(&inter), None);
+        assert_eq!(key_frame_size(&bytes[..5]), None);
     }
 
     #[test]

@@ -39,6 +39,10 @@ pub struct TagDemuxer {
     pub(super) budget: ConfigBudget,
     /// Enhanced RTMP multitrack: the state of every track but 0 (see `multitrack.rs`).
     pub(super) tracks: std::collections::BTreeMap<u8, TagDemuxer>,
+    /// A VP9 configuration waits for its first key frame (see `exdemux.rs`).
+    pub(super) vp9_unannounced: bool,
+    /// A configuration to deliver before the frame just returned.
+    pub(super) announcement: Option<CodecConfig>,
     video_changes: ChangeLog,
     audio_changes: ChangeLog,
 }

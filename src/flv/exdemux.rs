@@ -14,7 +14,7 @@ use crate::codec::av1::{strip_temporal_delimiter, Av1Config};
 use crate::codec::h264::AvcConfig;
 use crate::codec::hevc::HevcConfig;
 use crate::codec::opus::OpusConfig;
-use crate::codec::vp9::Vp9Config;
+use crate::codec::vp9::{key_frame_size, Vp9Config};
 use crate::media::{CodecConfig, TrackKind};
 
 /// Packet types shared by ExVideoTagHeader and ExAudioTagHeader.
@@ -136,6 +136,7 @@ impl TagDemuxer {
     ) -> Result<Option<DemuxEvent>, FlvError> {
         let codec = codec(packet.fourcc, TrackKind::Video)?;
         match packet.packet_type {
+            SEQUENCE_START if codec == ExCodec::Vp9 => self.vp9_start(data, timestamp_ms),
             SEQUENCE_START => self.sequence_start(codec, data, timestamp_ms),
             CODED_FRAMES | CODED_FRAMES_X => {
                 // Only AVC and HEVC carry a composition time, and only in CodedFrames.
@@ -162,6 +163,9 @@ impl TagDemuxer {
                     return Ok(None);
                 }
                 let keyframe = packet.frame_type == Some(FRAME_KEY);
+                if self.vp9_unannounced && !self.announce_vp9(keyframe, &data) {
+                    return Ok(None); // nothing decodes before the first key frame anyway
+                }
                 let at = (timestamp_ms, packet.nanos);
                 Ok(Some(self.frame(
                     TrackKind::Video,
@@ -201,6 +205,48 @@ impl TagDemuxer {
             AUDIO_MULTICHANNEL_CONFIG => Ok(None),
             other => Err(packet_type_error("audio", other, packet.fourcc)),
         }
+    }
+
+    /// A VP9 SequenceStart: vpcC has no picture size, so a new configuration is announced
+    /// (see [`TagDemuxer::take_announcement`]) only with the first key frame, whose header
+    /// has it. A repeat of the current record keeps the size already read.
+    fn vp9_start(
+        &mut self,
+        record: Bytes,
+        timestamp_ms: u32,
+    ) -> Result<Option<DemuxEvent>, FlvError> {
+        self.budget.record(record.len())?;
+        let mut config =
+            Vp9Config::parse(record).map_err(|e| FlvError::BadConfig(e.to_string()))?;
+        if let Some(CodecConfig::Vp9(old)) = &self.video {
+            if old.record == config.record {
+                config.size = old.size;
+            }
+        }
+        let known = config.size.is_some();
+        let event = self.configure(CodecConfig::Vp9(config), timestamp_ms)?;
+        self.vp9_unannounced = !known;
+        Ok(event.filter(|_| known))
+    }
+
+    /// Completes an unannounced VP9 configuration with the size in key frame `data`;
+    /// false (frame to drop) until a key frame comes.
+    fn announce_vp9(&mut self, keyframe: bool, data: &[u8]) -> bool {
+        if !keyframe {
+            return false;
+        }
+        self.vp9_unannounced = false;
+        if let Some(CodecConfig::Vp9(c)) = self.video.as_mut() {
+            c.size = key_frame_size(data);
+            self.announcement = self.video.clone();
+        }
+        true
+    }
+
+    /// A configuration announced late, to deliver before the frame just returned (VP9's
+    /// picture size comes with its first key frame). [`TagDemuxer::video_tracks`] does this.
+    pub(super) fn take_announcement(&mut self) -> Option<CodecConfig> {
+        self.announcement.take()
     }
 
     fn sequence_start(

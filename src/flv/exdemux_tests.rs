@@ -6,6 +6,10 @@ use crate::codec::hevc::tests::HVCC_320X240;
 use crate::codec::opus::tests::OPUS_HEAD_MONO;
 use crate::codec::vp9::tests::VPCC_320X240;
 use crate::flv::demux::tests::frame;
+use crate::flv::TrackEvent;
+
+/// The start of a profile 0 VP9 key frame of 320x240 (uncompressed header).
+const VP9_KEY_320X240: &[u8] = &[0x82, 0x49, 0x83, 0x42, 0x40, 0x13, 0xF0, 0x0E, 0xF0, 0x00];
 
 fn body(head: &[u8], rest: &[u8]) -> Bytes {
     let mut b = head.to_vec();
@@ -60,10 +64,29 @@ fn av1_and_vp9() {
         d.video(50, body(b"\x91vp09", &[0x82, 0x49])),
         Err(FlvError::NoConfig("video"))
     );
-    let c = config(d.video(60, body(b"\x90vp09", VPCC_320X240)));
+    // vpcC has no picture size: the configuration is announced with the first key
+    // frame (whose header has it), inter frames before it are dropped.
+    assert_eq!(d.video(60, body(b"\x90vp09", VPCC_320X240)), Ok(None));
+    assert_eq!(d.video(65, body(b"\xA1vp09", &[0x86, 0x00])), Ok(None));
+    let key = body(b"\x91vp09", VP9_KEY_320X240);
+    let events = d.video_tracks(70, key);
+    let c = match &events[..] {
+        [TrackEvent {
+            track: 0,
+            event: Ok(Some(DemuxEvent::Config(c))),
+        }, TrackEvent {
+            track: 0,
+            event: Ok(Some(DemuxEvent::Frame(f))),
+        }] if f.keyframe => c.clone(),
+        other => panic!("expected a config then the key frame: {other:?}"),
+    };
     assert_eq!(c.codec_string(), "vp09.00.20.08");
-    let f = frame(d.video(70, body(b"\xA1vp09", &[0x86, 0x00])));
-    assert_eq!((f.dts, f.keyframe), (70 * 90, false));
+    assert_eq!(c.resolution(), Some((320, 240)));
+    let f = frame(d.video(100, body(b"\xA1vp09", &[0x86, 0x00])));
+    assert_eq!((f.dts, f.keyframe), (100 * 90, false));
+    // A repeated sequence start keeps the size: no new configuration.
+    let again = config(d.video(130, body(b"\x90vp09", VPCC_320X240)));
+    assert_eq!(again, c);
 }
 
 #[test]

@@ -29,7 +29,8 @@ pub struct TrackEvent {
 }
 
 impl TagDemuxer {
-    /// One video message body of any layout, as one event per track.
+    /// One video message body of any layout, as one event per track (two for a track
+    /// whose configuration is announced with this frame: VP9's waits for a key frame).
     pub fn video_tracks(&mut self, timestamp_ms: u32, body: Bytes) -> Vec<TrackEvent> {
         self.tracks_of(TrackKind::Video, timestamp_ms, body)
     }
@@ -50,7 +51,7 @@ impl TagDemuxer {
                 TrackKind::Video => self.video(timestamp_ms, body),
                 TrackKind::Audio => self.audio(timestamp_ms, body),
             };
-            return vec![TrackEvent { track: 0, event }];
+            return announced(self, 0, event);
         };
         let parts = match split(&header, &body, kind) {
             Ok(parts) => parts,
@@ -63,24 +64,25 @@ impl TagDemuxer {
         };
         parts
             .into_iter()
-            .map(|(track, fourcc, data)| {
+            .flat_map(|(track, fourcc, data)| {
                 let packet = Packet {
                     frame_type: header.frame_type,
                     packet_type: header.packet_type,
                     fourcc,
                     nanos: header.nanos,
                 };
-                let event = match self.track(track) {
-                    None => Err(FlvError::Unsupported(format!(
+                let Some(d) = self.track(track) else {
+                    let event = Err(FlvError::Unsupported(format!(
                         "Enhanced RTMP {} track {track}: more than {MAX_TRACKS} tracks",
                         kind.as_str()
-                    ))),
-                    Some(d) => match kind {
-                        TrackKind::Video => d.video_packet(timestamp_ms, &packet, data),
-                        TrackKind::Audio => d.audio_packet(timestamp_ms, &packet, data),
-                    },
+                    )));
+                    return vec![TrackEvent { track, event }];
                 };
-                TrackEvent { track, event }
+                let event = match kind {
+                    TrackKind::Video => d.video_packet(timestamp_ms, &packet, data),
+                    TrackKind::Audio => d.audio_packet(timestamp_ms, &packet, data),
+                };
+                announced(d, track, event)
             })
             .collect()
     }
@@ -100,6 +102,21 @@ impl TagDemuxer {
                 .or_insert_with(|| TagDemuxer::with_budget(budget)),
         )
     }
+}
+
+/// `event` of track `track`, preceded by a configuration `demuxer` announced late.
+fn announced(
+    demuxer: &mut TagDemuxer,
+    track: u8,
+    event: Result<Option<DemuxEvent>, FlvError>,
+) -> Vec<TrackEvent> {
+    let late = demuxer.take_announcement().map(|c| TrackEvent {
+        track,
+        event: Ok(Some(DemuxEvent::Config(c))),
+    });
+    late.into_iter()
+        .chain(std::iter::once(TrackEvent { track, event }))
+        .collect()
 }
 
 /// Splits a multitrack body into (track id, codec, track body), zero-copy.
