@@ -10,7 +10,7 @@ use warp::http::StatusCode;
 use super::media::{cmaf_ready, listed, not_found, wait_until, LadderKey, Snapshot};
 use super::response::{error, ok, Caching};
 use crate::hub::{Hub, Ladder};
-use crate::media::{CodecConfig, TrackKind};
+use crate::media::TrackKind;
 use crate::playlist::dash::{self, DashTrack, LowLatencyDash, Manifest};
 
 /// Content type of an MPD.
@@ -50,10 +50,6 @@ fn manifest_text(hub: &Hub, ladder: &Ladder, renditions: &[Snapshot]) -> String 
     for (r, state) in renditions {
         let label = r.label.as_str();
         if let Some(t) = state.video.as_ref() {
-            let avc = match &t.config {
-                CodecConfig::H264(c) => Some(c),
-                _ => None,
-            };
             video.push(DashTrack {
                 id: format!("{label}-video"),
                 prefix: format!("{label}/video"),
@@ -61,14 +57,14 @@ fn manifest_text(hub: &Hub, ladder: &Ladder, renditions: &[Snapshot]) -> String 
                 kind: TrackKind::Video,
                 codecs: t.config.codec_string(),
                 bandwidth: t.window.bitrates().0,
-                resolution: avc.map(|c| (c.width, c.height)),
-                frame_rate: avc.and_then(|c| c.frame_rate),
+                resolution: t.config.resolution(),
+                frame_rate: t.config.frame_rate(),
                 sample_rate: None,
                 channels: None,
             });
         }
         if let (Some(t), true) = (state.audio.as_ref(), audio_source == Some(label)) {
-            if let CodecConfig::Aac(aac) = &t.config {
+            if let Some((rate, channels)) = t.config.audio_format() {
                 audio.push(DashTrack {
                     id: "audio".to_string(),
                     // The ladder-level path, as in HLS: stable when the source changes.
@@ -79,8 +75,8 @@ fn manifest_text(hub: &Hub, ladder: &Ladder, renditions: &[Snapshot]) -> String 
                     bandwidth: t.window.bitrates().0,
                     resolution: None,
                     frame_rate: None,
-                    sample_rate: Some(aac.sample_rate),
-                    channels: Some(aac.channels),
+                    sample_rate: Some(rate),
+                    channels: Some(channels),
                 });
             }
         }

@@ -13,8 +13,6 @@ use super::lifecycle::Departure;
 use super::rendition::{Rendition, TrackOutput};
 use super::ts_output::{TsPackager, TsSegment};
 use super::Hub;
-use crate::codec::aac::AacConfig;
-use crate::codec::h264::AvcConfig;
 use crate::flv::timestamp::Reanchor;
 use crate::media::{CodecConfig, Frame, TrackKind, MEDIA_CLOCK};
 use crate::mux::fmp4;
@@ -81,9 +79,9 @@ pub struct Publisher {
     finished: bool,
     /// TS muxing state, when the TS output is on.
     ts: Option<TsPackager>,
-    /// Current configs, kept here for the TS muxer (it needs SPS/PPS and the ASC).
-    avc: Option<AvcConfig>,
-    aac: Option<AacConfig>,
+    /// Current configs, kept here for the TS muxer (it needs parameter sets and the ASC).
+    video: Option<CodecConfig>,
+    audio: Option<CodecConfig>,
     /// The next TS segment starts a new timeline.
     ts_discontinuity: bool,
 }
@@ -141,8 +139,8 @@ impl Publisher {
             misalignments: VecDeque::new(),
             finished: false,
             ts: hub.config().outputs.hls_ts.then(TsPackager::default),
-            avc: None,
-            aac: None,
+            video: None,
+            audio: None,
             ts_discontinuity: resumed,
             hub,
         }
@@ -166,7 +164,13 @@ impl Publisher {
             let state = self.rendition.read();
             state.track(kind).is_some_and(|t| t.config == config)
         };
-        if unchanged && !self.discontinuity[slot(kind)] {
+        // This publisher's own copy: a fresh publisher on a rendition that a dropped one
+        // left configured (reconnect before its first segment) must still set its track up.
+        let mine = match kind {
+            TrackKind::Video => self.video.as_ref(),
+            TrackKind::Audio => self.audio.as_ref(),
+        };
+        if unchanged && mine == Some(&config) && !self.discontinuity[slot(kind)] {
             return; // encoders may repeat the sequence header; nothing changed
         }
         let init = match fmp4::init_segment(&config, track_id(kind)) {
@@ -180,11 +184,17 @@ impl Publisher {
         // under the old init before switching.
         let frame_duration = match &config {
             CodecConfig::Aac(c) => Some(c.samples_per_frame()),
-            CodecConfig::H264(_) => None,
+            // Opus packets vary (2.5 to 120 ms): durations come from the timestamps.
+            _ => None,
         };
-        match &config {
-            CodecConfig::H264(c) => self.avc = Some(c.clone()),
-            CodecConfig::Aac(c) => self.aac = Some(c.clone()),
+        if !config.fits_ts() && self.ts.take().is_some() {
+            info!(app = %self.ladder.app, stream = %self.rendition.stream_name,
+                codec = %config.codec_string(),
+                "MPEG-TS output skipped for this rendition: the codec is packaged as CMAF only");
+        }
+        match kind {
+            TrackKind::Video => self.video = Some(config.clone()),
+            TrackKind::Audio => self.audio = Some(config.clone()),
         }
         let flushed = self
             .segmenter
@@ -230,7 +240,7 @@ impl Publisher {
             .offset
             .get_or_insert_with(|| timeline.join(frame.dts, SystemTime::now()));
         if !self.snapped {
-            let has_video = self.avc.is_some();
+            let has_video = self.video.is_some();
             let anchor = if has_video {
                 frame.kind == TrackKind::Video && frame.keyframe
             } else {
@@ -372,7 +382,7 @@ impl Publisher {
         let done = self.segmenter.finish();
         self.store(done);
         if let Some(ts) = self.ts.as_mut() {
-            let rest = ts.flush(self.avc.as_ref(), self.aac.as_ref());
+            let rest = ts.flush(self.video.as_ref(), self.audio.as_ref());
             self.store_ts(rest);
         }
         super::lifecycle::stopped(&self.hub, &self.ladder, &self.rendition, how);
@@ -468,7 +478,7 @@ impl Publisher {
                 }
                 Output::Segment(cut) => cut,
             };
-            if cut.kind == TrackKind::Video || self.avc.is_none() {
+            if cut.kind == TrackKind::Video || self.video.is_none() {
                 self.note_alignment();
             }
             let discontinuity = std::mem::take(&mut self.discontinuity[slot(cut.kind)])
@@ -490,7 +500,7 @@ impl Publisher {
                 (state.video.is_some(), state.audio.is_some())
             };
             let done = match self.ts.as_mut() {
-                Some(ts) => ts.push(cut, has, self.avc.as_ref(), self.aac.as_ref()),
+                Some(ts) => ts.push(cut, has, self.video.as_ref(), self.audio.as_ref()),
                 None => Vec::new(),
             };
             self.store_ts(done);

@@ -289,8 +289,13 @@ impl Segmenter {
         let video_most = self.part_target? + i64::from(MEDIA_CLOCK) / 1000;
         let mut most = video_most as f64 / f64::from(MEDIA_CLOCK);
         if let (Some(_), Some(audio)) = (&self.video, &self.audio) {
-            if let Some(fd) = audio.clock.frame_duration() {
-                let frame = f64::from(fd) / f64::from(audio.clock.timescale().max(1));
+            // Opus has no fixed frame size: its latest packet stands for it.
+            let fd = audio
+                .clock
+                .frame_duration()
+                .unwrap_or_else(|| audio.clock.last_duration());
+            let frame = f64::from(fd) / f64::from(audio.clock.timescale().max(1));
+            if frame > 0.0 {
                 most = most.max((most / frame - 1e-9).ceil() * frame);
             }
         }

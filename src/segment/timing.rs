@@ -53,6 +53,11 @@ impl SampleClock {
         self.frame_duration
     }
 
+    /// The duration of the latest finished sample, ticks.
+    pub fn last_duration(&self) -> u32 {
+        self.last_duration
+    }
+
     /// Media-clock decode time of the first frame held back, if any.
     pub fn pending_dts(&self) -> Option<i64> {
         self.pending.first().map(|(f, _)| f.dts)
