@@ -59,8 +59,8 @@ fn publish_sized(
 /// ffmpeg 9 publishing `secs` s of H.264 640x360 (sent as a plain message) and HEVC
 /// 320x180 (sent as Enhanced RTMP multitrack track 1) plus AAC on one connection.
 fn publish_multitrack(rtmp: std::net::SocketAddr, name: &str, secs: u32) -> Proc {
-    let child = Command::new(tools::ffmpeg())
-        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-re"])
+    let mut ffmpeg = live_ffmpeg();
+    ffmpeg
         .args(["-f", "lavfi", "-i", "testsrc=size=640x360:rate=30"])
         .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
         .args(["-t", &secs.to_string(), "-pix_fmt", "yuv420p"])
@@ -78,7 +78,39 @@ fn publish_multitrack(rtmp: std::net::SocketAddr, name: &str, secs: u32) -> Proc
         .args(["-c:v:1", "libx265", "-x265-params"])
         .arg("log-level=error:keyint=60:min-keyint=60:scenecut=0")
         .args(["-g", "60", "-keyint_min", "60"])
-        .args(AAC)
+        .args(AAC);
+    spawn_publisher(ffmpeg, rtmp, name)
+}
+
+/// ffmpeg 9 publishing `secs` s of H.264 320x240 with two AAC tracks, 440 Hz and 880 Hz:
+/// ffmpeg sends the first audio stream as a plain message and the second as Enhanced RTMP
+/// multitrack audio track 1. (It sends no per-track language or title: its FLV muxer
+/// writes one onMetaData for the first streams only.)
+fn publish_two_audio_tracks(rtmp: std::net::SocketAddr, name: &str, secs: u32) -> Proc {
+    let mut ffmpeg = live_ffmpeg();
+    ffmpeg
+        .args(["-f", "lavfi", "-i", "testsrc=size=320x240:rate=30"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=880:sample_rate=48000"])
+        .args(["-t", &secs.to_string(), "-pix_fmt", "yuv420p"])
+        .args(["-map", "0:v", "-map", "1:a", "-map", "2:a"])
+        .args(["-c:v", "libx264", "-preset", "veryfast", "-x264-params"])
+        .arg("scenecut=0")
+        .args(["-g", "60", "-keyint_min", "60"])
+        .args(AAC);
+    spawn_publisher(ffmpeg, rtmp, name)
+}
+
+/// ffmpeg 9 reading its inputs in real time, quiet but for errors.
+fn live_ffmpeg() -> Command {
+    let mut ffmpeg = Command::new(tools::ffmpeg());
+    ffmpeg.args(["-hide_banner", "-loglevel", "error", "-nostdin", "-re"]);
+    ffmpeg
+}
+
+/// Starts `ffmpeg` (inputs and encoders set) publishing FLV to `rtmp://addr/live/{name}`.
+fn spawn_publisher(mut ffmpeg: Command, rtmp: std::net::SocketAddr, name: &str) -> Proc {
+    let child = ffmpeg
         .args(["-f", "flv", &format!("rtmp://{rtmp}/live/{name}")])
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -426,4 +458,65 @@ fn multitrack_reconnect_continues_the_track_rendition() {
         .nth(1)
         .unwrap_or_default();
     assert!(after.contains("#EXTINF"), "{text}");
+}
+
+#[test]
+fn multitrack_audio_tracks_become_audio_renditions() {
+    let (_rt, server) = start(test_config());
+    let http = server.http_addr;
+    let mut ffmpeg = publish_two_audio_tracks(server.rtmp_addr, "langs", 6);
+    assert_eq!(
+        ffmpeg.wait_for(Duration::from_secs(50)),
+        Some(true),
+        "ffmpeg did not publish the clip"
+    );
+    let text = get(http, "/live/langs/index.m3u8").unwrap().text();
+    let pl = master(&text);
+    let audio: Vec<(String, String, bool)> = pl
+        .alternatives
+        .iter()
+        .map(|a| (a.name.clone(), a.uri.clone().unwrap_or_default(), a.default))
+        .collect();
+    assert_eq!(
+        audio,
+        [
+            ("audio".to_string(), "audio.m3u8".to_string(), true),
+            (
+                "audio 1".to_string(),
+                "audio1/audio.m3u8".to_string(),
+                false
+            ),
+        ],
+        "{text}"
+    );
+    // The extra track is an audio rendition, not a variant of its own.
+    assert_eq!(pl.variants.len(), 1, "{text}");
+    assert_eq!(pl.variants[0].audio.as_deref(), Some("audio"), "{text}");
+    let mut crcs = Vec::new();
+    for uri in ["audio.m3u8", "audio1/audio.m3u8"] {
+        let url = format!("http://{http}/live/langs/{uri}");
+        let playlist = get(http, &format!("/live/langs/{uri}")).unwrap().text();
+        assert!(playlist.matches("#EXTINF").count() >= 2, "{playlist}");
+        let out = Command::new(tools::ffmpeg())
+            .args(["-hide_banner", "-v", "error", "-nostdin", "-i", &url])
+            .args(["-map", "0:a", "-f", "framecrc", "-"])
+            .output()
+            .expect("run ffmpeg");
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(stderr, "", "ffmpeg reported errors decoding {uri}");
+        let frames: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.rsplit(',').next().map(|c| c.trim().to_string()))
+            .collect();
+        assert!(frames.len() >= 100, "{uri}: {} audio frames", frames.len());
+        crcs.push(frames);
+    }
+    // 440 Hz and 880 Hz: the two playlists carry different tracks.
+    assert_ne!(crcs[0], crcs[1]);
+    // DASH: one audio AdaptationSet per track, the ladder's audio the main one.
+    let mpd = get(http, "/live/langs/index.mpd").unwrap().text();
+    assert_eq!(mpd.matches("contentType=\"audio\"").count(), 2, "{mpd}");
+    assert!(mpd.contains("media=\"audio1/audio/"), "{mpd}");
+    assert!(mpd.contains("value=\"main\""), "{mpd}");
 }

@@ -7,8 +7,11 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use warp::http::StatusCode;
 
-use super::media::{cmaf_ready, listed, not_found, wait_until, LadderKey, Snapshot};
+use super::media::{
+    alternate_audio, cmaf_ready, listed, not_found, wait_until, LadderKey, Snapshot,
+};
 use super::response::{error, ok, Caching};
+use crate::hub::rendition::TrackOutput;
 use crate::hub::{Hub, Ladder};
 use crate::media::TrackKind;
 use crate::playlist::dash::{self, DashTrack, LowLatencyDash, Manifest};
@@ -28,15 +31,22 @@ pub async fn manifest(hub: &Hub, app: &str, base: &str) -> warp::reply::Response
         );
     }
     let renditions = listed(&ladder, cmaf_ready);
-    let key = LadderKey::new("index.mpd", &renditions);
+    let alternates = alternate_audio(&ladder);
+    let all: Vec<Snapshot> = renditions.iter().chain(&alternates).cloned().collect();
+    let key = LadderKey::new("index.mpd", &all);
     let body = ladder.renderings.get_or_render(key, |_| {
-        Bytes::from(manifest_text(hub, &ladder, &renditions))
+        Bytes::from(manifest_text(hub, &ladder, &renditions, &alternates))
     });
     ok(body, MPD, Caching::Live)
 }
 
-/// The MPD text of the listed renditions' snapshots.
-fn manifest_text(hub: &Hub, ladder: &Ladder, renditions: &[Snapshot]) -> String {
+/// The MPD text of the listed renditions' and alternative audio renditions' snapshots.
+fn manifest_text(
+    hub: &Hub,
+    ladder: &Ladder,
+    renditions: &[Snapshot],
+    alternates: &[Snapshot],
+) -> String {
     let mut video = Vec::new();
     let mut audio = Vec::new();
     // One audio Representation for the ladder, from the same rendition as the HLS ladder
@@ -64,21 +74,18 @@ fn manifest_text(hub: &Hub, ladder: &Ladder, renditions: &[Snapshot]) -> String 
             });
         }
         if let (Some(t), true) = (state.audio.as_ref(), audio_source == Some(label)) {
-            if let Some((rate, channels)) = t.config.audio_format() {
-                audio.push(DashTrack {
-                    id: "audio".to_string(),
-                    // The ladder-level path, as in HLS: stable when the source changes.
-                    prefix: "audio".to_string(),
-                    window: &t.window,
-                    kind: TrackKind::Audio,
-                    codecs: t.config.codec_string(),
-                    bandwidth: t.window.bitrates().0,
-                    resolution: None,
-                    frame_rate: None,
-                    sample_rate: Some(rate),
-                    channels: Some(channels),
-                });
-            }
+            // The ladder-level path, as in HLS: stable when the source changes.
+            audio.extend(audio_track("audio".to_string(), "audio".to_string(), t));
+        }
+    }
+    // Multitrack audio tracks 1..: one AdaptationSet each, after the ladder's audio.
+    for (r, state) in alternates {
+        if let Some(t) = state.audio.as_ref() {
+            audio.extend(audio_track(
+                r.label.clone(),
+                format!("{}/audio", r.label),
+                t,
+            ));
         }
     }
     let ended = renditions.iter().all(|(_, s)| s.ended);
@@ -105,5 +112,22 @@ fn manifest_text(hub: &Hub, ladder: &Ladder, renditions: &[Snapshot]) -> String 
                 chunk: chunk.as_secs_f64(),
                 target_latency: hub.config().low_latency.dash_target_latency,
             }),
+    })
+}
+
+/// The Representation of audio track `t`, once its format is known.
+fn audio_track(id: String, prefix: String, t: &TrackOutput) -> Option<DashTrack<'_>> {
+    let (rate, channels) = t.config.audio_format()?;
+    Some(DashTrack {
+        id,
+        prefix,
+        window: &t.window,
+        kind: TrackKind::Audio,
+        codecs: t.config.codec_string(),
+        bandwidth: t.window.bitrates().0,
+        resolution: None,
+        frame_rate: None,
+        sample_rate: Some(rate),
+        channels: Some(channels),
     })
 }

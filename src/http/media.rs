@@ -124,13 +124,31 @@ pub async fn wait_until(hub: &Hub, ladder: &Ladder, ready: impl Fn() -> bool) ->
 /// A rendition with the snapshot of its state a response is made from.
 pub type Snapshot = (Arc<Rendition>, Arc<RenditionState>);
 
-/// The renditions a manifest lists, each with one snapshot of its state (taken one at a
-/// time): the ready ones being published; when none is, all the ready ones (so a show
-/// waiting for its encoder, or its tail, still plays).
+/// The renditions a manifest lists as variants, each with one snapshot of its state
+/// (taken one at a time): the ready ones being published; when none is, all the ready ones
+/// (so a show waiting for its encoder, or its tail, still plays). Alternative audio
+/// renditions are not among them ([`alternate_audio`]).
 pub fn listed(ladder: &Ladder, feed_ready: impl Fn(&RenditionState) -> bool) -> Vec<Snapshot> {
+    listed_of(ladder, false, feed_ready)
+}
+
+/// The alternative audio renditions (multitrack audio tracks 1..) ready to be listed, by
+/// track id, chosen as [`listed`] chooses.
+pub fn alternate_audio(ladder: &Ladder) -> Vec<Snapshot> {
+    let mut alternates = listed_of(ladder, true, |s| cmaf_ready(s) && s.audio.is_some());
+    alternates.sort_by_key(|(r, _)| r.audio_track);
+    alternates
+}
+
+fn listed_of(
+    ladder: &Ladder,
+    alternate: bool,
+    feed_ready: impl Fn(&RenditionState) -> bool,
+) -> Vec<Snapshot> {
     let ready: Vec<Snapshot> = ladder
         .renditions()
         .into_iter()
+        .filter(|r| r.audio_track.is_some() == alternate)
         .map(|r| {
             let state = r.read();
             (r, state)
@@ -222,44 +240,58 @@ async fn master(hub: &Hub, app: &str, base: &str, container: Container) -> warp:
         Container::Cmaf => "index.m3u8",
         Container::Ts => "ts.m3u8",
     };
-    let key = LadderKey::new(resource, &renditions);
+    // TS variants carry their own audio, muxed.
+    let alternates = match container {
+        Container::Cmaf => alternate_audio(&ladder),
+        Container::Ts => Vec::new(),
+    };
+    let all: Vec<Snapshot> = renditions.iter().chain(&alternates).cloned().collect();
+    let key = LadderKey::new(resource, &all);
     let body = ladder
         .renderings
-        .get_or_render(key, |_| master_text(&renditions, container));
+        .get_or_render(key, |_| master_text(&renditions, &alternates, container));
     ok(body, M3U8, Caching::Live)
 }
 
-fn master_text(renditions: &[Snapshot], container: Container) -> Bytes {
-    // One audio rendition serves the whole CMAF ladder: the first listed one with audio.
-    // TS variants carry their own audio, muxed.
-    let audio = match container {
-        Container::Cmaf => renditions.iter().find_map(|(_, s)| shared_audio(s)),
+fn master_text(renditions: &[Snapshot], alternates: &[Snapshot], container: Container) -> Bytes {
+    // One audio rendition serves the whole CMAF ladder: the first listed one with audio,
+    // through the ladder-level playlist (so audio survives the leaving of the rendition it
+    // came from); multitrack audio tracks 1.. are alternatives to it.
+    let shared = match container {
+        Container::Cmaf => renditions
+            .iter()
+            .find_map(|(_, s)| audio_rendition(s, "audio.m3u8".into(), "audio".into())),
         Container::Ts => None,
     };
+    let alternates = alternates.iter().filter_map(|(r, s)| {
+        let track = r.audio_track.unwrap_or_default();
+        audio_rendition(
+            s,
+            format!("{}/audio.m3u8", r.label),
+            format!("audio {track}"),
+        )
+    });
+    let audio: Vec<_> = shared.into_iter().chain(alternates).collect();
+    let group = audio_group(&audio);
     let variants: Vec<Variant> = renditions
         .iter()
-        .filter_map(|(r, s)| {
-            variant(
-                r,
-                s,
-                container,
-                audio.as_ref().map(|(_, c, b)| (c.as_str(), *b)),
-            )
-        })
+        .filter_map(|(r, s)| variant(r, s, container, group.as_ref()))
         .collect();
-    Bytes::from(hls::master_playlist(
-        &variants,
-        audio.as_ref().map(|(a, _, _)| a),
-    ))
+    let audio: Vec<AudioRendition> = audio.into_iter().map(|(a, _, _)| a).collect();
+    Bytes::from(hls::master_playlist(&variants, &audio))
 }
 
-fn shared_audio(state: &RenditionState) -> Option<(AudioRendition, String, (u64, u64))> {
+/// An audio rendition of the group, with its codec string and bitrates.
+type GroupAudio = (AudioRendition, String, (u64, u64));
+
+fn audio_rendition(state: &RenditionState, uri: String, name: String) -> Option<GroupAudio> {
     let track = state.audio.as_ref()?;
     let (_, channels) = track.config.audio_format()?;
-    // The ladder-level playlist, so audio survives the leaving of the rendition it came from.
     let rendition = AudioRendition {
-        uri: "audio.m3u8".to_string(),
+        uri,
         channels,
+        name,
+        language: None,
     };
     Some((
         rendition,
@@ -268,11 +300,26 @@ fn shared_audio(state: &RenditionState) -> Option<(AudioRendition, String, (u64,
     ))
 }
 
+/// What a variant adds for the audio group: every codec a player may have to decode in it,
+/// and the bitrates of its most demanding rendition (RFC 8216bis: BANDWIDTH covers any
+/// rendition the variant may be played with).
+fn audio_group(audio: &[GroupAudio]) -> Option<(String, (u64, u64))> {
+    let mut codecs: Vec<&str> = Vec::new();
+    for (_, c, _) in audio {
+        if !codecs.contains(&c.as_str()) {
+            codecs.push(c);
+        }
+    }
+    let peak = audio.iter().map(|(_, _, b)| b.0).max()?;
+    let avg = audio.iter().map(|(_, _, b)| b.1).max()?;
+    Some((codecs.join(","), (peak, avg)))
+}
+
 fn variant(
     r: &Rendition,
     state: &RenditionState,
     container: Container,
-    audio: Option<(&str, (u64, u64))>,
+    audio: Option<&(String, (u64, u64))>,
 ) -> Option<Variant> {
     let video_codec = state.video.as_ref().map(|v| v.config.codec_string());
     let own_audio = state.audio.as_ref().map(|a| a.config.codec_string());
@@ -292,7 +339,7 @@ fn variant(
         }
         Container::Cmaf => match (state.video.as_ref(), state.audio.as_ref()) {
             (Some(v), _) => {
-                let codecs = [video_codec, audio.map(|(c, _)| c.to_string())]
+                let codecs = [video_codec, audio.map(|(c, _)| c.clone())]
                     .into_iter()
                     .flatten()
                     .collect::<Vec<_>>()

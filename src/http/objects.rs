@@ -122,7 +122,13 @@ pub async fn ladder_audio(hub: &Hub, app: &str, base: &str, file: &str) -> warp:
         .into_iter()
         .map(|(r, _)| r)
         .collect();
-    candidates.extend(ladder.renditions());
+    // Alternative audio renditions never supply the ladder's audio.
+    candidates.extend(
+        ladder
+            .renditions()
+            .into_iter()
+            .filter(|r| r.audio_track.is_none()),
+    );
     // The current source first: it answers for what is not stored anywhere yet.
     let current = ladder.current_audio_source();
     candidates.sort_by_key(|r| current.as_deref() != Some(r.label.as_str()));

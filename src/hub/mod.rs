@@ -107,7 +107,7 @@ impl Hub {
             return Err(PublishError::ReservedApp(app.to_string()));
         }
         let ln = self.ladder_name(app, name);
-        self.publish_as(app, name, ln, holder)
+        self.publish_as(app, name, ln, None, holder)
     }
 
     /// Starts publishing one more rendition, `label` of ladder `base`, for a connection
@@ -128,7 +128,25 @@ impl Hub {
             base: base.to_string(),
             label: label.to_string(),
         };
-        self.publish_as(app, stream, ln, holder)
+        self.publish_as(app, stream, ln, None, holder)
+    }
+
+    /// Starts publishing audio track `track` (1..) of an Enhanced RTMP multitrack stream as
+    /// the alternative audio rendition `audio{track}` of ladder `base`, for the connection
+    /// that publishes in that ladder. `stream` names it in logs and the API.
+    pub fn publish_audio_track(
+        self: &Arc<Self>,
+        app: &str,
+        base: &str,
+        track: u8,
+        stream: &str,
+        holder: Holder,
+    ) -> Result<Granted, PublishError> {
+        let ln = naming::LadderName {
+            base: base.to_string(),
+            label: format!("audio{track}"),
+        };
+        self.publish_as(app, stream, ln, Some(track), holder)
     }
 
     fn publish_as(
@@ -136,6 +154,7 @@ impl Hub {
         app: &str,
         name: &str,
         ln: naming::LadderName,
+        audio_track: Option<u8>,
         holder: Holder,
     ) -> Result<Granted, PublishError> {
         let policy = self
@@ -169,6 +188,14 @@ impl Hub {
                     .clone()
             };
             let existing = ladder.rendition(&ln.label);
+            // A live rendition of the same label but another kind (a rung named `audio1`)
+            // is not continued as this one.
+            if existing
+                .as_ref()
+                .is_some_and(|r| r.audio_track != audio_track && !r.read().ended)
+            {
+                return Err(PublishError::AlreadyPublishing(format!("{app}/{name}")));
+            }
             let resume = existing
                 .as_ref()
                 .map(|r| lifecycle::republish(&mut r.write(), conn_id));
@@ -184,7 +211,11 @@ impl Hub {
                     if let Some(old) = old {
                         lifecycle::removed(&old.read());
                     }
-                    let r = Arc::new(Rendition::new(&ln.label, name, conn_id));
+                    let r = Rendition::new(&ln.label, name, conn_id);
+                    let r = Arc::new(match audio_track {
+                        Some(track) => r.as_audio_track(track),
+                        None => r,
+                    });
                     lifecycle::started(&r.read());
                     ladder.insert(r.clone());
                     r
@@ -345,6 +376,25 @@ mod tests {
             (state.ended, state.generation, state.publisher),
             (false, 1, 3)
         );
+    }
+
+    #[test]
+    fn an_audio_track_is_an_alternative_rendition_of_the_ladder() {
+        let hub = Hub::new(Arc::new(Config::default()));
+        let main = hub.publish("live", "show", from(1, None)).unwrap();
+        let extra = hub
+            .publish_audio_track("live", "show", 2, "show.audio2", from(1, None))
+            .unwrap();
+        let r = extra.publisher.rendition();
+        assert_eq!((r.label.as_str(), r.audio_track), ("audio2", Some(2)));
+        assert_eq!(main.publisher.rendition().audio_track, None);
+        assert_eq!(hub.ladder("live", "show").unwrap().renditions().len(), 2);
+        // A rung that happens to be labelled `audio2` cannot continue it.
+        drop(extra);
+        assert!(matches!(
+            hub.publish_track("live", "show", "audio2", "show_audio2", from(3, None)),
+            Err(PublishError::AlreadyPublishing(_))
+        ));
     }
 
     #[test]

@@ -123,6 +123,10 @@ pub struct Rendition {
     pub label: String,
     /// The RTMP stream name it was published as.
     pub stream_name: String,
+    /// `Some(id)` for audio track `id` (1..) of an Enhanced RTMP multitrack stream: an
+    /// alternative audio rendition of the ladder (EXT-X-MEDIA, its own DASH
+    /// AdaptationSet), never a variant nor the source of the ladder's shared audio.
+    pub audio_track: Option<u8>,
     /// The newest snapshot; the lock is held only to clone or swap the `Arc`.
     published: RwLock<Versioned>,
     /// The writers' copy. Its lock serialises writers; readers never take it.
@@ -163,6 +167,7 @@ impl Rendition {
         Rendition {
             label: label.to_string(),
             stream_name: stream_name.to_string(),
+            audio_track: None,
             published: RwLock::new(versioned()),
             draft: Mutex::new(versioned()),
             moves: [
@@ -171,6 +176,12 @@ impl Rendition {
             ],
             renderings: Renderings::default(),
         }
+    }
+
+    /// The same rendition as alternative audio track `track` ([`Rendition::audio_track`]).
+    pub fn as_audio_track(mut self, track: u8) -> Self {
+        self.audio_track = Some(track);
+        self
     }
 
     /// The current snapshot. It stays valid (and unchanged) however long it is kept; no

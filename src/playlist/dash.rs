@@ -44,7 +44,8 @@ pub struct Manifest<'a> {
     pub target_duration: f64,
     /// Video Representations (one AdaptationSet).
     pub video: Vec<DashTrack<'a>>,
-    /// Audio Representations (one AdaptationSet).
+    /// Audio Representations, each in its own AdaptationSet: the ladder's audio first (the
+    /// main one), then the alternatives (multitrack audio tracks).
     pub audio: Vec<DashTrack<'a>>,
     /// Absolute or relative URL of the server's clock (`UTCTiming`).
     pub utc_timing_url: String,
@@ -123,7 +124,9 @@ pub fn mpd(m: &Manifest) -> String {
     let _ = writeln!(out, " minBufferTime=\"{}\">", secs(m.target_duration));
     out.push_str("  <Period id=\"0\" start=\"PT0S\">\n");
     let low_latency = m.low_latency.filter(|_| !m.ended);
-    for (id, tracks) in [(0, &m.video), (1, &m.audio)] {
+    let audio_sets = m.audio.iter().map(std::slice::from_ref);
+    let sets = std::iter::once(m.video.as_slice()).chain(audio_sets);
+    for (id, tracks) in sets.enumerate() {
         let Some(first) = tracks.first() else {
             continue;
         };
@@ -137,6 +140,14 @@ pub fn mpd(m: &Manifest) -> String {
             // One audio Representation is aligned with itself; video depends on the ladder.
             m.aligned || first.kind == TrackKind::Audio
         );
+        if first.kind == TrackKind::Audio && m.audio.len() > 1 {
+            // Which one a player starts with: the ladder's audio, as HLS's DEFAULT=YES.
+            let role = if id == 1 { "main" } else { "alternate" };
+            let _ = writeln!(
+                out,
+                "      <Role schemeIdUri=\"urn:mpeg:dash:role:2011\" value=\"{role}\"/>"
+            );
+        }
         for t in tracks.iter() {
             representation(&mut out, t, m.ended, low_latency, m.target_duration);
         }

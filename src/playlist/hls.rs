@@ -37,35 +37,42 @@ pub struct Variant {
     pub frame_rate: Option<f64>,
 }
 
-/// The audio rendition shared by the variants.
+/// An audio rendition of the group the variants share.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AudioRendition {
     /// Media playlist URI relative to the master.
     pub uri: String,
     /// Channel count for the CHANNELS attribute.
     pub channels: u8,
+    /// NAME, unique in the group.
+    pub name: String,
+    /// LANGUAGE (RFC 5646), when the encoder said.
+    pub language: Option<String>,
 }
 
 /// GROUP-ID of the shared audio rendition.
 pub const AUDIO_GROUP: &str = "audio";
 
 /// Writes the master playlist, variants sorted by bandwidth (lowest first so players that
-/// start on the first variant start cheap).
-pub fn master_playlist(variants: &[Variant], audio: Option<&AudioRendition>) -> String {
+/// start on the first variant start cheap). The first of `audio` is the default one.
+pub fn master_playlist(variants: &[Variant], audio: &[AudioRendition]) -> String {
     let mut variants = variants.to_vec();
     variants.sort_by_key(|v| v.bandwidth);
     let alternatives = audio
-        .map(|a| AlternativeMedia {
+        .iter()
+        .enumerate()
+        .map(|(i, a)| AlternativeMedia {
             media_type: AlternativeMediaType::Audio,
             uri: Some(a.uri.clone()),
             group_id: AUDIO_GROUP.to_string(),
-            name: "audio".to_string(),
-            default: true,
+            name: a.name.clone(),
+            language: a.language.clone(),
+            default: i == 0,
+            // Players choose among the others by language, or let the viewer choose.
             autoselect: true,
             channels: Some(a.channels.to_string()),
             ..Default::default()
         })
-        .into_iter()
         .collect();
     let playlist = MasterPlaylist {
         version: Some(VERSION),
@@ -84,7 +91,7 @@ pub fn master_playlist(variants: &[Variant], audio: Option<&AudioRendition>) -> 
                 }),
                 // RFC 8216bis: FRAME-RATE rounded to three decimal places.
                 frame_rate: v.frame_rate.map(|f| (f * 1000.0).round() / 1000.0),
-                audio: audio.map(|_| AUDIO_GROUP.to_string()),
+                audio: audio.first().map(|_| AUDIO_GROUP.to_string()),
                 ..Default::default()
             })
             .collect(),
@@ -147,10 +154,20 @@ pub(crate) mod tests {
         };
         let text = master_playlist(
             &[v(3_000_000, 720), v(800_000, 360)],
-            Some(&AudioRendition {
-                uri: "720p/audio.m3u8".into(),
-                channels: 2,
-            }),
+            &[
+                AudioRendition {
+                    uri: "audio.m3u8".into(),
+                    channels: 2,
+                    name: "audio".into(),
+                    language: None,
+                },
+                AudioRendition {
+                    uri: "audio1/audio.m3u8".into(),
+                    channels: 1,
+                    name: "audio 1".into(),
+                    language: Some("fr".into()),
+                },
+            ],
         );
         let pl = match m3u8_rs::parse_playlist_res(text.as_bytes()).expect("parses") {
             m3u8_rs::Playlist::MasterPlaylist(p) => p,
@@ -164,6 +181,10 @@ pub(crate) mod tests {
         );
         assert_eq!(pl.variants[1].audio.as_deref(), Some(AUDIO_GROUP));
         assert_eq!(pl.alternatives[0].channels.as_deref(), Some("2"));
+        let flags = |a: &AlternativeMedia| (a.default, a.autoselect, a.language.clone());
+        assert_eq!(flags(&pl.alternatives[0]), (true, true, None));
+        assert_eq!(flags(&pl.alternatives[1]), (false, true, Some("fr".into())));
+        assert!(text.contains("NAME=\"audio 1\""), "{text}");
         assert!(text.contains("FRAME-RATE=29.97"), "{text}");
         assert!(text.contains("RESOLUTION=1280x720"));
     }

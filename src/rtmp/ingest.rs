@@ -50,8 +50,9 @@ struct Publishing {
     dropped: u64,
     /// What to tell the webhook on unpublish, when the app has one.
     hook: Option<WebhookCall>,
-    /// Enhanced RTMP multitrack: the renditions of video tracks 1.. (None: refused).
-    tracks: Vec<(u8, Option<Granted>)>,
+    /// Enhanced RTMP multitrack: the renditions of video and audio tracks 1.. (None:
+    /// refused).
+    tracks: Vec<(TrackKind, u8, Option<Granted>)>,
     /// Who publishes, for the claims of those renditions.
     holder: Holder,
 }
@@ -418,27 +419,20 @@ impl Ingest {
                 self.frames += deliver(&mut p.granted, &mut p.dropped, kind, 0, event)?;
                 continue;
             }
-            if kind == TrackKind::Audio {
-                // Audio renditions from multitrack audio are not packaged yet.
-                p.dropped += 1;
-                if p.dropped <= 5 || p.dropped % 1000 == 0 {
-                    warn!(
-                        track,
-                        dropped = p.dropped,
-                        "dropping Enhanced RTMP audio track: only audio track 0 is packaged"
-                    );
-                }
-                continue;
-            }
-            if !p.tracks.iter().any(|(t, _)| *t == track) {
+            if !p.tracks.iter().any(|(k, t, _)| (*k, *t) == (kind, track)) {
                 let Ok(Some(DemuxEvent::Config(config))) = &event else {
                     p.dropped += 1;
                     continue; // a track's rendition starts at its sequence start
                 };
-                let granted = track_rendition(&self.hub, &p.granted, &p.holder, track, config);
-                p.tracks.push((track, granted));
+                let granted =
+                    track_rendition(&self.hub, &p.granted, &p.holder, (kind, track), config);
+                p.tracks.push((kind, track, granted));
             }
-            if let Some((_, Some(granted))) = p.tracks.iter_mut().find(|(t, _)| *t == track) {
+            let extra = p
+                .tracks
+                .iter_mut()
+                .find(|(k, t, _)| (*k, *t) == (kind, track));
+            if let Some((_, _, Some(granted))) = extra {
                 self.frames += deliver(granted, &mut p.dropped, kind, track, event)?;
             }
         }
@@ -459,7 +453,7 @@ impl Ingest {
             ..
         }) = self.publishing.take()
         {
-            for (_, extra) in tracks {
+            for (_, _, extra) in tracks {
                 if let Some(mut extra) = extra {
                     extra.publisher.finish_as(how);
                 }
@@ -505,31 +499,46 @@ fn deliver(
     Ok(0)
 }
 
-/// Claims the rendition of multitrack video track `track` in the publisher's ladder,
-/// labelled `{height}p` when that label is free (or already this track's), else
-/// `track{N}`. `None` (logged) when
-/// the ladder cannot take it.
+/// Claims the rendition of multitrack track `track` in the publisher's ladder. A video
+/// track is a rung labelled `{height}p` when that label is free (or already this track's),
+/// else `track{N}`; an audio track is the alternative audio rendition `audio{N}`. `None`
+/// (logged) when the ladder cannot take it.
 fn track_rendition(
     hub: &Arc<Hub>,
     main: &Granted,
     holder: &Holder,
-    track: u8,
+    (kind, track): (TrackKind, u8),
     config: &CodecConfig,
 ) -> Option<Granted> {
     let ladder = main.publisher.ladder();
-    let stream = format!("{}.track{track}", main.publisher.rendition().stream_name);
-    let by_height = config.resolution().map(|(_, h)| format!("{h}p"));
-    // Free, or this very track's rendition from before a reconnect (which continues).
-    let label = by_height
-        .filter(|l| ladder.rendition(l).is_none_or(|r| r.stream_name == stream))
-        .unwrap_or_else(|| format!("track{track}"));
-    match hub.publish_track(&ladder.app, &ladder.base, &label, &stream, holder.clone()) {
+    let name = &main.publisher.rendition().stream_name;
+    let (label, claimed) = match kind {
+        TrackKind::Video => {
+            let stream = format!("{name}.track{track}");
+            let by_height = config.resolution().map(|(_, h)| format!("{h}p"));
+            // Free, or this very track's rendition from before a reconnect (which continues).
+            let label = by_height
+                .filter(|l| ladder.rendition(l).is_none_or(|r| r.stream_name == stream))
+                .unwrap_or_else(|| format!("track{track}"));
+            let claimed =
+                hub.publish_track(&ladder.app, &ladder.base, &label, &stream, holder.clone());
+            (label, claimed)
+        }
+        TrackKind::Audio => {
+            let stream = format!("{name}.audio{track}");
+            let claimed =
+                hub.publish_audio_track(&ladder.app, &ladder.base, track, &stream, holder.clone());
+            (format!("audio{track}"), claimed)
+        }
+    };
+    let kind = kind.as_str();
+    match claimed {
         Ok(granted) => {
-            info!(track, %label, codec = %config.codec_string(), "multitrack video track published as a ladder rendition");
+            info!(track, %label, kind, codec = %config.codec_string(), "multitrack track published as a ladder rendition");
             Some(granted)
         }
         Err(e) => {
-            warn!(track, %label, error = %e, "multitrack video track refused");
+            warn!(track, %label, kind, error = %e, "multitrack track refused");
             None
         }
     }
