@@ -514,6 +514,9 @@ fn multitrack_audio_tracks_become_audio_renditions() {
     }
     // 440 Hz and 880 Hz: the two playlists carry different tracks.
     assert_ne!(crcs[0], crcs[1]);
+    // TS variants carry their own audio: the track is not muxed into TS on its own.
+    let ts = get(http, "/live/langs/audio1/ts.m3u8").unwrap();
+    assert_eq!(ts.status, 404, "{}", ts.text());
     // DASH: one audio AdaptationSet per track, the ladder's audio the main one.
     let mpd = get(http, "/live/langs/index.mpd").unwrap().text();
     assert_eq!(mpd.matches("contentType=\"audio\"").count(), 2, "{mpd}");

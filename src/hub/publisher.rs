@@ -105,6 +105,8 @@ impl Publisher {
             (last, last.is_some())
         };
         let target = hub.config().segment.target();
+        // An alternative audio rendition is in no TS variant (they carry their own audio).
+        let with_ts = hub.config().outputs.hls_ts && rendition.audio_track.is_none();
         // Fresh or reconnecting, a rendition takes the ladder's numbers; the numbers a
         // reconnecting one missed become gaps in its playlists (see `gaps`).
         let timeline = ladder.timeline.clone();
@@ -138,7 +140,7 @@ impl Publisher {
             resumed_after: last_seq,
             misalignments: VecDeque::new(),
             finished: false,
-            ts: hub.config().outputs.hls_ts.then(TsPackager::default),
+            ts: with_ts.then(TsPackager::default),
             video: None,
             audio: None,
             ts_discontinuity: resumed,
