@@ -369,6 +369,11 @@ impl Publisher {
             let rest = ts.flush(self.avc.as_ref(), self.aac.as_ref());
             self.store_ts(rest);
         }
+        let (app, base) = (&self.ladder.app, &self.ladder.base);
+        let clean = how == Departure::Clean;
+        self.hub
+            .recorder()
+            .stopped(app, base, &self.rendition.label, clean);
         super::lifecycle::stopped(&self.hub, &self.ladder, &self.rendition, how);
     }
 
@@ -544,7 +549,10 @@ impl Publisher {
             }
         };
         let wall_clock = self.wall_clock(cut.media_start);
+        let (app, base) = (&self.ladder.app, &self.ladder.base);
+        let record = self.hub.recorder().wants(app, base);
         let mut state = self.rendition.write();
+        let mut tap = None;
         if let Some(track) = state.track_mut(kind).as_mut() {
             track.window.push(StoredSegment {
                 seq: cut.seq,
@@ -556,8 +564,15 @@ impl Publisher {
                 discontinuity,
                 parts,
             });
+            if record {
+                tap = crate::record::Tap::new(&track.config, &track.window, cut.seq);
+            }
         }
         drop(state);
+        if let Some(tap) = tap {
+            let label = &self.rendition.label;
+            self.hub.recorder().segment(app, base, label, tap);
+        }
         metrics::counter!("packgate_segments_total", "track" => kind.as_str()).increment(1);
         debug!(
             track = kind.as_str(),
