@@ -16,6 +16,8 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 
+pub mod spill;
+
 /// Segments kept fetchable after they leave the playlist.
 pub const GRACE_SEGMENTS: usize = 3;
 
@@ -95,6 +97,8 @@ pub struct TrackWindow {
     max_inits: usize,
     /// Changes with every change of the window; see [`TrackWindow::revision`].
     revision: u64,
+    /// DVR: the disk tier older segments move to (their stubs, without bytes, stay listed).
+    spill: Option<spill::Spill>,
 }
 
 impl TrackWindow {
@@ -116,6 +120,40 @@ impl TrackWindow {
             next_part_id: first_part,
             max_inits: crate::config::LimitsConfig::default().init_versions,
             revision: REVISIONS.fetch_add(1, Ordering::Relaxed),
+            spill: None,
+        }
+    }
+
+    /// DVR: keeps only the newest `spill.memory` segments' bytes in memory; older ones go
+    /// to the disk tier and stay listed as stubs (a stored segment without parts).
+    pub fn with_spill(mut self, spill: spill::Spill) -> Self {
+        self.spill = Some(spill);
+        self
+    }
+
+    /// Where segment `seq`'s bytes are when it was moved to the disk tier.
+    pub fn spilled(&self, seq: u64) -> Option<&spill::Spill> {
+        let spill = self.spill.as_ref()?;
+        self.get(seq).filter(|s| s.parts.is_empty()).map(|_| spill)
+    }
+
+    /// Moves the bytes of segments older than the newest `memory` to the disk tier.
+    fn spill_old(&mut self) {
+        let Some(spill) = self.spill.as_ref() else {
+            return;
+        };
+        let Some(mut i) = self.segments.len().checked_sub(spill.memory + 1) else {
+            return;
+        };
+        // Older ones than the first stub met are spilled already.
+        while let Some(seg) = self.segments.get(i).filter(|s| !s.parts.is_empty()) {
+            spill.put(seg.clone());
+            self.segments[i] = Arc::new(StoredSegment {
+                parts: Vec::new(),
+                ..(**seg).clone()
+            });
+            let Some(prev) = i.checked_sub(1) else { break };
+            i = prev;
         }
     }
 
@@ -217,6 +255,9 @@ impl TrackWindow {
             if old.discontinuity {
                 self.discontinuities_dropped += 1;
             }
+            if let (Some(spill), true) = (&self.spill, old.parts.is_empty()) {
+                spill.forget(old.seq);
+            }
         }
     }
 
@@ -245,6 +286,7 @@ impl TrackWindow {
         while self.segments.len() > self.window + GRACE_SEGMENTS {
             self.pop_segment();
         }
+        self.spill_old();
         self.prune_inits();
     }
 
@@ -301,7 +343,8 @@ impl TrackWindow {
     /// Peak and average bits per second over the listed segments.
     pub fn bitrates(&self) -> (u64, u64) {
         let (mut peak, mut bytes, mut secs) = (0f64, 0usize, 0f64);
-        for s in self.listed() {
+        // Spilled (DVR) segments have no bytes here: they do not count.
+        for s in self.listed().filter(|s| !s.parts.is_empty()) {
             let d = s.duration_secs();
             if d > 0.0 {
                 peak = peak.max(s.size() as f64 * 8.0 / d);

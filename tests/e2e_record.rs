@@ -173,7 +173,10 @@ fn a_publish_is_recorded_decodes_at_its_length_and_plays_as_vod() {
     config.record.hook = hook;
     config.record.apps.insert(
         "live".into(),
-        packgate::config::AppRecordConfig { enabled: true },
+        packgate::config::AppRecordConfig {
+            enabled: true,
+            ..Default::default()
+        },
     );
     let (_rt, server) = start(config);
     let (rtmp, http) = (server.rtmp_addr, server.http_addr);
@@ -339,7 +342,10 @@ fn api_start_stop_needs_the_token_and_an_unwritable_disk_leaves_live_alone() {
     config.record.dir = blocker.join("sub");
     config.record.apps.insert(
         "live".into(),
-        packgate::config::AppRecordConfig { enabled: true },
+        packgate::config::AppRecordConfig {
+            enabled: true,
+            ..Default::default()
+        },
     );
     let (_rt2, broken) = start(config);
     let _enc = publish_generated(broken.rtmp_addr, "live", "disk", 30);

@@ -485,6 +485,8 @@ dir = "recordings"
 queue = 256
 hook = ""
 hook_timeout = 5.0
+dvr_dir = "dvr"
+dvr_disk_bytes = 10737418240
 
 [api]
 token = ""
@@ -550,5 +552,12 @@ mod tests {
         let c = Config::from_toml("[record.apps.tv]\nenabled = true\n").unwrap();
         assert!(c.record.app_enabled("tv"));
         assert!(!c.record.app_enabled("live"));
+        let c = Config::from_toml("[record.apps.tv]\ndvr_window = \"2h\"\n").unwrap();
+        assert_eq!(c.record.dvr_secs("tv"), Some(7200.0));
+        assert!(!c.record.app_enabled("tv") && c.record.any_dvr());
+        assert_eq!(record::parse_duration("90m"), Ok(5400.0));
+        assert_eq!(record::parse_duration("45"), Ok(45.0));
+        let err = Config::from_toml("[record.apps.tv]\ndvr_window = \"2 days\"\n").unwrap_err();
+        assert!(err.to_string().contains("dvr_window"), "{err}");
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod claims;
+pub mod dvr;
 pub mod ladder;
 pub mod lifecycle;
 pub mod naming;
@@ -61,6 +62,8 @@ pub struct Hub {
     ladders: RwLock<HashMap<(String, String), Arc<Ladder>>>,
     claims: Arc<claims::Claims>,
     recorder: crate::record::Recorder,
+    /// The DVR disk tier, when some app has a DVR window.
+    spill: Option<Arc<crate::store::spill::SpillTier>>,
 }
 
 impl Hub {
@@ -71,6 +74,7 @@ impl Hub {
             ladders: RwLock::new(HashMap::new()),
             claims: Arc::default(),
             recorder: crate::record::Recorder::new(&config.record),
+            spill: dvr::tier(&config),
             config,
         })
     }

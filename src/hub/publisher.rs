@@ -193,7 +193,8 @@ impl Publisher {
             previous.unwrap_or(0).max(crate::wallclock::epoch_number(1))
         };
         let first_part = crate::wallclock::epoch_number(50);
-        let window_len = self.hub.config().segment.window;
+        let (app, base, label) = (&self.ladder.app, &self.ladder.base, &self.rendition.label);
+        let window = self.hub.track_window(app, base, label, kind, first_part);
         let mut state = self.rendition.write();
         let track = state.track_mut(kind);
         if let Some(old) = track.as_ref() {
@@ -205,8 +206,7 @@ impl Publisher {
         let out = track.get_or_insert_with(|| TrackOutput {
             config: config.clone(),
             init_version: version,
-            window: TrackWindow::with_first_part(window_len, first_part)
-                .with_init_versions(self.hub.config().limits.init_versions),
+            window,
         });
         out.config = config.clone();
         out.init_version = version;

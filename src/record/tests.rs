@@ -167,7 +167,10 @@ fn api_start_stop_and_a_ladder_that_ends_cleanly_ends_its_recording() {
         dir: root.clone(),
         apps: [(
             "tv".to_string(),
-            crate::config::AppRecordConfig { enabled: true },
+            crate::config::AppRecordConfig {
+                enabled: true,
+                ..Default::default()
+            },
         )]
         .into(),
         ..RecordConfig::default()
