@@ -449,3 +449,92 @@ fn kill_9_mid_recording_leaves_readable_files_and_the_restart_closes_them() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn hls_js_seeks_60_s_back_in_a_dvr_window_and_plays() {
+    tools::browser_dir();
+    let dir = temp_dir("dvr");
+    let mut config = test_config();
+    config.record.dvr_dir = dir.clone();
+    config.record.apps.insert(
+        "live".into(),
+        packgate::config::AppRecordConfig {
+            dvr_window: "5m".into(),
+            ..Default::default()
+        },
+    );
+    let (_rt, server) = start(config);
+    let (rtmp, http) = (server.rtmp_addr, server.http_addr);
+    // 80 s of media at once, then real time: a DVR window to seek in without waiting.
+    let _encoder = Proc(
+        Command::new(tools::ffmpeg())
+            .args(["-hide_banner", "-loglevel", "error", "-nostdin"])
+            .args(["-readrate", "1", "-readrate_initial_burst", "80"])
+            .args(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30"])
+            .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+            .args(["-t", "140", "-c:v", "libx264", "-preset", "ultrafast"])
+            .args(["-pix_fmt", "yuv420p", "-g", "30", "-keyint_min", "30"])
+            .args([
+                "-sc_threshold",
+                "0",
+                "-c:a",
+                "aac",
+                "-b:a",
+                "64k",
+                "-f",
+                "flv",
+            ])
+            .arg(format!("rtmp://{rtmp}/live/dvr"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn ffmpeg"),
+    );
+    let playlist = poll(Duration::from_secs(40), || {
+        let text = get(http, "/live/dvr/src/video.m3u8").ok()?.text();
+        (text.matches("#EXTINF").count() >= 40).then_some(text)
+    })
+    .expect("80 s listed in the DVR window");
+    // The oldest listed segment comes from the disk tier.
+    let first = playlist
+        .lines()
+        .find(|l| l.ends_with(".m4s") && !l.contains("part-"))
+        .unwrap();
+    let seq = first.trim_start_matches("video/").trim_end_matches(".m4s");
+    assert!(
+        dir.join(format!("live/dvr/src/video/{seq}.m4s")).exists(),
+        "{first} spilled to disk"
+    );
+    let old = get(http, &format!("/live/dvr/src/{first}")).unwrap();
+    assert_eq!(old.status, 200);
+    assert!(old.body.len() > 1000);
+    // A delta update skips the old segments.
+    let delta = get(http, "/live/dvr/src/video.m3u8?_HLS_skip=YES")
+        .unwrap()
+        .text();
+    assert!(delta.contains("#EXT-X-SKIP:SKIPPED-SEGMENTS="), "{delta}");
+    let mpd = get(http, "/live/dvr/index.mpd").unwrap().text();
+    let depth: f64 = mpd
+        .split("timeShiftBufferDepth=\"PT")
+        .nth(1)
+        .and_then(|r| r.split('S').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    assert!(depth >= 70.0, "timeShiftBufferDepth {depth}");
+
+    // hls.js (its defaults: low-latency mode, delta updates) seeks 60 s back and plays.
+    let url = format!("http://{http}/live/dvr/index.m3u8");
+    let r = browser::play(&url, "hls", 8, &["--hls-config", "{}", "--seek-back", "60"]);
+    assert_eq!(r["fatal"].as_array().map(Vec::len), Some(0), "{r}");
+    let seek = &r["seek"];
+    let offered = seek["end"].as_f64().unwrap() - seek["start"].as_f64().unwrap();
+    assert!(offered >= 70.0, "seekable range only {offered} s: {r}");
+    assert!(r["advanced"].as_f64().unwrap() >= 8.0 * 0.8, "{r}");
+    let behind = seek["after"]["seekableEnd"].as_f64().unwrap()
+        - seek["after"]["currentTime"].as_f64().unwrap();
+    assert!(
+        (45.0..=80.0).contains(&behind),
+        "{behind} s behind live: {r}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
