@@ -483,6 +483,7 @@ unfinished_bytes = 16777216
 [record]
 dir = "recordings"
 queue = 256
+queue_bytes = 67108864
 hook = ""
 hook_timeout = 5.0
 dvr_dir = "dvr"

@@ -18,6 +18,9 @@ pub struct RecordConfig {
     /// Segments waiting for the disk writer, all streams together; past that, segments are
     /// dropped from the recording (counted and logged), never held up in the live path.
     pub queue: usize,
+    /// Bytes of segments waiting for the disk writer at most, all streams; past that,
+    /// segments are dropped from the recording like a full queue.
+    pub queue_bytes: usize,
     /// `http://` URL POSTed a JSON body when a recording file is complete; empty = none.
     pub hook: String,
     /// Seconds a hook call may take.
@@ -75,6 +78,7 @@ impl Default for RecordConfig {
         RecordConfig {
             dir: PathBuf::from("recordings"),
             queue: 256,
+            queue_bytes: 64 * 1024 * 1024,
             hook: String::new(),
             hook_timeout: 5.0,
             apps: BTreeMap::new(),
@@ -112,6 +116,9 @@ impl RecordConfig {
                 "record.queue",
                 format!("must be between 1 and 1000000, got {}", self.queue),
             );
+        }
+        if self.queue_bytes == 0 {
+            return bad("record.queue_bytes", "must be at least 1".to_string());
         }
         if !self.hook.is_empty() {
             if let Err(problem) = WebhookUrl::parse(&self.hook) {

@@ -12,6 +12,7 @@ pub mod writer;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicUsize;
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
@@ -24,7 +25,7 @@ use crate::media::{CodecConfig, TrackKind};
 use crate::rate_limited_warn;
 use crate::store::TrackWindow;
 use index::TrackMeta;
-use writer::{Job, SegmentJob, Session};
+use writer::{Charge, Job, SegmentJob, Session};
 
 static DROPS: LogRate = LogRate::per_second();
 
@@ -107,6 +108,8 @@ pub struct Recorder {
     config: RecordConfig,
     state: Mutex<State>,
     jobs: OnceLock<Option<SyncSender<Job>>>,
+    /// Bytes of segments queued for the writer (`record.queue_bytes`).
+    queued: Arc<AtomicUsize>,
 }
 
 impl Recorder {
@@ -116,6 +119,7 @@ impl Recorder {
             config: config.clone(),
             state: Mutex::default(),
             jobs: OnceLock::new(),
+            queued: Arc::default(),
         }
     }
 
@@ -150,6 +154,13 @@ impl Recorder {
             active.publishing.insert(label.to_string());
             active.session.clone()
         };
+        let bytes = tap.init.len() + tap.data.iter().map(Bytes::len).sum::<usize>();
+        let Some(charge) = Charge::take(&self.queued, bytes, self.config.queue_bytes) else {
+            metrics::counter!("packgate_record_dropped_total").increment(1);
+            rate_limited_warn!(DROPS, "record_queue_bytes", app = %app, stream = %base, rendition = label,
+                queue_bytes = self.config.queue_bytes, "recording queue over its byte budget (disk too slow?): segment dropped from the recording");
+            return;
+        };
         let job = Job::Segment(Box::new(SegmentJob {
             session,
             label: label.to_string(),
@@ -161,6 +172,7 @@ impl Recorder {
             start: tap.start,
             duration: tap.duration,
             data: tap.data,
+            charge: Some(charge),
         }));
         let Some(jobs) = self.jobs() else { return };
         match jobs.try_send(job) {

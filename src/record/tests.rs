@@ -37,6 +37,7 @@ fn job(s: &Arc<Session>, version: u64, seq: u64, fill: u8) -> Job {
         start: seq as i64 * 180_000,
         duration: 180_000,
         data: vec![Bytes::from(vec![fill; 10]), Bytes::from(vec![fill; 5])],
+        charge: None,
     }))
 }
 
@@ -210,4 +211,16 @@ fn api_start_stop_and_a_ladder_that_ends_cleanly_ends_its_recording() {
     assert_eq!(r.stop("live", "show"), Ok(()));
     assert!(!r.wants("live", "show"));
     std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn queued_bytes_are_capped_and_given_back() {
+    let counter = Arc::new(AtomicUsize::new(0));
+    let a = Charge::take(&counter, 6, 10).expect("fits");
+    assert!(Charge::take(&counter, 6, 10).is_none(), "over the budget");
+    let b = Charge::take(&counter, 4, 10).expect("fits exactly");
+    drop(a);
+    assert!(Charge::take(&counter, 6, 10).is_some());
+    drop(b);
+    assert_eq!(counter.load(std::sync::atomic::Ordering::Relaxed), 0);
 }

@@ -58,6 +58,42 @@ pub struct SegmentJob {
     pub duration: u64,
     /// Its bytes (`moof`+`mdat` chunks).
     pub data: Vec<Bytes>,
+    /// Its share of the queue's byte budget, given back when the job is done.
+    pub charge: Option<Charge>,
+}
+
+/// Bytes counted against a budget while a job is queued or being written; released on drop.
+#[derive(Debug)]
+pub struct Charge {
+    counter: Arc<std::sync::atomic::AtomicUsize>,
+    bytes: usize,
+}
+
+impl Charge {
+    /// Counts `bytes` against `counter` unless that would pass `limit`.
+    pub fn take(
+        counter: &Arc<std::sync::atomic::AtomicUsize>,
+        bytes: usize,
+        limit: usize,
+    ) -> Option<Charge> {
+        use std::sync::atomic::Ordering;
+        counter
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                (held + bytes <= limit).then_some(held + bytes)
+            })
+            .ok()?;
+        Some(Charge {
+            counter: counter.clone(),
+            bytes,
+        })
+    }
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        self.counter
+            .fetch_sub(self.bytes, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 /// What the writer is asked to do.
