@@ -2,7 +2,7 @@
 # RSS of packgate with a DVR window versus the same stream without one, and how fast a
 # segment comes back from the DVR disk tier (issue 14's figures; a benchmark, not a test).
 #
-#   bash benches/dvr_rss.sh [WINDOW_SECS=7200]
+#   bash benches/dvr_rss.sh [WINDOW_SECS=7200] [MODE=burst|realtime]
 #
 # A 2.5 Mbit/s CBR 720p H.264 + AAC clip is published, looped with -c copy, as fast as the
 # servers take it (ffmpeg's -readrate 1 with an initial burst of all of it; -readrate N > 1
@@ -14,6 +14,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 window=${1:-7200}
+mode=${2:-burst}
 ff=${PACKGATE_FFMPEG:-$(python3 -c 'import imageio_ffmpeg as m; print(m.get_ffmpeg_exe())')}
 bin=$root/target/release/packgate
 work=$(mktemp -d "${TMPDIR:-/tmp}/packgate-dvr-bench.XXXXXX")
@@ -44,9 +45,10 @@ serve plain ""
 serve dvr "[record]\ndvr_dir = \"$work/dvr\"\n[record.apps.live]\ndvr_window = \"${window}s\"\n"
 
 media=$((window + 60))
+if [ "$mode" = realtime ]; then rate=(-re); else rate=(-readrate 1 -readrate_initial_burst "$media"); fi
 for name in plain dvr; do
   eval "addr=\$rtmp_$name"
-  "$ff" -hide_banner -v error -nostdin -readrate 1 -readrate_initial_burst "$media" -stream_loop -1 -i "$clip" -t "$media" \
+  "$ff" -hide_banner -v error -nostdin "${rate[@]}" -stream_loop -1 -i "$clip" -t "$media" \
     -c copy -f flv "rtmp://$addr/live/show" &
   pids+=($!)
 done

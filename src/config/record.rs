@@ -137,6 +137,12 @@ impl RecordConfig {
                 Err(problem) => return bad("record.apps.<app>.dvr_window", problem),
             }
         }
+        if self.any_dvr() && self.dir.starts_with(&self.dvr_dir) {
+            return bad(
+                "record.dvr_dir",
+                "must not hold record.dir (the DVR tier is a cache)".to_string(),
+            );
+        }
         if self.dvr_disk_bytes == 0 {
             return bad("record.dvr_disk_bytes", "must be at least 1".to_string());
         }

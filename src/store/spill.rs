@@ -6,7 +6,7 @@
 //! the in-flight copy the writer holds. The queue to the writer is bounded: when it is full
 //! the segment is dropped (logged, counted) and its URL answers 404, the live edge never
 //! waits. The files share one byte budget; past it the oldest go first. The directory is a
-//! cache: emptied at start.
+//! cache: the segment files a previous run left there are deleted at start (nothing else).
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -24,6 +24,10 @@ static SPILL_WARN: LogRate = LogRate::per_second();
 /// Segments queued for the disk writer at most.
 pub const QUEUE: usize = 64;
 
+/// Bytes of segments queued for the disk writer at most (a burst of media must not become
+/// a burst of memory).
+pub const QUEUE_BYTES: usize = 16 * 1024 * 1024;
+
 enum Job {
     Write(PathBuf),
     Delete(PathBuf),
@@ -35,14 +39,46 @@ pub struct SpillTier {
     dir: PathBuf,
     jobs: SyncSender<Job>,
     /// Segments queued or being written, by path: read from here until on disk.
-    in_flight: Mutex<HashMap<PathBuf, Arc<StoredSegment>>>,
+    in_flight: Mutex<InFlight>,
+}
+
+#[derive(Debug, Default)]
+struct InFlight {
+    segments: HashMap<PathBuf, Arc<StoredSegment>>,
+    bytes: usize,
+}
+
+impl InFlight {
+    fn get(&self, path: &Path) -> Option<&Arc<StoredSegment>> {
+        self.segments.get(path)
+    }
+
+    /// Adds `segment` unless that passes [`QUEUE_BYTES`].
+    fn insert(&mut self, path: PathBuf, segment: Arc<StoredSegment>) -> bool {
+        let size = segment.size();
+        if self.bytes + size > QUEUE_BYTES {
+            return false;
+        }
+        self.bytes += size;
+        if let Some(old) = self.segments.insert(path, segment) {
+            self.bytes -= old.size();
+        }
+        true
+    }
+
+    fn remove(&mut self, path: &Path) {
+        if let Some(old) = self.segments.remove(path) {
+            self.bytes -= old.size();
+        }
+    }
 }
 
 impl SpillTier {
-    /// A tier in `dir` (emptied now) holding at most `budget` bytes of files.
+    /// A tier in `dir` holding at most `budget` bytes of files; the segment files a
+    /// previous run left in it are deleted.
     pub fn start(dir: &Path, budget: u64) -> std::io::Result<Arc<SpillTier>> {
-        let _ = std::fs::remove_dir_all(dir);
         std::fs::create_dir_all(dir)?;
+        clear(dir, 4);
         let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
         let tier = Arc::new(SpillTier {
             dir: dir.to_path_buf(),
@@ -56,13 +92,15 @@ impl SpillTier {
         Ok(tier)
     }
 
-    fn in_flight(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, Arc<StoredSegment>>> {
+    fn in_flight(&self) -> std::sync::MutexGuard<'_, InFlight> {
         self.in_flight.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Queues `segment` for the file `path`; false when the queue is full (dropped).
     fn put(&self, path: PathBuf, segment: Arc<StoredSegment>) -> bool {
-        self.in_flight().insert(path.clone(), segment);
+        if !self.in_flight().insert(path.clone(), segment) {
+            return false;
+        }
         match self.jobs.try_send(Job::Write(path)) {
             Ok(()) => true,
             Err(TrySendError::Full(Job::Write(p)) | TrySendError::Disconnected(Job::Write(p))) => {
@@ -187,6 +225,27 @@ fn writer(jobs: Receiver<Job>, tier: std::sync::Weak<SpillTier>, budget: u64) {
     }
 }
 
+/// Deletes our files (`*.m4s`, `*.tmp`) at `depth` below `dir` (`{app}/{name}/{label}/{track}`)
+/// and the directories that leaves empty; anything else stays.
+fn clear(dir: &Path, depth: usize) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
+        if is_dir && depth > 0 {
+            clear(&path, depth - 1);
+            let _ = std::fs::remove_dir(&path); // only if empty
+        } else if !is_dir
+            && depth == 0
+            && path.extension().is_some_and(|x| x == "m4s" || x == "tmp")
+        {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+}
+
 fn write(path: &Path, seg: &StoredSegment) -> std::io::Result<u64> {
     use std::io::Write;
     if let Some(parent) = path.parent() {
@@ -251,7 +310,13 @@ mod tests {
     #[test]
     fn old_segments_move_to_disk_memory_stays_flat_and_they_read_back() {
         let dir = std::env::temp_dir().join(format!("pg-spill-{}", std::process::id()));
+        // Left by a previous run: its segment goes, a stranger's file stays.
+        std::fs::create_dir_all(dir.join("live/show/src/video")).unwrap();
+        std::fs::write(dir.join("live/show/src/video/1.m4s"), b"old").unwrap();
+        std::fs::write(dir.join("keep.txt"), b"mine").unwrap();
         let tier = SpillTier::start(&dir, u64::MAX).unwrap();
+        assert!(dir.join("keep.txt").exists());
+        assert!(!dir.join("live/show/src/video/1.m4s").exists());
         let spill = Spill::new(tier, "live/show/src/video", 3);
         let mut w = TrackWindow::new(20).with_spill(spill.clone());
         w.add_init(0, Bytes::from_static(b"init"));
