@@ -78,10 +78,8 @@ impl Server {
         );
         let hub = Hub::new(Arc::new(config));
         // Recordings a killed predecessor left open end here, before anything records.
-        let root = hub.recorder().root().to_path_buf();
-        let _ =
-            tokio::task::spawn_blocking(move || crate::record::recover::close_interrupted(&root))
-                .await;
+        let recovering = hub.clone();
+        let _ = tokio::task::spawn_blocking(move || recovering.recorder().recover()).await;
         let (stop, stopped) = watch::channel(false);
         let wait = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;

@@ -404,10 +404,11 @@ fn kill_9_mid_recording_leaves_readable_files_and_the_restart_closes_them() {
     let dir = temp_dir("kill");
     std::fs::create_dir_all(&dir).unwrap();
     let config_file = dir.join("packgate.toml");
+    let (hook, hooked) = hook_server();
     std::fs::write(
         &config_file,
         format!(
-            "[rtmp]\nlisten = \"127.0.0.1:0\"\n[http]\nlisten = \"127.0.0.1:0\"\n[record]\ndir = \"{}\"\n[record.apps.live]\nenabled = true\n",
+            "[rtmp]\nlisten = \"127.0.0.1:0\"\n[http]\nlisten = \"127.0.0.1:0\"\n[record]\ndir = \"{}\"\nhook = \"{hook}\"\n[record.apps.live]\nenabled = true\n",
             dir.join("rec").display()
         ),
     )
@@ -446,6 +447,20 @@ fn kill_9_mid_recording_leaves_readable_files_and_the_restart_closes_them() {
     assert!(
         (after - rec["duration"].as_f64().unwrap()).abs() <= 0.5,
         "{after} vs {rec}"
+    );
+    // The hook hears of the files the restart completed.
+    let calls = poll(Duration::from_secs(10), || {
+        let calls = hooked.lock().unwrap().clone();
+        (calls.len() >= 2).then_some(calls)
+    })
+    .expect("hook calls after the restart");
+    let video = calls
+        .iter()
+        .find(|c| c["track"] == "video")
+        .expect("video file");
+    assert_eq!(
+        video["bytes"].as_u64(),
+        Some(std::fs::metadata(rdir.join("video-0.mp4")).unwrap().len())
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -259,6 +259,19 @@ impl Recorder {
         Ok(())
     }
 
+    /// Closes the recordings a previous run left open (see [`recover`]) and tells the hook
+    /// about their files. Returns how many files.
+    pub fn recover(&self) -> usize {
+        let files = recover::close_interrupted(&self.config.dir);
+        let n = files.len();
+        if self.config.hook_url().is_some() {
+            for done in files {
+                self.control(Job::Announce(done));
+            }
+        }
+        n
+    }
+
     /// Queues a job that must not be lost: when the queue is full, a short-lived thread
     /// waits for room (order is kept: segments behind it are dropped meanwhile).
     fn control(&self, job: Job) {

@@ -9,17 +9,19 @@ use std::path::Path;
 use tracing::{info, warn};
 
 use super::index::{self, IndexLine, Recording};
+use super::writer::FileDone;
 
-/// Closes every recording under `root` that has no `ended.json`. Returns how many.
-pub fn close_interrupted(root: &Path) -> usize {
-    let mut closed = 0;
+/// Closes every recording under `root` that has no `ended.json`. Returns the files so
+/// completed.
+pub fn close_interrupted(root: &Path) -> Vec<FileDone> {
+    let mut closed = Vec::new();
     for rec in index::list(root) {
         if rec.ended.is_some() {
             continue;
         }
         match close(&rec) {
             Ok(()) => {
-                closed += 1;
+                closed.extend(files(&rec));
                 info!(app = %rec.session.app, stream = %rec.session.name, start = %rec.session.start,
                     "recording interrupted by a restart: closed");
             }
@@ -30,6 +32,29 @@ pub fn close_interrupted(root: &Path) -> usize {
         }
     }
     closed
+}
+
+fn files(rec: &Recording) -> Vec<FileDone> {
+    let mut out = Vec::new();
+    for r in &rec.renditions {
+        for t in &r.tracks {
+            for f in &t.files {
+                out.push(FileDone {
+                    event: "recording_file",
+                    app: rec.session.app.clone(),
+                    name: rec.session.name.clone(),
+                    start: rec.session.start.clone(),
+                    rendition: r.label.clone(),
+                    track: t.kind.clone(),
+                    path: f.path.display().to_string(),
+                    bytes: f.end(),
+                    segments: f.segments.len() as u64,
+                    duration: f.duration_secs(),
+                });
+            }
+        }
+    }
+    out
 }
 
 fn close(rec: &Recording) -> std::io::Result<()> {

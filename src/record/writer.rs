@@ -105,6 +105,8 @@ pub enum Job {
     CloseRendition(Arc<Session>, String),
     /// The recording is over: close its files and mark it ended.
     EndSession(Arc<Session>),
+    /// A file completed elsewhere (closed after a restart): tell the hook.
+    Announce(FileDone),
 }
 
 /// The JSON a hook receives when a recording file is complete.
@@ -185,6 +187,11 @@ impl Writer {
                 let keys: Vec<_> = self.open.keys().filter(|k| k.0 == dir).cloned().collect();
                 for key in keys {
                     self.close(&key);
+                }
+            }
+            Job::Announce(done) => {
+                if let Some(hook) = &self.hook {
+                    let _ = hook.send(done);
                 }
             }
             Job::EndSession(session) => {
