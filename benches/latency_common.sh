@@ -48,6 +48,14 @@ publish_source() {
   pub_pid=$!
 }
 
+# ll_toml PART_TARGET: the [low_latency] section of a run; PART-HOLD-BACK (in part targets)
+# from $PHB when set, else the server's default.
+ll_toml() {
+  printf '[low_latency]\\npart_target = %s\\n' "$1"
+  [ -n "${PHB:-}" ] && printf 'part_hold_back = %s\\n' "$PHB"
+  return 0
+}
+
 # start_server [EXTRA_TOML]: packgate on free ports; sets $srv_pid $rtmp_port $http_port.
 start_server() {
   srv_cfg=$(mktemp)
@@ -96,6 +104,7 @@ play_row() {
   # shellcheck disable=SC2046
   json=$(node "$root/tests/browser/play.mjs" --url "http://127.0.0.1:$http_port/live/${src//./_}/index.$ext" \
     --seconds "$secs" $(player_args "$player" "$pt") | tail -1)
+  [ -n "${PHB:-}" ] && pt="$pt (PHB ${PHB}x)"
   python3 - "$json" "$src" "$player" "$pt" <<'PY'
 import json, sys
 try:

@@ -4,6 +4,7 @@
 # stalls and latency. Not a test (long); run on a quiet machine.
 # Usage: bash benches/soak.sh [minutes=10] [sources=all] [players="hls"] [part target=0.2]
 #   players as in benches/latency_sources.sh (hls = hls.js defaults, hls-rec, hls-phb2, dash)
+# PHB=2 in the environment serves PART-HOLD-BACK = 2 x part target (default: the server's).
 # Sources are continuous files of MINUTES + 1 min (cached in $TMPDIR/packgate_sources; about
 # 170 MB each at 10 min), except loop15s (looped) and gstreamer (live).
 set -uo pipefail
@@ -18,7 +19,7 @@ echo "# soak $(date -u +%FT%TZ) ${mins} min per source, $(nproc) cores, load $(c
 table_head
 for src in $sources; do
   for player in $players; do
-    start_server "[low_latency]\npart_target = $pt\n"
+    start_server "$(ll_toml "$pt")"
     publish_source "$src" $((secs + 60)) "rtmp://127.0.0.1:$rtmp_port/live/${src//./_}"
     wait_ready "/live/${src//./_}/index.m3u8" && play_row "$src" "$player" "$secs" "$pt"
     stop_all

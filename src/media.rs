@@ -7,7 +7,11 @@
 use bytes::Bytes;
 
 use crate::codec::aac::AacConfig;
+use crate::codec::av1::Av1Config;
 use crate::codec::h264::AvcConfig;
+use crate::codec::hevc::HevcConfig;
+use crate::codec::opus::{OpusConfig, OPUS_RATE};
+use crate::codec::vp9::Vp9Config;
 
 /// Ticks per second of the stream-wide media clock.
 pub const MEDIA_CLOCK: u32 = 90_000;
@@ -36,33 +40,85 @@ impl TrackKind {
 pub enum CodecConfig {
     /// H.264 / AVC with its AVCDecoderConfigurationRecord.
     H264(AvcConfig),
+    /// HEVC with its HEVCDecoderConfigurationRecord (Enhanced RTMP `hvc1`).
+    Hevc(HevcConfig),
+    /// AV1 with its AV1CodecConfigurationRecord (Enhanced RTMP `av01`).
+    Av1(Av1Config),
+    /// VP9 with its VP codec configuration record (Enhanced RTMP `vp09`).
+    Vp9(Vp9Config),
     /// AAC with its AudioSpecificConfig.
     Aac(AacConfig),
+    /// Opus with its identification header (Enhanced RTMP `Opus`).
+    Opus(OpusConfig),
 }
 
 impl CodecConfig {
     /// The kind of track this configuration describes.
     pub fn kind(&self) -> TrackKind {
         match self {
-            CodecConfig::H264(_) => TrackKind::Video,
-            CodecConfig::Aac(_) => TrackKind::Audio,
+            CodecConfig::H264(_) | CodecConfig::Hevc(_) | CodecConfig::Av1(_) => TrackKind::Video,
+            CodecConfig::Vp9(_) => TrackKind::Video,
+            CodecConfig::Aac(_) | CodecConfig::Opus(_) => TrackKind::Audio,
         }
     }
 
-    /// The RFC 6381 `codecs` string (e.g. `avc1.64001f`, `mp4a.40.2`).
+    /// The RFC 6381 `codecs` string (e.g. `avc1.64001f`, `hvc1.1.6.L93.B0`, `mp4a.40.2`).
     pub fn codec_string(&self) -> String {
         match self {
             CodecConfig::H264(c) => c.codec_string(),
+            CodecConfig::Hevc(c) => c.codec_string(),
+            CodecConfig::Av1(c) => c.codec_string(),
+            CodecConfig::Vp9(c) => c.codec_string(),
             CodecConfig::Aac(c) => c.codec_string(),
+            CodecConfig::Opus(c) => c.codec_string(),
         }
     }
 
     /// The timescale the fMP4 track uses: 90 kHz for video, the sample rate for audio.
     pub fn timescale(&self) -> u32 {
         match self {
-            CodecConfig::H264(_) => MEDIA_CLOCK,
             CodecConfig::Aac(c) => c.sample_rate,
+            CodecConfig::Opus(_) => OPUS_RATE,
+            _ => MEDIA_CLOCK,
         }
+    }
+
+    /// Picture width and height, when the configuration states them.
+    pub fn resolution(&self) -> Option<(u32, u32)> {
+        match self {
+            CodecConfig::H264(c) => Some((c.width, c.height)),
+            CodecConfig::Hevc(c) => Some((c.width, c.height)),
+            CodecConfig::Av1(c) => Some((c.width, c.height)),
+            CodecConfig::Vp9(c) => c.size,
+            _ => None,
+        }
+    }
+
+    /// Video frames per second, when the configuration states them.
+    pub fn frame_rate(&self) -> Option<f64> {
+        match self {
+            CodecConfig::H264(c) => c.frame_rate,
+            CodecConfig::Hevc(c) => c.frame_rate,
+            _ => None,
+        }
+    }
+
+    /// Audio sample rate and channel count.
+    pub fn audio_format(&self) -> Option<(u32, u8)> {
+        match self {
+            CodecConfig::Aac(c) => Some((c.sample_rate, c.channels)),
+            CodecConfig::Opus(c) => Some((OPUS_RATE, c.channels)),
+            _ => None,
+        }
+    }
+
+    /// True if MPEG-TS can carry this codec here (H.264, HEVC, AAC); AV1, VP9 and Opus
+    /// are packaged as CMAF only.
+    pub fn fits_ts(&self) -> bool {
+        matches!(
+            self,
+            CodecConfig::H264(_) | CodecConfig::Hevc(_) | CodecConfig::Aac(_)
+        )
     }
 }
 
@@ -75,9 +131,10 @@ pub struct Frame {
     pub dts: i64,
     /// Presentation timestamp, [`MEDIA_CLOCK`] ticks (dts + composition offset).
     pub pts: i64,
-    /// True for a sync sample (IDR for H.264; every AAC frame).
+    /// True for a sync sample (IDR/IRAP, AV1/VP9 key frames; every audio frame).
     pub keyframe: bool,
-    /// The payload: length-prefixed NAL units for H.264 (as in FLV/avcC), a raw AAC frame.
+    /// The payload: length-prefixed NAL units for H.264/HEVC (as in FLV), an AV1 temporal
+    /// unit without its temporal delimiter, a VP9 frame, a raw AAC or Opus packet.
     pub data: Bytes,
 }
 

@@ -18,6 +18,9 @@ use bytes::Bytes;
 
 pub mod spill;
 
+/// The number of a DVR stub's one empty part ([`StoredSegment::is_spilled`]).
+pub const SPILLED_PART: u64 = u64::MAX;
+
 /// Segments kept fetchable after they leave the playlist.
 pub const GRACE_SEGMENTS: usize = 3;
 
@@ -70,6 +73,20 @@ impl StoredSegment {
     /// Duration in seconds.
     pub fn duration_secs(&self) -> f64 {
         self.duration as f64 / f64::from(self.timescale)
+    }
+
+    /// A gap: a number of the ladder's timeline this track has no media for (its encoder was
+    /// away). Listed with EXT-X-GAP so numbers stay contiguous; it has no bytes, and
+    /// requests for it answer 404.
+    pub fn is_gap(&self) -> bool {
+        self.parts.is_empty()
+    }
+
+    /// A DVR stub: the segment's bytes moved to the disk tier ([`spill`]); it keeps one
+    /// empty part numbered [`SPILLED_PART`] (no part URL can name it), so it is neither a
+    /// gap nor servable from memory.
+    pub fn is_spilled(&self) -> bool {
+        matches!(self.parts.as_slice(), [p] if p.id == SPILLED_PART && p.data.is_empty())
     }
 }
 
@@ -134,7 +151,7 @@ impl TrackWindow {
     /// Where segment `seq`'s bytes are when it was moved to the disk tier.
     pub fn spilled(&self, seq: u64) -> Option<&spill::Spill> {
         let spill = self.spill.as_ref()?;
-        self.get(seq).filter(|s| s.parts.is_empty()).map(|_| spill)
+        self.get(seq).filter(|s| s.is_spilled()).map(|_| spill)
     }
 
     /// Moves the bytes of segments older than the newest `memory` to the disk tier.
@@ -145,13 +162,21 @@ impl TrackWindow {
         let Some(mut i) = self.segments.len().checked_sub(spill.memory + 1) else {
             return;
         };
-        // Older ones than the first stub met are spilled already.
-        while let Some(seg) = self.segments.get(i).filter(|s| !s.parts.is_empty()) {
-            spill.put(seg.clone());
-            self.segments[i] = Arc::new(StoredSegment {
-                parts: Vec::new(),
-                ..(**seg).clone()
-            });
+        // Older ones than the first stub met are spilled already; gaps have nothing to move.
+        while let Some(seg) = self.segments.get(i).filter(|s| !s.is_spilled()) {
+            if !seg.is_gap() {
+                spill.put(seg.clone());
+                let independent = seg.parts.first().is_some_and(|p| p.independent);
+                self.segments[i] = Arc::new(StoredSegment {
+                    parts: vec![StoredPart {
+                        id: SPILLED_PART,
+                        duration: seg.duration,
+                        independent,
+                        data: Bytes::new(),
+                    }],
+                    ..(**seg).clone()
+                });
+            }
             let Some(prev) = i.checked_sub(1) else { break };
             i = prev;
         }
@@ -215,6 +240,9 @@ impl TrackWindow {
     /// A part by number, from the open segment or a kept one.
     pub fn part(&self, id: u64) -> Option<&StoredPart> {
         fn in_segment(s: &StoredSegment, id: u64) -> Option<&StoredPart> {
+            if s.is_spilled() {
+                return None;
+            }
             let first = s.parts.first()?.id;
             s.parts.get(usize::try_from(id.checked_sub(first)?).ok()?)
         }
@@ -255,7 +283,7 @@ impl TrackWindow {
             if old.discontinuity {
                 self.discontinuities_dropped += 1;
             }
-            if let (Some(spill), true) = (&self.spill, old.parts.is_empty()) {
+            if let (Some(spill), true) = (&self.spill, old.is_spilled()) {
                 spill.forget(old.seq);
             }
         }
@@ -290,6 +318,25 @@ impl TrackWindow {
         self.prune_inits();
     }
 
+    /// Appends a gap (see [`StoredSegment::is_gap`]) for number `seq`, numbered after the
+    /// last segment, before the segment that follows it is stored. `head` gives the gap's
+    /// place on the timeline; its `parts` are dropped.
+    pub fn push_gap(&mut self, head: StoredSegment) {
+        if self.last().is_some_and(|l| l.seq >= head.seq) {
+            return;
+        }
+        self.touch();
+        self.segments.push_back(Arc::new(StoredSegment {
+            parts: Vec::new(),
+            discontinuity: false,
+            ..head
+        }));
+        while self.segments.len() > self.window + GRACE_SEGMENTS {
+            self.pop_segment();
+        }
+        self.prune_inits();
+    }
+
     /// The segments a playlist lists now (the last `window`).
     pub fn listed(&self) -> impl Iterator<Item = &StoredSegment> {
         let skip = self.segments.len().saturating_sub(self.window);
@@ -311,11 +358,11 @@ impl TrackWindow {
                 .count() as u64
     }
 
-    /// A segment by sequence number, while it is still kept.
+    /// A segment by sequence number, while it is still kept (never a gap: it has no bytes).
     pub fn get(&self, seq: u64) -> Option<&StoredSegment> {
         // Numbers are increasing but not always contiguous across renditions' histories.
         let idx = self.segments.binary_search_by_key(&seq, |s| s.seq).ok()?;
-        self.segments.get(idx).map(|s| &**s)
+        self.segments.get(idx).map(|s| &**s).filter(|s| !s.is_gap())
     }
 
     /// The newest segment.
@@ -343,8 +390,8 @@ impl TrackWindow {
     /// Peak and average bits per second over the listed segments.
     pub fn bitrates(&self) -> (u64, u64) {
         let (mut peak, mut bytes, mut secs) = (0f64, 0usize, 0f64);
-        // Spilled (DVR) segments have no bytes here: they do not count.
-        for s in self.listed().filter(|s| !s.parts.is_empty()) {
+        // Gaps and spilled (DVR) segments have no bytes here: they do not count.
+        for s in self.listed().filter(|s| !s.is_gap() && !s.is_spilled()) {
             let d = s.duration_secs();
             if d > 0.0 {
                 peak = peak.max(s.size() as f64 * 8.0 / d);

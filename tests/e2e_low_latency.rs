@@ -140,7 +140,38 @@ fn ll_hls_rules_hold_over_a_live_ladder() {
     .expect("8 segments listed");
     let ll = parse(&full);
     assert!(full.contains("#EXT-X-VERSION:9"), "{full}");
-    assert_eq!(ll.part_target, 0.2);
+    // The configured 0.2 s, plus the millisecond video parts may take and the audio frame
+    // by which audio parts ending with video parts may be longer (48 kHz AAC: 0.214 s).
+    assert!(
+        (0.2..=0.2 + 0.0234 + 0.001).contains(&ll.part_target),
+        "PART-TARGET {}",
+        ll.part_target
+    );
+    let audio = parse(&get(http, &format!("{base}/audio.m3u8")).unwrap().text());
+    assert_eq!(
+        audio.part_target, ll.part_target,
+        "one PART-TARGET per rendition"
+    );
+    // Audio part N of a segment ends where video part N does, within an audio frame
+    // (AAC at 48 or 44.1 kHz: at most 23.2 ms; the playlists round to the millisecond).
+    let mut compared = 0;
+    for (seq, _, vparts) in ll.segments.iter().filter(|s| !s.2.is_empty()) {
+        let Some((_, _, aparts)) = audio.segments.iter().find(|a| a.0 == *seq) else {
+            continue;
+        };
+        assert_eq!(aparts.len(), vparts.len(), "segment {seq}: part counts");
+        let (mut v, mut a) = (0.0, 0.0);
+        for (vp, ap) in vparts.iter().zip(aparts).take(vparts.len() - 1) {
+            v += vp.0;
+            a += ap.0;
+            assert!(
+                (v - a).abs() < 0.0233 + 0.002,
+                "segment {seq}: video parts end at {v}, audio at {a}"
+            );
+            compared += 1;
+        }
+    }
+    assert!(compared >= 5, "{compared} part ends compared");
     let sc = &ll.server_control;
     assert!(sc.contains("CAN-BLOCK-RELOAD=YES"), "{sc}");
     let hold: f64 = attr(sc, "PART-HOLD-BACK").unwrap().parse().unwrap();
@@ -381,6 +412,22 @@ fn held_requests_are_released_on_unpublish() {
     );
 }
 
+/// The number of the last segment in the MPD's first SegmentTimeline.
+fn last_timeline_number(mpd: &str) -> u64 {
+    let start: u64 = attr(mpd, "startNumber").unwrap().parse().unwrap();
+    let timeline = mpd
+        .split("<SegmentTimeline>")
+        .nth(1)
+        .and_then(|t| t.split("</SegmentTimeline>").next())
+        .unwrap();
+    let count: u64 = timeline
+        .lines()
+        .filter(|l| l.trim_start().starts_with("<S "))
+        .map(|l| attr(l, "r").map_or(1, |r| r.parse::<u64>().unwrap() + 1))
+        .sum();
+    start + count - 1
+}
+
 #[test]
 fn low_latency_dash_streams_the_segment_in_progress() {
     let (_rt, server) = start(test_config());
@@ -395,7 +442,34 @@ fn low_latency_dash_streams_the_segment_in_progress() {
     let mpd = get(http, "/live/lld/index.mpd").unwrap().text();
     assert!(mpd.contains("availabilityTimeComplete=\"false\""), "{mpd}");
     assert!(mpd.contains("availabilityTimeOffset=\"1.800\""), "{mpd}");
-    assert!(mpd.contains("<Latency target=\"1500\""), "{mpd}");
+    assert!(mpd.contains("<Latency target=\"1000\""), "{mpd}");
+    // The first timeline lists the finished segments, the one in progress (if it has a
+    // chunk yet) and the one after it (dash.js reloads the MPD about once a second and would otherwise learn of
+    // the next segment only after it began).
+    let announced = poll(Duration::from_secs(10), || {
+        let before = parse(&get(http, "/live/lld/src/video.m3u8").ok()?.text());
+        let mpd = get(http, "/live/lld/index.mpd").ok()?.text();
+        let after = parse(&get(http, "/live/lld/src/video.m3u8").ok()?.text());
+        let last = before.segments.last()?.0;
+        (after.segments.last()?.0 == last && after.open_parts.len() == before.open_parts.len())
+            .then(|| {
+                (
+                    last,
+                    last_timeline_number(&mpd),
+                    mpd,
+                    before.open_parts.len(),
+                )
+            })
+    })
+    .expect("an MPD and a playlist of the same moment");
+    // (With no part of the next segment out yet, the one after the last finished one.)
+    assert_eq!(
+        announced.1,
+        announced.0 + 1 + u64::from(announced.3 > 0),
+        "the MPD's timeline should end one segment after the one in progress ({} open parts):\n{}",
+        announced.3,
+        announced.2
+    );
     // The segment being cut is requested and arrives chunk by chunk; the finished segment
     // fetched afterwards has the same bytes.
     let playlist = parse(&get(http, "/live/lld/src/video.m3u8").unwrap().text());

@@ -345,3 +345,44 @@ fn b_frames_read_back_by_ffmpeg_without_dts_errors() {
         "keyframe shown at {key_pts}, segment starts at {tfdt}"
     );
 }
+
+#[test]
+fn frames_sharing_a_timestamp_are_spread_and_read_back_without_dts_errors() {
+    let (_rt, server) = start(test_config());
+    let http = server.http_addr;
+    // Every fourth video frame is stamped with its predecessor's millisecond (or one
+    // before it), as a live encoder under load does; the frame after it is on time.
+    let _p = publish_retimed(server.rtmp_addr, "live", "tie", &source(), 30, |t| {
+        let ms = t.media_ms as u32;
+        let tied = t.kind == 9 && !t.keyframe && (t.media_ms * 3 / 100) % 4 == 1;
+        Some(if tied { ms - 34 } else { ms })
+    });
+    wait_live(http, "/live/tie/src/video.m3u8");
+    std::thread::sleep(Duration::from_secs(4));
+    let out = Command::new(tools::ffmpeg())
+        .args(["-hide_banner", "-v", "error", "-nostdin"])
+        .arg("-i")
+        .arg(format!("http://{http}/live/tie/index.m3u8"))
+        .args(["-t", "6", "-f", "null", "-"])
+        .output()
+        .expect("ffmpeg");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        !stderr.contains("non monotonically increasing dts"),
+        "{stderr}"
+    );
+    assert!(!stderr.to_lowercase().contains("error"), "{stderr}");
+    // No sample shorter than a millisecond: the tied frames got their share of the time.
+    let pl = media(&get(http, "/live/tie/src/video.m3u8").unwrap().text());
+    let seg = pl.segments.last().unwrap();
+    let data = get(http, &format!("/live/tie/src/{}", seg.uri))
+        .unwrap()
+        .body;
+    let durations = common::mp4::sample_durations(&data);
+    assert!(durations.len() >= 30, "{durations:?}");
+    assert!(
+        durations.iter().all(|&d| d >= 90),
+        "a sample under 1 ms: {durations:?}"
+    );
+}

@@ -35,13 +35,16 @@ fuzz_target!(|input: &[u8]| {
             };
             let mut demuxer = TagDemuxer::new();
             for t in tags {
-                let event = match t.kind {
-                    8 => demuxer.audio(t.timestamp, t.body),
-                    9 => demuxer.video(t.timestamp, t.body),
+                // Through the multitrack entry point, which every ingest message takes.
+                let events = match t.kind {
+                    8 => demuxer.audio_tracks(t.timestamp, t.body),
+                    9 => demuxer.video_tracks(t.timestamp, t.body),
                     _ => continue,
                 };
-                if let Ok(Some(DemuxEvent::Frame(f))) = event {
-                    assert!(!f.data.is_empty(), "no empty samples reach the muxers");
+                for e in events {
+                    if let Ok(Some(DemuxEvent::Frame(f))) = e.event {
+                        assert!(!f.data.is_empty(), "no empty samples reach the muxers");
+                    }
                 }
             }
         }

@@ -40,12 +40,12 @@ fuzz_target!(|input: &[u8]| {
                 SessionEvent::Video {
                     timestamp, payload, ..
                 } => {
-                    let _ = demuxer.video(timestamp, payload);
+                    let _ = demuxer.video_tracks(timestamp, payload);
                 }
                 SessionEvent::Audio {
                     timestamp, payload, ..
                 } => {
-                    let _ = demuxer.audio(timestamp, payload);
+                    let _ = demuxer.audio_tracks(timestamp, payload);
                 }
                 _ => {}
             }

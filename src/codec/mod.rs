@@ -1,4 +1,9 @@
 //! Codec configuration records and their RFC 6381 codec strings.
 
 pub mod aac;
+pub mod av1;
+mod bits;
 pub mod h264;
+pub mod hevc;
+pub mod opus;
+pub mod vp9;

@@ -83,6 +83,9 @@ pub struct LowLatencyConfig {
     pub enabled: bool,
     /// Part target duration in seconds (EXT-X-PART-INF PART-TARGET); no part is longer.
     pub part_target: f64,
+    /// PART-HOLD-BACK in part targets: how far behind the live edge LL-HLS players
+    /// start and aim (RFC 8216bis: at least 2; 3 recommended).
+    pub part_hold_back: f64,
     /// Live latency low-latency DASH players aim for (MPD ServiceDescription), seconds.
     pub dash_target_latency: f64,
 }
@@ -92,7 +95,8 @@ impl Default for LowLatencyConfig {
         LowLatencyConfig {
             enabled: true,
             part_target: 0.2,
-            dash_target_latency: 1.5,
+            part_hold_back: 3.0,
+            dash_target_latency: 1.0,
         }
     }
 }
@@ -228,6 +232,9 @@ pub struct SegmentConfig {
     /// Longest wait for a keyframe, seconds: a segment open this long is closed anyway.
     /// `None` means three target durations.
     pub max_keyframe_interval: Option<f64>,
+    /// A step between consecutive timestamps larger than this many seconds (either way)
+    /// is a discontinuity: the stream is re-anchored, not given a frame that long.
+    pub timestamp_jump: f64,
 }
 
 impl Default for SegmentConfig {
@@ -237,6 +244,7 @@ impl Default for SegmentConfig {
             window: 6,
             linger: 60.0,
             max_keyframe_interval: None,
+            timestamp_jump: 3.0,
         }
     }
 }
@@ -346,6 +354,20 @@ impl Config {
         )?;
         positive("http.write_timeout", self.http.write_timeout, 3_600.0)?;
         positive("http.drain_timeout", self.http.drain_timeout, 3_600.0)?;
+        positive(
+            "segment.timestamp_jump",
+            self.segment.timestamp_jump,
+            86_400.0,
+        )?;
+        if self.segment.timestamp_jump < 1.0 {
+            return Err(ConfigError::Invalid {
+                key: "segment.timestamp_jump",
+                problem: format!(
+                    "must be at least 1 s (audio may run ahead of video by a second), got {}",
+                    self.segment.timestamp_jump
+                ),
+            });
+        }
         if let Some(cap) = self.segment.max_keyframe_interval {
             positive("segment.max_keyframe_interval", cap, 3_600.0)?;
             if cap < self.segment.target_duration {
@@ -372,6 +394,17 @@ impl Config {
             self.low_latency.dash_target_latency,
             60.0,
         )?;
+        if !(self.low_latency.part_hold_back.is_finite()
+            && (2.0..=10.0).contains(&self.low_latency.part_hold_back))
+        {
+            return Err(ConfigError::Invalid {
+                key: "low_latency.part_hold_back",
+                problem: format!(
+                    "must be between 2 and 10 part targets (RFC 8216bis requires at least 2), got {}",
+                    self.low_latency.part_hold_back
+                ),
+            });
+        }
         let max_part = self.segment.target_duration / 2.0;
         if !(self.low_latency.part_target.is_finite()
             && (0.05..=max_part).contains(&self.low_latency.part_target))
@@ -460,6 +493,7 @@ target_duration = 2.0
 window = 6
 linger = 60.0
 
+timestamp_jump = 3.0
 [ladder]
 labels = ["src", "hi", "mid", "low"]
 
@@ -471,7 +505,8 @@ dash = true
 [low_latency]
 enabled = true
 part_target = 0.2
-dash_target_latency = 1.5
+part_hold_back = 3.0
+dash_target_latency = 1.0
 
 [limits]
 held_bytes = 16777216

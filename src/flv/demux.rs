@@ -3,6 +3,7 @@
 use bytes::Bytes;
 
 use super::budget::{ChangeLog, ConfigBudget};
+use super::enhanced;
 use super::tag::{parse_audio, parse_video, AudioTag, FlvError, VideoTag};
 use super::timestamp::Unwrapper;
 use crate::codec::aac::AacConfig;
@@ -10,6 +11,7 @@ use crate::codec::h264::AvcConfig;
 use crate::media::{CodecConfig, Frame, TrackKind, MEDIA_CLOCK};
 
 const TICKS_PER_MS: i64 = MEDIA_CLOCK as i64 / 1000;
+const NANOS_PER_TICK: i64 = 1_000_000_000 / MEDIA_CLOCK as i64;
 
 /// Something the demuxer produced.
 #[derive(Debug, PartialEq)]
@@ -32,9 +34,15 @@ pub enum DemuxEvent {
 #[derive(Debug, Default)]
 pub struct TagDemuxer {
     clock: Unwrapper,
-    video: Option<AvcConfig>,
-    audio: Option<AacConfig>,
-    budget: ConfigBudget,
+    pub(super) video: Option<CodecConfig>,
+    pub(super) audio: Option<CodecConfig>,
+    pub(super) budget: ConfigBudget,
+    /// Enhanced RTMP multitrack: the state of every track but 0 (see `multitrack.rs`).
+    pub(super) tracks: std::collections::BTreeMap<u8, TagDemuxer>,
+    /// A VP9 configuration waits for its first key frame (see `exdemux.rs`).
+    pub(super) vp9_unannounced: bool,
+    /// A configuration to deliver before the frame just returned.
+    pub(super) announcement: Option<CodecConfig>,
     video_changes: ChangeLog,
     audio_changes: ChangeLog,
 }
@@ -54,13 +62,31 @@ impl TagDemuxer {
     }
 
     /// The current video configuration.
-    pub fn video_config(&self) -> Option<&AvcConfig> {
+    pub fn video_config(&self) -> Option<&CodecConfig> {
         self.video.as_ref()
     }
 
     /// The current audio configuration.
-    pub fn audio_config(&self) -> Option<&AacConfig> {
+    pub fn audio_config(&self) -> Option<&CodecConfig> {
         self.audio.as_ref()
+    }
+
+    /// Makes `config` current for its track (a change counts against the budget) and
+    /// returns the event announcing it.
+    pub(super) fn configure(
+        &mut self,
+        config: CodecConfig,
+        timestamp_ms: u32,
+    ) -> Result<Option<DemuxEvent>, FlvError> {
+        let (slot, changes) = match config.kind() {
+            TrackKind::Video => (&mut self.video, &mut self.video_changes),
+            TrackKind::Audio => (&mut self.audio, &mut self.audio_changes),
+        };
+        if slot.as_ref().is_some_and(|old| *old != config) {
+            changes.change(&self.budget, timestamp_ms)?;
+        }
+        *slot = Some(config.clone());
+        Ok(Some(DemuxEvent::Config(config)))
     }
 
     /// One video message body at RTMP time `timestamp_ms`.
@@ -74,26 +100,24 @@ impl TagDemuxer {
         timestamp_ms: u32,
         body: Bytes,
     ) -> Result<Option<DemuxEvent>, FlvError> {
-        if body.is_empty() {
-            return Ok(None);
+        match body.first() {
+            None => return Ok(None),
+            Some(b) if enhanced::is_ex_video(*b) => return self.ex_video(timestamp_ms, body),
+            Some(_) => {}
         }
         match parse_video(body)? {
             VideoTag::AvcSequenceHeader(record) => {
                 self.budget.record(record.len())?;
                 let config =
                     AvcConfig::parse(record).map_err(|e| FlvError::BadConfig(e.to_string()))?;
-                if self.video.as_ref().is_some_and(|old| *old != config) {
-                    self.video_changes.change(&self.budget, timestamp_ms)?;
-                }
-                self.video = Some(config.clone());
-                Ok(Some(DemuxEvent::Config(CodecConfig::H264(config))))
+                self.configure(CodecConfig::H264(config), timestamp_ms)
             }
             VideoTag::AvcFrame {
                 keyframe,
                 cts_ms,
                 data,
             } => {
-                if self.video.is_none() {
+                if !matches!(self.video, Some(CodecConfig::H264(_))) {
                     return Err(FlvError::NoConfig("video"));
                 }
                 // Some encoders send header-only packets; an empty sample would only
@@ -103,7 +127,7 @@ impl TagDemuxer {
                 }
                 Ok(Some(self.frame(
                     TrackKind::Video,
-                    timestamp_ms,
+                    (timestamp_ms, 0),
                     cts_ms,
                     keyframe,
                     data,
@@ -120,22 +144,20 @@ impl TagDemuxer {
         timestamp_ms: u32,
         body: Bytes,
     ) -> Result<Option<DemuxEvent>, FlvError> {
-        if body.is_empty() {
-            return Ok(None);
+        match body.first() {
+            None => return Ok(None),
+            Some(b) if enhanced::is_ex_audio(*b) => return self.ex_audio(timestamp_ms, body),
+            Some(_) => {}
         }
         match parse_audio(body)? {
             AudioTag::AacSequenceHeader(asc) => {
                 self.budget.record(asc.len())?;
                 let config =
                     AacConfig::parse(asc).map_err(|e| FlvError::BadConfig(e.to_string()))?;
-                if self.audio.as_ref().is_some_and(|old| *old != config) {
-                    self.audio_changes.change(&self.budget, timestamp_ms)?;
-                }
-                self.audio = Some(config.clone());
-                Ok(Some(DemuxEvent::Config(CodecConfig::Aac(config))))
+                self.configure(CodecConfig::Aac(config), timestamp_ms)
             }
             AudioTag::AacFrame(data) => {
-                if self.audio.is_none() {
+                if !matches!(self.audio, Some(CodecConfig::Aac(_))) {
                     return Err(FlvError::NoConfig("audio"));
                 }
                 if data.is_empty() {
@@ -144,7 +166,7 @@ impl TagDemuxer {
                 // Every AAC frame decodes on its own, and audio has no reordering.
                 Ok(Some(self.frame(
                     TrackKind::Audio,
-                    timestamp_ms,
+                    (timestamp_ms, 0),
                     0,
                     true,
                     data,
@@ -153,16 +175,18 @@ impl TagDemuxer {
         }
     }
 
-    /// A frame at RTMP time `timestamp_ms`, on the shared unwrapped 90 kHz timeline.
-    fn frame(
+    /// A frame at RTMP time `timestamp_ms` plus `nanos` (Enhanced RTMP's ModEx offset), on
+    /// the shared unwrapped 90 kHz timeline.
+    pub(super) fn frame(
         &mut self,
         kind: TrackKind,
-        timestamp_ms: u32,
+        (timestamp_ms, nanos): (u32, u32),
         cts_ms: i32,
         keyframe: bool,
         data: Bytes,
     ) -> DemuxEvent {
-        let dts = self.clock.unwrap(timestamp_ms) * TICKS_PER_MS;
+        let dts =
+            self.clock.unwrap(timestamp_ms) * TICKS_PER_MS + i64::from(nanos) / NANOS_PER_TICK;
         let pts = dts + i64::from(cts_ms) * TICKS_PER_MS;
         DemuxEvent::Frame(Frame {
             kind,
@@ -175,7 +199,7 @@ impl TagDemuxer {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::codec::h264::tests::AVCC_640X360;
     use crate::flv::file::read_tags;
@@ -197,7 +221,7 @@ mod tests {
         d
     }
 
-    fn frame(event: Result<Option<DemuxEvent>, FlvError>) -> Frame {
+    pub(in crate::flv) fn frame(event: Result<Option<DemuxEvent>, FlvError>) -> Frame {
         match event {
             Ok(Some(DemuxEvent::Frame(f))) => f,
             other => panic!("expected a frame, got {other:?}"),
@@ -216,7 +240,10 @@ mod tests {
             Some(DemuxEvent::Config(CodecConfig::H264(c))) => assert_eq!(c.width, 640),
             other => panic!("{other:?}"),
         }
-        assert_eq!(d.video_config().map(|c| c.height), Some(360));
+        assert_eq!(
+            d.video_config().and_then(|c| c.resolution()),
+            Some((640, 360))
+        );
         let body = Bytes::from_static(&[0x17, 1, 0, 0, 0x21, 0, 0, 0, 1, 0x65]);
         let f = frame(d.video(1000, body.clone()));
         assert_eq!(f.kind, TrackKind::Video);
@@ -231,7 +258,10 @@ mod tests {
             d.audio(0, Bytes::from_static(AAC_HEADER)).unwrap(),
             Some(DemuxEvent::Config(CodecConfig::Aac(_)))
         ));
-        assert_eq!(d.audio_config().map(|c| c.sample_rate), Some(44_100));
+        assert_eq!(
+            d.audio_config().and_then(|c| c.audio_format()),
+            Some((44_100, 2))
+        );
         let a = frame(d.audio(1023, Bytes::from_static(&[0xAF, 1, 7])));
         assert_eq!(
             (a.dts, a.pts, a.kind, a.keyframe),
@@ -281,14 +311,11 @@ mod tests {
             |r: Result<Option<DemuxEvent>, FlvError>| matches!(r, Err(FlvError::Unsupported(_)));
         assert!(unsupported(d.video(0, Bytes::from_static(&[0x12, 0]))));
         assert!(unsupported(d.audio(0, Bytes::from_static(&[0x2F, 0]))));
-        assert_eq!(
-            d.video(0, Bytes::from_static(&[0x90, b'h', b'v', b'c', b'1'])),
-            Err(FlvError::Unsupported(
-                "Enhanced RTMP video (FourCC hvc1) not supported yet".into()
-            ))
-        );
         assert!(unsupported(
-            d.audio(0, Bytes::from_static(&[0x90, b'O', b'p', b'u', b's']))
+            d.video(0, Bytes::from_static(&[0x90, b'v', b'p', b'0', b'8']))
+        ));
+        assert!(unsupported(
+            d.audio(0, Bytes::from_static(&[0x90, b'f', b'L', b'a', b'C']))
         ));
         assert_eq!(
             d.video(0, Bytes::from_static(&[0x17, 1, 0])),
@@ -307,7 +334,10 @@ mod tests {
             .video(0, Bytes::from_static(&[0x17, 0, 0, 0, 0, 1, 2]))
             .unwrap_err();
         assert!(matches!(e, FlvError::BadConfig(_)), "{e:?}");
-        assert_eq!(d.video_config().map(|c| c.width), Some(640));
+        assert_eq!(
+            d.video_config().and_then(|c| c.resolution()),
+            Some((640, 360))
+        );
         let e = d
             .audio(0, Bytes::from_static(&[0xAF, 0, 0x16, 0x90]))
             .unwrap_err();
@@ -315,7 +345,10 @@ mod tests {
             e.to_string(),
             "bad sequence header: reserved sampling frequency index 13"
         );
-        assert_eq!(d.audio_config().map(|c| c.sample_rate), Some(44_100));
+        assert_eq!(
+            d.audio_config().and_then(|c| c.audio_format()),
+            Some((44_100, 2))
+        );
         // A fresh demuxer with only a broken header still has no config.
         let mut d = TagDemuxer::new();
         assert!(d.audio(0, Bytes::from_static(&[0xAF, 0])).is_err());
@@ -356,9 +389,15 @@ mod tests {
             matches!(&e, FlvError::Limit(l) if l.limit == Limit::InitVersions),
             "{e:?}"
         );
-        assert_eq!(d.audio_config().map(|c| c.sample_rate), Some(48_000));
+        assert_eq!(
+            d.audio_config().and_then(|c| c.audio_format()),
+            Some((48_000, 2))
+        );
         d.audio(10_100, Bytes::from_static(AAC_HEADER)).unwrap();
-        assert_eq!(d.audio_config().map(|c| c.sample_rate), Some(44_100));
+        assert_eq!(
+            d.audio_config().and_then(|c| c.audio_format()),
+            Some((44_100, 2))
+        );
     }
 
     #[test]
@@ -436,6 +475,9 @@ mod tests {
         assert!(video.iter().all(|f| f.pts >= f.dts));
         assert!(video.windows(2).all(|w| w[1].dts > w[0].dts));
         let c = d.video_config().unwrap();
-        assert_eq!((c.width, c.height, c.frame_rate), (640, 360, Some(30.0)));
+        assert_eq!(
+            (c.resolution(), c.frame_rate()),
+            (Some((640, 360)), Some(30.0))
+        );
     }
 }

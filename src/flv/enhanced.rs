@@ -1,9 +1,6 @@
-//! Enhanced RTMP (E-RTMP v2) tag headers.
-//!
-//! Nothing here is packaged yet: the headers are read far enough to name the codec, so a
-//! publisher sending HEVC, AV1, VP9, Opus... gets a clear "not supported yet" rather than a
-//! misparse as a legacy codec. Supporting a codec later means matching its [`FourCc`] in
-//! `tag.rs` and reading the body after [`ExHeader::body_start`].
+//! Enhanced RTMP (E-RTMP v2) tag headers: frame and packet type, ModEx prefixes (the
+//! nanosecond timestamp offset), the multitrack prefix and the codec FourCC. The bodies
+//! are read in `exdemux.rs`.
 
 use std::fmt;
 
@@ -30,11 +27,16 @@ pub struct ExHeader {
     pub packet_type: u8,
     /// The message carries several tracks (AvMultitrackType follows the packet type).
     pub multitrack: bool,
+    /// AvMultitrackType when `multitrack`: 0 OneTrack, 1 ManyTracks, 2 ManyTracksManyCodecs.
+    pub multitrack_type: u8,
     /// The codec, when the header names one for the whole message (absent for commands
     /// and for multitrack messages that have a codec per track).
     pub fourcc: Option<FourCc>,
     /// Offset of the first body byte after the header.
     pub body_start: usize,
+    /// Nanoseconds to add to the message's millisecond timestamp (ModEx
+    /// TimestampOffsetNano), 0..=999_999.
+    pub nanos: u32,
 }
 
 /// True if a video tag's first byte announces an ExVideoTagHeader (the IsExHeader bit;
@@ -69,8 +71,13 @@ const AUDIO: PacketTypes = PacketTypes {
 const VIDEO_COMMAND: u8 = 5;
 const VIDEO_METADATA: u8 = 4;
 
+/// ModExType of the nanosecond timestamp offset (UI24 after the size).
+const MOD_EX_TIMESTAMP_OFFSET_NANO: u8 = 0;
+
+/// AvMultitrackType with a single track and no track size.
+pub const ONE_TRACK: u8 = 0;
 /// AvMultitrackType whose tracks each name their own FourCC.
-const MANY_TRACKS_MANY_CODECS: u8 = 2;
+pub const MANY_TRACKS_MANY_CODECS: u8 = 2;
 
 /// Reads an ExVideoTagHeader (the caller has checked [`is_ex_video`]).
 pub fn parse_video(body: &[u8]) -> Result<ExHeader, FlvError> {
@@ -98,7 +105,8 @@ fn parse(
     let byte = |pos: usize| body.get(pos).copied().ok_or(truncated.clone());
     let mut pos = 1;
     // ModEx prefixes (e.g. a nanosecond timestamp offset) come before everything else;
-    // each is a size, its data, then a byte holding the modifier and next packet type.
+    // each is a size, its data, then a byte holding the modifier type and next packet type.
+    let mut nanos = 0;
     while packet_type == types.mod_ex {
         let mut size = usize::from(byte(pos)?) + 1;
         pos += 1;
@@ -106,16 +114,26 @@ fn parse(
             size = usize::from(u16::from_be_bytes([byte(pos)?, byte(pos + 1)?])) + 1;
             pos += 2;
         }
+        let data = pos;
         pos += size;
-        packet_type = byte(pos)? & 0x0F;
+        let modifier = byte(pos)?;
+        if modifier >> 4 == MOD_EX_TIMESTAMP_OFFSET_NANO && size >= 3 {
+            let ns = u32::from_be_bytes([0, byte(data)?, byte(data + 1)?, byte(data + 2)?]);
+            // The specification caps it below a millisecond; a larger value is not a
+            // sub-millisecond offset and is ignored rather than trusted.
+            nanos = if ns < 1_000_000 { ns } else { 0 };
+        }
+        packet_type = modifier & 0x0F;
         pos += 1;
     }
     let mut header = ExHeader {
         frame_type,
         packet_type,
         multitrack: false,
+        multitrack_type: 0,
         fourcc: None,
         body_start: pos,
+        nanos,
     };
     if frame_type == Some(VIDEO_COMMAND) && packet_type != VIDEO_METADATA {
         return Ok(header); // a one-byte VideoCommand follows, no codec
@@ -125,6 +143,7 @@ fn parse(
         let b = byte(pos)?;
         pos += 1;
         header.multitrack = true;
+        header.multitrack_type = b >> 4;
         header.packet_type = b & 0x0F;
         names_codec = b >> 4 != MANY_TRACKS_MANY_CODECS;
     }
@@ -143,18 +162,32 @@ impl ExHeader {
         self.frame_type == Some(VIDEO_COMMAND) && self.packet_type != VIDEO_METADATA
     }
 
-    /// The error for a header this crate cannot package yet; `track` is "video" or "audio".
+    /// The error for a header whose codec (or multitrack layout) is not packaged;
+    /// `track` is "video" or "audio".
     pub fn unsupported(&self, track: &str) -> FlvError {
         let multi = if self.multitrack { "multitrack " } else { "" };
-        FlvError::Unsupported(match self.fourcc {
-            Some(fourcc) => {
-                format!("Enhanced RTMP {multi}{track} (FourCC {fourcc}) not supported yet")
-            }
-            None => {
-                format!("Enhanced RTMP {multi}{track} with a codec per track not supported yet")
-            }
-        })
+        match self.fourcc {
+            Some(fourcc) if !self.multitrack => unsupported_fourcc(track, fourcc),
+            Some(fourcc) => FlvError::Unsupported(format!(
+                "Enhanced RTMP {multi}{track} (FourCC {fourcc}) not supported"
+            )),
+            None => FlvError::Unsupported(format!(
+                "Enhanced RTMP {multi}{track} with a codec per track not supported"
+            )),
+        }
     }
+}
+
+/// The refusal of a codec FourCC that is not packaged; `track` is "video" or "audio".
+pub fn unsupported_fourcc(track: &str, fourcc: FourCc) -> FlvError {
+    let supported = if track == "audio" {
+        "AAC (mp4a) or Opus"
+    } else {
+        "H.264 (avc1), HEVC (hvc1), AV1 (av01) or VP9 (vp09)"
+    };
+    FlvError::Unsupported(format!(
+        "Enhanced RTMP {track} codec FourCC {fourcc} not supported; publish {supported}"
+    ))
 }
 
 #[cfg(test)]
@@ -172,7 +205,9 @@ mod tests {
         assert!(!h.is_command());
         assert_eq!(
             h.unsupported("video"),
-            FlvError::Unsupported("Enhanced RTMP video (FourCC hvc1) not supported yet".into())
+            FlvError::Unsupported(
+                "Enhanced RTMP video codec FourCC hvc1 not supported; publish H.264 (avc1), HEVC (hvc1), AV1 (av01) or VP9 (vp09)".into()
+            )
         );
         // Inter frame, CodedFramesX, av01.
         let h = parse_video(&[0xA3, b'a', b'v', b'0', b'1']).unwrap();
@@ -194,6 +229,10 @@ mod tests {
         assert_eq!(h.packet_type, 1);
         assert_eq!(h.fourcc, Some(FourCc(*b"vp09")));
         assert_eq!(h.body_start, 10);
+        assert_eq!(h.nanos, 0, "0xAABBCC ns is over a millisecond: ignored");
+        // TimestampOffsetNano of 500 000 ns (UI24), then CodedFrames hvc1.
+        let h = parse_video(&[0x97, 2, 0x07, 0xA1, 0x20, 0x01, b'h', b'v', b'c', b'1']).unwrap();
+        assert_eq!((h.nanos, h.packet_type), (500_000, 1));
         // Multitrack, ManyTracks (1) of SequenceStart (0), all hvc1.
         let h = parse_video(&[0x96, 0x10, b'h', b'v', b'c', b'1']).unwrap();
         assert!(h.multitrack);
@@ -219,7 +258,7 @@ mod tests {
         assert_eq!((h.frame_type, h.packet_type), (None, 0));
         assert_eq!(
             h.unsupported("audio").to_string(),
-            "Enhanced RTMP audio (FourCC Opus) not supported yet"
+            "Enhanced RTMP audio codec FourCC Opus not supported; publish AAC (mp4a) or Opus"
         );
         // Audio multitrack is packet type 5, ModEx 7.
         let h = parse_audio(&[0x95, 0x01, b'm', b'p', b'4', b'a']).unwrap();

@@ -103,7 +103,7 @@ fn audio_codec_name(format: u8) -> &'static str {
 pub fn parse_video(body: Bytes) -> Result<VideoTag, FlvError> {
     let first = *body.first().ok_or(FlvError::Truncated("video"))?;
     if enhanced::is_ex_video(first) {
-        // Extension point: map FourCCs (`avc1`, `hvc1`...) to tags here once packaged.
+        // Legacy tags only: TagDemuxer reads Enhanced RTMP bodies itself (exdemux.rs).
         let header = enhanced::parse_video(&body)?;
         if header.is_command() {
             return Ok(VideoTag::Command);
@@ -146,7 +146,7 @@ pub fn parse_video(body: Bytes) -> Result<VideoTag, FlvError> {
 pub fn parse_audio(body: Bytes) -> Result<AudioTag, FlvError> {
     let first = *body.first().ok_or(FlvError::Truncated("audio"))?;
     if enhanced::is_ex_audio(first) {
-        // Extension point: map FourCCs (`mp4a`, `Opus`...) to tags here once packaged.
+        // Legacy tags only: TagDemuxer reads Enhanced RTMP bodies itself (exdemux.rs).
         return Err(enhanced::parse_audio(&body)?.unsupported("audio"));
     }
     // For AAC the rate/size/type bits are fixed placeholders; the ASC is authoritative.
@@ -264,7 +264,7 @@ mod tests {
         assert_eq!(
             video(&[0x90, b'h', b'v', b'c', b'1', 1, 2]),
             Err(FlvError::Unsupported(
-                "Enhanced RTMP video (FourCC hvc1) not supported yet".into()
+                "Enhanced RTMP video codec FourCC hvc1 not supported; publish H.264 (avc1), HEVC (hvc1), AV1 (av01) or VP9 (vp09)".into()
             ))
         );
         assert_eq!(
@@ -312,7 +312,7 @@ mod tests {
             audio(&[0x90, b'O', b'p', b'u', b's', 0])
                 .unwrap_err()
                 .to_string(),
-            "Enhanced RTMP audio (FourCC Opus) not supported yet"
+            "Enhanced RTMP audio codec FourCC Opus not supported; publish AAC (mp4a) or Opus"
         );
         assert_eq!(
             audio(&[0x90, b'O']),

@@ -44,21 +44,23 @@ const HALF_WRAP: i64 = 1 << 31;
 /// How far from ±2^31 a step may be and still be read as the 31-bit wrap, ms.
 const WRAP_SLACK: i64 = 3_600_000;
 
-/// A step between consecutive timestamps larger than this (either way) is a
-/// discontinuity, not media time, in [`MEDIA_CLOCK`](crate::media::MEDIA_CLOCK) ticks
-/// (10 s: more than any interleaving of audio ahead of video, or a pause of the encoder
-/// that still keeps its connection).
-pub const JUMP_TICKS: i64 = 10 * crate::media::MEDIA_CLOCK as i64;
+/// The default discontinuity threshold, [`MEDIA_CLOCK`](crate::media::MEDIA_CLOCK) ticks
+/// (3 s, `segment.timestamp_jump`): more than any interleaving of audio ahead of video,
+/// and short enough that a frame stretched over the step would not overrun a segment by
+/// much more than the playlists allow.
+pub const JUMP_TICKS: i64 = 3 * crate::media::MEDIA_CLOCK as i64;
 
 /// Keeps a stream's timeline continuous across timestamp discontinuities.
 ///
-/// When a frame's time jumps by more than [`JUMP_TICKS`] from the previous frame of any
+/// When a frame's time jumps by more than the threshold from the previous frame of any
 /// track, the whole stream is shifted so that the frame lands where its track's next frame
 /// was expected (its previous frame plus its last step): durations stay true, the timeline
 /// stays monotonic (DASH needs no new Period), and every track moves by the same amount
 /// so lip sync is kept. The caller marks a discontinuity in the playlists.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub struct Reanchor {
+    /// Steps larger than this (either way) are discontinuities, ticks.
+    threshold: i64,
     /// Added to every incoming time.
     offset: i64,
     /// The previous incoming time, any track.
@@ -76,13 +78,29 @@ pub struct Mapped {
     pub jump: Option<i64>,
 }
 
+impl Default for Reanchor {
+    fn default() -> Self {
+        Reanchor::new(JUMP_TICKS)
+    }
+}
+
 impl Reanchor {
+    /// Treats steps of more than `threshold` media-clock ticks as discontinuities.
+    pub fn new(threshold: i64) -> Self {
+        Reanchor {
+            threshold,
+            offset: 0,
+            last_in: None,
+            tracks: [None; 2],
+        }
+    }
+
     /// Maps the decode time `t` (media clock) of a frame of track `track` (0 or 1).
     pub fn map(&mut self, track: usize, t: i64) -> Mapped {
         let jump = self
             .last_in
             .map(|prev| t - prev)
-            .filter(|step| step.abs() > JUMP_TICKS);
+            .filter(|step| step.abs() > self.threshold);
         if jump.is_some() {
             let newest = self.tracks.iter().flatten().map(|&(out, _)| out).max();
             let expected = match self.tracks.get(track).copied().flatten() {

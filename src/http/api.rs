@@ -68,18 +68,16 @@ pub fn stream_info(ladder: &Ladder) -> StreamInfo {
                 .into_iter()
                 .flatten()
                 .collect();
-            let avc = match state.video.as_ref().map(|t| &t.config) {
-                Some(CodecConfig::H264(c)) => Some(c),
-                _ => None,
-            };
+            let video = state.video.as_ref().map(|t| &t.config);
+            let size = video.and_then(CodecConfig::resolution);
             RenditionInfo {
                 name: r.label.clone(),
                 stream: r.stream_name.clone(),
                 live: state.publishing(),
                 state: state.phase(),
-                width: avc.map(|c| c.width),
-                height: avc.map(|c| c.height),
-                frame_rate: avc.and_then(|c| c.frame_rate),
+                width: size.map(|s| s.0),
+                height: size.map(|s| s.1),
+                frame_rate: video.and_then(CodecConfig::frame_rate),
                 codecs: tracks
                     .iter()
                     .map(|t| t.config.codec_string())

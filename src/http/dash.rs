@@ -9,8 +9,8 @@ use warp::http::StatusCode;
 
 use super::media::{cmaf_ready, listed, not_found, wait_until, LadderKey, Snapshot};
 use super::response::{error, ok, Caching};
-use crate::hub::Hub;
-use crate::media::{CodecConfig, TrackKind};
+use crate::hub::{Hub, Ladder};
+use crate::media::TrackKind;
 use crate::playlist::dash::{self, DashTrack, LowLatencyDash, Manifest};
 
 /// Content type of an MPD.
@@ -29,23 +29,27 @@ pub async fn manifest(hub: &Hub, app: &str, base: &str) -> warp::reply::Response
     }
     let renditions = listed(&ladder, cmaf_ready);
     let key = LadderKey::new("index.mpd", &renditions);
-    let body = ladder
-        .renderings
-        .get_or_render(key, |_| Bytes::from(manifest_text(hub, &renditions)));
+    let body = ladder.renderings.get_or_render(key, |_| {
+        Bytes::from(manifest_text(hub, &ladder, &renditions))
+    });
     ok(body, MPD, Caching::Live)
 }
 
 /// The MPD text of the listed renditions' snapshots.
-fn manifest_text(hub: &Hub, renditions: &[Snapshot]) -> String {
+fn manifest_text(hub: &Hub, ladder: &Ladder, renditions: &[Snapshot]) -> String {
     let mut video = Vec::new();
     let mut audio = Vec::new();
+    // One audio Representation for the ladder, from the same rendition as the HLS ladder
+    // audio playlist.
+    let with_audio: Vec<&str> = renditions
+        .iter()
+        .filter(|(_, s)| s.audio.is_some())
+        .map(|(r, _)| r.label.as_str())
+        .collect();
+    let audio_source = ladder.audio_source(&with_audio);
     for (r, state) in renditions {
         let label = r.label.as_str();
         if let Some(t) = state.video.as_ref() {
-            let avc = match &t.config {
-                CodecConfig::H264(c) => Some(c),
-                _ => None,
-            };
             video.push(DashTrack {
                 id: format!("{label}-video"),
                 prefix: format!("{label}/video"),
@@ -53,15 +57,14 @@ fn manifest_text(hub: &Hub, renditions: &[Snapshot]) -> String {
                 kind: TrackKind::Video,
                 codecs: t.config.codec_string(),
                 bandwidth: t.window.bitrates().0,
-                resolution: avc.map(|c| (c.width, c.height)),
-                frame_rate: avc.and_then(|c| c.frame_rate),
+                resolution: t.config.resolution(),
+                frame_rate: t.config.frame_rate(),
                 sample_rate: None,
                 channels: None,
             });
         }
-        // One audio Representation for the ladder, as in the HLS master playlist.
-        if let (Some(t), true) = (state.audio.as_ref(), audio.is_empty()) {
-            if let CodecConfig::Aac(aac) = &t.config {
+        if let (Some(t), true) = (state.audio.as_ref(), audio_source == Some(label)) {
+            if let Some((rate, channels)) = t.config.audio_format() {
                 audio.push(DashTrack {
                     id: "audio".to_string(),
                     // The ladder-level path, as in HLS: stable when the source changes.
@@ -72,8 +75,8 @@ fn manifest_text(hub: &Hub, renditions: &[Snapshot]) -> String {
                     bandwidth: t.window.bitrates().0,
                     resolution: None,
                     frame_rate: None,
-                    sample_rate: Some(aac.sample_rate),
-                    channels: Some(aac.channels),
+                    sample_rate: Some(rate),
+                    channels: Some(channels),
                 });
             }
         }

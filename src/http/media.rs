@@ -255,13 +255,11 @@ fn master_text(renditions: &[Snapshot], container: Container) -> Bytes {
 
 fn shared_audio(state: &RenditionState) -> Option<(AudioRendition, String, (u64, u64))> {
     let track = state.audio.as_ref()?;
-    let CodecConfig::Aac(aac) = &track.config else {
-        return None;
-    };
+    let (_, channels) = track.config.audio_format()?;
     // The ladder-level playlist, so audio survives the leaving of the rendition it came from.
     let rendition = AudioRendition {
         uri: "audio.m3u8".to_string(),
-        channels: aac.channels,
+        channels,
     };
     Some((
         rendition,
@@ -278,10 +276,7 @@ fn variant(
 ) -> Option<Variant> {
     let video_codec = state.video.as_ref().map(|v| v.config.codec_string());
     let own_audio = state.audio.as_ref().map(|a| a.config.codec_string());
-    let avc = match state.video.as_ref().map(|t| &t.config) {
-        Some(CodecConfig::H264(c)) => Some(c),
-        _ => None,
-    };
+    let video_config = state.video.as_ref().map(|t| &t.config);
     let (uri, (mut peak, mut avg), codecs) = match container {
         Container::Ts => {
             let codecs = [video_codec, own_audio]
@@ -328,7 +323,7 @@ fn variant(
         bandwidth: peak,
         average_bandwidth: avg,
         codecs,
-        resolution: avc.map(|c| (c.width, c.height)),
-        frame_rate: avc.and_then(|c| c.frame_rate),
+        resolution: video_config.and_then(CodecConfig::resolution),
+        frame_rate: video_config.and_then(CodecConfig::frame_rate),
     })
 }

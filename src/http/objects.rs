@@ -127,6 +127,9 @@ pub async fn ladder_audio(hub: &Hub, app: &str, base: &str, file: &str) -> warp:
         .map(|(r, _)| r)
         .collect();
     candidates.extend(ladder.renditions());
+    // The current source first: it answers for what is not stored anywhere yet.
+    let current = ladder.current_audio_source();
+    candidates.sort_by_key(|r| current.as_deref() != Some(r.label.as_str()));
     let name = ObjectName::parse(file, ".m4s");
     let holds = |r: &Rendition| {
         let state = r.read();

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use warp::http::StatusCode;
 
 use super::blocking::{satisfied, too_far, wait_for, Directives};
-use super::media::{cmaf_ready, listed, not_found, wait_until, Feed};
+use super::media::{cmaf_ready, listed, not_found, wait_until, Feed, Snapshot};
 use super::response::{error, ok, Caching, M3U8};
 use crate::hub::renderings::RenderKey;
 use crate::hub::rendition::RenditionState;
@@ -34,7 +34,7 @@ pub async fn ladder_audio(hub: &Hub, app: &str, base: &str, query: &str) -> warp
             format!("stream {app}/{base} has no audio"),
         );
     }
-    let Some((source, _)) = listed(&ladder, has_audio).into_iter().next() else {
+    let Some(source) = audio_source(&ladder, listed(&ladder, has_audio)) else {
         return error(StatusCode::NOT_FOUND, "audio vanished");
     };
     // Ladder-level URIs (`audio/{seq}.m4s`): when the source rendition changes, segment N
@@ -49,6 +49,16 @@ pub async fn ladder_audio(hub: &Hub, app: &str, base: &str, query: &str) -> warp
         query,
     )
     .await
+}
+
+/// The rendition of `candidates` that supplies the ladder's audio ([`Ladder::audio_source`]).
+fn audio_source(ladder: &Ladder, candidates: Vec<Snapshot>) -> Option<Arc<Rendition>> {
+    let labels: Vec<&str> = candidates.iter().map(|(r, _)| r.label.as_str()).collect();
+    let label = ladder.audio_source(&labels)?;
+    candidates
+        .iter()
+        .find(|(r, _)| r.label == label)
+        .map(|(r, _)| r.clone())
 }
 
 /// `/{app}/{base}/{label}/{feed}.m3u8`.
@@ -175,6 +185,7 @@ async fn answer(
     } else {
         Vec::new()
     };
+    let part_target = state.part_target;
     let key = PlaylistKey {
         feed,
         prefix,
@@ -196,7 +207,8 @@ async fn answer(
             target: key.target,
             ended: key.ended,
             low_latency: key.low_latency.map(|skip| LowLatency {
-                part_target: ll.part_target,
+                part_target: part_target.unwrap_or(ll.part_target),
+                hold_back_parts: ll.part_hold_back,
                 skip,
                 reports: key.reports.clone(),
             }),

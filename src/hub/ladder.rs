@@ -1,7 +1,7 @@
 //! A ladder: the renditions of one show that viewers see as one adaptive stream.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -24,6 +24,8 @@ pub struct Ladder {
     /// Its master playlists and MPD as last rendered, shared by the requests that ask for
     /// the same state of the ladder.
     pub renderings: Renderings,
+    /// Label of the rendition whose audio is the ladder's audio playlist.
+    audio_source: Mutex<Option<String>>,
 }
 
 /// Target durations elapsed since the Unix epoch: the first segment number of a new
@@ -43,7 +45,34 @@ impl Ladder {
             updates: watch::Sender::new(0),
             timeline: Arc::new(LadderTimeline::new(target, clock_sequence(target))),
             renderings: Renderings::default(),
+            audio_source: Mutex::new(None),
         }
+    }
+
+    /// The label of the rendition that last supplied the ladder's audio.
+    pub fn current_audio_source(&self) -> Option<String> {
+        self.audio_source
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Which of `labels` (the renditions that can supply audio now, in listing order)
+    /// supplies the ladder's audio: the one that did so last while it still can, else the
+    /// first. Sources only change when one must: renditions differ in their discontinuities
+    /// and gaps (a rung that reconnected has both), and a switch would change what a
+    /// player already saw of the playlist's segments.
+    pub fn audio_source<'a>(&self, labels: &[&'a str]) -> Option<&'a str> {
+        let mut current = self.audio_source.lock().unwrap_or_else(|e| e.into_inner());
+        let pick = labels
+            .iter()
+            .copied()
+            .find(|l| current.as_deref() == Some(*l))
+            .or_else(|| labels.first().copied())?;
+        if current.as_deref() != Some(pick) {
+            *current = Some(pick.to_string());
+        }
+        Some(pick)
     }
 
     /// The rendition labelled `label`.
@@ -98,5 +127,21 @@ impl Ladder {
 
     fn lock_read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Arc<Rendition>>> {
         self.renditions.read().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_audio_source_changes_only_when_it_must() {
+        let ladder = Ladder::new("live", "show", Duration::from_secs(2));
+        assert_eq!(ladder.audio_source(&[]), None);
+        assert_eq!(ladder.audio_source(&["360p", "720p"]), Some("360p"));
+        // 360p drops: 720p takes over, and keeps it when 360p comes back.
+        assert_eq!(ladder.audio_source(&["720p"]), Some("720p"));
+        assert_eq!(ladder.audio_source(&["360p", "720p"]), Some("720p"));
+        assert_eq!(ladder.audio_source(&["240p", "360p"]), Some("240p"));
     }
 }

@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod claims;
 pub mod dvr;
+pub mod gaps;
 pub mod ladder;
 pub mod lifecycle;
 pub mod naming;
@@ -117,6 +118,37 @@ impl Hub {
             return Err(PublishError::ReservedApp(app.to_string()));
         }
         let ln = self.ladder_name(app, name);
+        self.publish_as(app, name, ln, holder)
+    }
+
+    /// Starts publishing one more rendition, `label` of ladder `base`, for a connection
+    /// that already publishes in that ladder: a video track of an Enhanced RTMP multitrack
+    /// stream. `stream` names it in logs and the API.
+    pub fn publish_track(
+        self: &Arc<Self>,
+        app: &str,
+        base: &str,
+        label: &str,
+        stream: &str,
+        holder: Holder,
+    ) -> Result<Granted, PublishError> {
+        if !valid_name(label) {
+            return Err(PublishError::InvalidName(label.to_string()));
+        }
+        let ln = naming::LadderName {
+            base: base.to_string(),
+            label: label.to_string(),
+        };
+        self.publish_as(app, stream, ln, holder)
+    }
+
+    fn publish_as(
+        self: &Arc<Self>,
+        app: &str,
+        name: &str,
+        ln: naming::LadderName,
+        holder: Holder,
+    ) -> Result<Granted, PublishError> {
         let policy = self
             .config
             .auth

@@ -13,8 +13,6 @@ use super::lifecycle::Departure;
 use super::rendition::{Rendition, TrackOutput};
 use super::ts_output::{TsPackager, TsSegment};
 use super::Hub;
-use crate::codec::aac::AacConfig;
-use crate::codec::h264::AvcConfig;
 use crate::flv::timestamp::Reanchor;
 use crate::media::{CodecConfig, Frame, TrackKind, MEDIA_CLOCK};
 use crate::mux::fmp4;
@@ -73,14 +71,17 @@ pub struct Publisher {
     /// edit list).
     edit_pending: bool,
     snapped: bool,
+    /// The last segment number of this rendition's previous publish, when this one is a
+    /// reconnect: its first keyframe snaps only to ladder boundaries numbered above it.
+    resumed_after: Option<u64>,
     /// Misalignment (ticks) of the recent cuts, newest last.
     misalignments: VecDeque<i64>,
     finished: bool,
     /// TS muxing state, when the TS output is on.
     ts: Option<TsPackager>,
-    /// Current configs, kept here for the TS muxer (it needs SPS/PPS and the ASC).
-    avc: Option<AvcConfig>,
-    aac: Option<AacConfig>,
+    /// Current configs, kept here for the TS muxer (it needs parameter sets and the ASC).
+    video: Option<CodecConfig>,
+    audio: Option<CodecConfig>,
     /// The next TS segment starts a new timeline.
     ts_discontinuity: bool,
 }
@@ -104,8 +105,8 @@ impl Publisher {
             (last, last.is_some())
         };
         let target = hub.config().segment.target();
-        // A fresh rendition takes the ladder's numbers; a reconnecting one continues its
-        // own, since a playlist's numbers must stay contiguous.
+        // Fresh or reconnecting, a rendition takes the ladder's numbers; the numbers a
+        // reconnecting one missed become gaps in its playlists (see `gaps`).
         let timeline = ladder.timeline.clone();
         let config = hub.config();
         let parts = config
@@ -126,17 +127,20 @@ impl Publisher {
             offset: None,
             held: Vec::new(),
             held_bytes: 0,
-            reanchor: Reanchor::default(),
+            reanchor: Reanchor::new(
+                (config.segment.timestamp_jump * f64::from(crate::media::MEDIA_CLOCK)) as i64,
+            ),
             jump_after: [None; 2],
             overdue: false,
             cut_between_keyframes: false,
             edit_pending: false,
             snapped: false,
+            resumed_after: last_seq,
             misalignments: VecDeque::new(),
             finished: false,
             ts: hub.config().outputs.hls_ts.then(TsPackager::default),
-            avc: None,
-            aac: None,
+            video: None,
+            audio: None,
             ts_discontinuity: resumed,
             hub,
         }
@@ -160,7 +164,13 @@ impl Publisher {
             let state = self.rendition.read();
             state.track(kind).is_some_and(|t| t.config == config)
         };
-        if unchanged && !self.discontinuity[slot(kind)] {
+        // This publisher's own copy: a fresh publisher on a rendition that a dropped one
+        // left configured (reconnect before its first segment) must still set its track up.
+        let mine = match kind {
+            TrackKind::Video => self.video.as_ref(),
+            TrackKind::Audio => self.audio.as_ref(),
+        };
+        if unchanged && mine == Some(&config) && !self.discontinuity[slot(kind)] {
             return; // encoders may repeat the sequence header; nothing changed
         }
         let init = match fmp4::init_segment(&config, track_id(kind)) {
@@ -174,11 +184,17 @@ impl Publisher {
         // under the old init before switching.
         let frame_duration = match &config {
             CodecConfig::Aac(c) => Some(c.samples_per_frame()),
-            CodecConfig::H264(_) => None,
+            // Opus packets vary (2.5 to 120 ms): durations come from the timestamps.
+            _ => None,
         };
-        match &config {
-            CodecConfig::H264(c) => self.avc = Some(c.clone()),
-            CodecConfig::Aac(c) => self.aac = Some(c.clone()),
+        if !config.fits_ts() && self.ts.take().is_some() {
+            info!(app = %self.ladder.app, stream = %self.rendition.stream_name,
+                codec = %config.codec_string(),
+                "MPEG-TS output skipped for this rendition: the codec is packaged as CMAF only");
+        }
+        match kind {
+            TrackKind::Video => self.video = Some(config.clone()),
+            TrackKind::Audio => self.audio = Some(config.clone()),
         }
         let flushed = self
             .segmenter
@@ -224,7 +240,7 @@ impl Publisher {
             .offset
             .get_or_insert_with(|| timeline.join(frame.dts, SystemTime::now()));
         if !self.snapped {
-            let has_video = self.avc.is_some();
+            let has_video = self.video.is_some();
             let anchor = if has_video {
                 frame.kind == TrackKind::Video && frame.keyframe
             } else {
@@ -237,7 +253,7 @@ impl Publisher {
             // Land the first keyframe exactly on the ladder boundary it is nearest to.
             let corrected = offset
                 + if anchor {
-                    timeline.snap(frame.dts + offset)
+                    timeline.snap(frame.dts + offset, self.resumed_after)
                 } else {
                     0
                 };
@@ -366,7 +382,7 @@ impl Publisher {
         let done = self.segmenter.finish();
         self.store(done);
         if let Some(ts) = self.ts.as_mut() {
-            let rest = ts.flush(self.avc.as_ref(), self.aac.as_ref());
+            let rest = ts.flush(self.video.as_ref(), self.audio.as_ref());
             self.store_ts(rest);
         }
         let (app, base) = (&self.ladder.app, &self.ladder.base);
@@ -383,6 +399,19 @@ impl Publisher {
             Some(origin) => crate::wallclock::shift(origin, media_start),
             None => SystemTime::now(),
         }
+    }
+
+    /// The gaps `window` needs before segment `seq` at ladder time `media_start` (a rung
+    /// back after a drop), computed from a snapshot, with no lock held.
+    fn gaps(&self, window: Option<&TrackWindow>, seq: u64, media_start: i64) -> Vec<StoredSegment> {
+        window.map_or_else(Vec::new, |w| {
+            super::gaps::missing(w, seq, media_start, &*self.ladder.timeline)
+        })
+    }
+
+    fn track_gaps(&self, kind: TrackKind, seq: u64, media_start: i64) -> Vec<StoredSegment> {
+        let state = self.rendition.read();
+        self.gaps(state.track(kind).map(|t| &t.window), seq, media_start)
     }
 
     /// Records how far the latest cut was from the ladder boundary; logs changes.
@@ -429,11 +458,11 @@ impl Publisher {
                     data: seg.data,
                 }],
             };
+            let gaps = self.gaps(self.rendition.read().ts.as_ref(), seg.seq, seg.media_start);
             let mut state = self.rendition.write();
-            state
-                .ts
-                .get_or_insert_with(|| TrackWindow::new(window_len))
-                .push(stored);
+            let window = state.ts.get_or_insert_with(|| TrackWindow::new(window_len));
+            gaps.into_iter().for_each(|g| window.push_gap(g));
+            window.push(stored);
             drop(state);
             metrics::counter!("packgate_segments_total", "track" => "ts").increment(1);
         }
@@ -454,7 +483,7 @@ impl Publisher {
                 }
                 Output::Segment(cut) => cut,
             };
-            if cut.kind == TrackKind::Video || self.avc.is_none() {
+            if cut.kind == TrackKind::Video || self.video.is_none() {
                 self.note_alignment();
             }
             let discontinuity = std::mem::take(&mut self.discontinuity[slot(cut.kind)])
@@ -476,7 +505,7 @@ impl Publisher {
                 (state.video.is_some(), state.audio.is_some())
             };
             let done = match self.ts.as_mut() {
-                Some(ts) => ts.push(cut, has, self.avc.as_ref(), self.aac.as_ref()),
+                Some(ts) => ts.push(cut, has, self.video.as_ref(), self.audio.as_ref()),
                 None => Vec::new(),
             };
             self.store_ts(done);
@@ -509,8 +538,17 @@ impl Publisher {
         let wall_clock = self.wall_clock(part.media_start);
         let discontinuity =
             self.discontinuity[slot(kind)] || self.after_jump(kind, part.seq, false);
+        let advertised = self
+            .segmenter
+            .advertised_part_target()
+            .map(|d| d.as_secs_f64());
+        let gaps = self.track_gaps(kind, part.seq, part.media_start);
         let mut state = self.rendition.write();
+        if state.part_target.is_none() {
+            state.part_target = advertised;
+        }
         if let Some(track) = state.track_mut(kind).as_mut() {
+            gaps.into_iter().for_each(|g| track.window.push_gap(g));
             let init_version = track.init_version;
             let head = || StoredSegment {
                 seq: part.seq,
@@ -551,9 +589,11 @@ impl Publisher {
         let wall_clock = self.wall_clock(cut.media_start);
         let (app, base) = (&self.ladder.app, &self.ladder.base);
         let record = self.hub.recorder().wants(app, base);
+        let gaps = self.track_gaps(kind, cut.seq, cut.media_start);
         let mut state = self.rendition.write();
         let mut tap = None;
         if let Some(track) = state.track_mut(kind).as_mut() {
+            gaps.into_iter().for_each(|g| track.window.push_gap(g));
             track.window.push(StoredSegment {
                 seq: cut.seq,
                 start: cut.start(),

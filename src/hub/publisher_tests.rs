@@ -1,6 +1,7 @@
 //! Unit tests of the publisher.
 use super::*;
 use crate::codec::h264::tests::AVCC_640X360;
+use crate::codec::h264::AvcConfig;
 use crate::config::Config;
 use bytes::Bytes;
 
@@ -48,4 +49,32 @@ fn frames_before_the_first_keyframe_have_a_byte_budget() {
     }
     p.frame(frame(200, true, 1000)).unwrap();
     assert!(p.held.is_empty() && p.held_bytes == 0);
+}
+
+#[test]
+fn a_reconnect_before_the_first_segment_still_packages() {
+    let hub = Hub::new(Arc::new(Config::default()));
+    let avc = || CodecConfig::H264(AvcConfig::parse(Bytes::from_static(AVCC_640X360)).unwrap());
+    // The first connection configures the track and drops before any segment.
+    let mut first = hub
+        .publish("live", "early", crate::hub::Holder::open(1))
+        .unwrap();
+    first.publisher.config(avc());
+    drop(first);
+    // The encoder comes back with the same sequence header: the rendition continues, and
+    // the new publisher must set its own segmenter up all the same.
+    let mut p = hub
+        .publish("live", "early", crate::hub::Holder::open(2))
+        .unwrap()
+        .publisher;
+    p.config(avc());
+    for i in 0..=75 {
+        p.frame(frame(i * 33, i % 60 == 0, 500)).unwrap();
+    }
+    let state = p.rendition().read();
+    let video = state.video.as_ref().expect("video track");
+    assert!(
+        video.window.last().is_some(),
+        "no segment after the reconnect"
+    );
 }

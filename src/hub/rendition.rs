@@ -54,6 +54,9 @@ pub struct RenditionState {
     pub generation: u64,
     /// The connection id of the current (or last) publisher.
     pub publisher: u64,
+    /// The PART-TARGET the playlists advertise, seconds: fixed when the first part is
+    /// stored (a playlist's PART-TARGET never changes), `None` before.
+    pub part_target: Option<f64>,
 }
 
 impl RenditionState {
@@ -151,6 +154,7 @@ impl Rendition {
             reconnect_wait: None,
             generation: 0,
             publisher,
+            part_target: None,
         });
         let versioned = || Versioned {
             version: 0,

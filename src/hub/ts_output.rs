@@ -6,10 +6,8 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 
-use crate::codec::aac::AacConfig;
-use crate::codec::h264::AvcConfig;
-use crate::media::{Sample, TrackKind, MEDIA_CLOCK};
-use crate::mux::ts::{TsError, TsMuxer};
+use crate::media::{CodecConfig, Sample, TrackKind, MEDIA_CLOCK};
+use crate::mux::ts::{TsError, TsMuxer, TsVideo};
 use crate::segment::CutSegment;
 
 /// A TS segment ready to store.
@@ -49,8 +47,8 @@ impl TsPackager {
         &mut self,
         cut: CutSegment,
         has: (bool, bool),
-        avc: Option<&AvcConfig>,
-        aac: Option<&AacConfig>,
+        video: Option<&CodecConfig>,
+        audio: Option<&CodecConfig>,
     ) -> Vec<Result<TsSegment, TsError>> {
         let newest = cut.seq;
         let pair = self.pending.entry(cut.seq).or_default();
@@ -68,7 +66,7 @@ impl TsPackager {
                 break;
             }
             let (seq, pair) = entry.remove_entry();
-            out.push(self.mux(seq, pair, avc, aac));
+            out.push(self.mux(seq, pair, video, audio));
         }
         out
     }
@@ -76,13 +74,13 @@ impl TsPackager {
     /// Muxes whatever is still waiting (end of stream).
     pub fn flush(
         &mut self,
-        avc: Option<&AvcConfig>,
-        aac: Option<&AacConfig>,
+        video: Option<&CodecConfig>,
+        audio: Option<&CodecConfig>,
     ) -> Vec<Result<TsSegment, TsError>> {
         let pending = std::mem::take(&mut self.pending);
         pending
             .into_iter()
-            .map(|(seq, pair)| self.mux(seq, pair, avc, aac))
+            .map(|(seq, pair)| self.mux(seq, pair, video, audio))
             .collect()
     }
 
@@ -90,8 +88,8 @@ impl TsPackager {
         &mut self,
         seq: u64,
         pair: Pair,
-        avc: Option<&AvcConfig>,
-        aac: Option<&AacConfig>,
+        video: Option<&CodecConfig>,
+        audio: Option<&CodecConfig>,
     ) -> Result<TsSegment, TsError> {
         let audio90: Option<Vec<Sample>> = pair.audio.as_ref().map(|a| {
             let rate = i64::from(a.timescale.max(1));
@@ -107,10 +105,19 @@ impl TsPackager {
                 })
                 .collect()
         });
+        let codec = match video {
+            Some(CodecConfig::H264(c)) => Some(TsVideo::H264(c)),
+            Some(CodecConfig::Hevc(c)) => Some(TsVideo::Hevc(c)),
+            _ => None,
+        };
+        let aac = match audio {
+            Some(CodecConfig::Aac(c)) => Some(c),
+            _ => None,
+        };
         let video = pair
             .video
             .as_ref()
-            .zip(avc)
+            .zip(codec)
             .map(|(v, c)| (c, &v.samples[..]));
         let audio = audio90.as_deref().zip(aac).map(|(s, c)| (c, s));
         let data = self.muxer.segment(video, audio)?;

@@ -6,14 +6,16 @@
 use bytes::{BufMut as _, Bytes, BytesMut};
 use mp4_atom::esds::{DecoderConfig, DecoderSpecific, EsDescriptor};
 use mp4_atom::{
-    Atom, Audio, Avc1, Avcc, BufMut as _, Codec, Dinf, Dref, DrefEntry, Edts, Elst, ElstEntry,
-    Encode, Esds, FixedPoint, FourCC, Ftyp, Hdlr, Mdhd, Mdia, Mfhd, Minf, Moof, Moov, Mp4a, Mvex,
-    Mvhd, Smhd, Stbl, Stco, Stsd, Tfdt, Tfhd, Tkhd, Traf, Trak, Trex, Trun, TrunEntry, TrunSamples,
-    Url, Visual, Vmhd,
+    Atom, Audio, Av01, Av1c, Avc1, Avcc, BufMut as _, Codec, Dinf, Dref, DrefEntry, Edts, Elst,
+    ElstEntry, Encode, Esds, FixedPoint, FourCC, Ftyp, Hdlr, Mdhd, Mdia, Mfhd, Minf, Moof, Moov,
+    Mp4a, Mvex, Mvhd, Smhd, Stbl, Stco, Stsd, Tfdt, Tfhd, Tkhd, Traf, Trak, Trex, Trun, TrunEntry,
+    TrunSamples, Url, Visual, Vmhd, Vp09,
 };
 
 use crate::codec::aac::AacConfig;
+use crate::codec::av1::Av1Config;
 use crate::codec::h264::AvcConfig;
+use crate::codec::hevc::HevcConfig;
 use crate::media::{CodecConfig, Sample, TrackKind};
 
 /// Why an init segment or a fragment could not be written.
@@ -104,9 +106,31 @@ pub fn init_segment_with_delay(
             tkhd.height = FixedPoint::new(entry.visual.height, 0);
             (Codec::Avc1(entry), b"vide", "VideoHandler")
         }
+        CodecConfig::Hevc(_) | CodecConfig::Av1(_) | CodecConfig::Vp9(_) => {
+            let entry = other_video(config)?;
+            if let Some(visual) = entry.visual() {
+                tkhd.width = FixedPoint::new(visual.width, 0);
+                tkhd.height = FixedPoint::new(visual.height, 0);
+            }
+            (entry, b"vide", "VideoHandler")
+        }
         CodecConfig::Aac(aac) => {
             tkhd.volume = FixedPoint::new(1, 0);
             (Codec::Mp4a(mp4a(aac)?), b"soun", "SoundHandler")
+        }
+        CodecConfig::Opus(opus) => {
+            tkhd.volume = FixedPoint::new(1, 0);
+            let entry = mp4_atom::Opus {
+                audio: Audio {
+                    data_reference_index: 1,
+                    channel_count: u16::from(opus.channels),
+                    sample_size: 16,
+                    sample_rate: FixedPoint::new(48_000, 0),
+                },
+                dops: opus.dops(),
+                btrt: None,
+            };
+            (Codec::Opus(entry), b"soun", "SoundHandler")
         }
     };
     let mdhd = Mdhd {
@@ -214,6 +238,57 @@ fn avc1(avc: &AvcConfig) -> Result<Avc1, Fmp4Error> {
         avcc,
         ..Default::default()
     })
+}
+
+/// The visual part of a sample entry for a `width` x `height` picture (0 x 0 when the
+/// configuration does not say: VP9 states its size in each key frame, not in vpcC).
+fn visual(size: Option<(u32, u32)>) -> Result<Visual, Fmp4Error> {
+    let (width, height) = size.unwrap_or((0, 0));
+    Ok(Visual {
+        data_reference_index: 1,
+        width: u16::try_from(width).map_err(|_| Fmp4Error::BadConfig("width over 65535"))?,
+        height: u16::try_from(height).map_err(|_| Fmp4Error::BadConfig("height over 65535"))?,
+        ..Default::default()
+    })
+}
+
+/// The `hvc1`, `av01` or `vp09` sample entry. Parameter sets live in the configuration
+/// record only (`hvc1`, not `hev1`), which is what Apple's HLS authoring spec asks for;
+/// TS output repeats them in-band itself.
+fn other_video(config: &CodecConfig) -> Result<Codec, Fmp4Error> {
+    let visual = visual(config.resolution())?;
+    Ok(match config {
+        CodecConfig::Hevc(c) => Codec::Hvc1(mp4_atom::Hvc1 {
+            visual,
+            hvcc: hvcc(c)?,
+            ..Default::default()
+        }),
+        CodecConfig::Av1(c) => Codec::Av01(Av01 {
+            visual,
+            av1c: av1c(c)?,
+            ..Default::default()
+        }),
+        CodecConfig::Vp9(c) => Codec::Vp09(Vp09 {
+            visual,
+            vpcc: c.vpcc(),
+            btrt: None,
+            colr: None,
+            pasp: None,
+            spatial: None,
+        }),
+        _ => return Err(Fmp4Error::BadConfig("not an Enhanced RTMP video codec")),
+    })
+}
+
+/// The encoder's hvcC, decoded into mp4-atom's structure (it writes no raw records).
+fn hvcc(c: &HevcConfig) -> Result<mp4_atom::Hvcc, Fmp4Error> {
+    mp4_atom::Hvcc::decode_body(&mut &c.record[..])
+        .map_err(|_| Fmp4Error::BadConfig("unreadable hvcC"))
+}
+
+/// The encoder's av1C, decoded into mp4-atom's structure.
+fn av1c(c: &Av1Config) -> Result<Av1c, Fmp4Error> {
+    Av1c::decode_body(&mut &c.record[..]).map_err(|_| Fmp4Error::BadConfig("unreadable av1C"))
 }
 
 /// The `mp4a` sample entry, with the AudioSpecificConfig in its `esds`.

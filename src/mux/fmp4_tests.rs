@@ -304,3 +304,57 @@ fn edit_list_delays_presentation_by_the_first_composition_offset() {
     assert_eq!(entries[0].segment_duration, 0);
     assert_eq!(entries[0].media_rate, FixedPoint::new(1, 0));
 }
+
+#[test]
+fn enhanced_rtmp_codecs_get_their_sample_entries() {
+    use crate::codec::av1::tests::AV1C_320X240;
+    use crate::codec::hevc::tests::HVCC_320X240;
+    use crate::codec::opus::tests::OPUS_HEAD_MONO;
+    use crate::codec::opus::OpusConfig;
+    use crate::codec::vp9::tests::VPCC_320X240;
+    use crate::codec::vp9::Vp9Config;
+    let hevc = HevcConfig::parse(Bytes::from_static(HVCC_320X240)).unwrap();
+    let init = init_segment(&CodecConfig::Hevc(hevc), 1).unwrap();
+    let (_, moov) = decode_init(&init);
+    let Codec::Hvc1(hvc1) = &moov.trak[0].mdia.minf.stbl.stsd.codecs[0] else {
+        panic!("expected hvc1");
+    };
+    assert_eq!((hvc1.visual.width, hvc1.visual.height), (320, 240));
+    let mut hvcc = Vec::new();
+    hvc1.hvcc.encode_body(&mut hvcc).unwrap();
+    assert_eq!(hvcc, HVCC_320X240, "the encoder's hvcC, byte for byte");
+    assert_eq!(moov.trak[0].mdia.mdhd.timescale, 90_000);
+
+    let av1 = Av1Config::parse(Bytes::from_static(AV1C_320X240)).unwrap();
+    let init = init_segment(&CodecConfig::Av1(av1), 1).unwrap();
+    let (_, moov) = decode_init(&init);
+    let Codec::Av01(av01) = &moov.trak[0].mdia.minf.stbl.stsd.codecs[0] else {
+        panic!("expected av01");
+    };
+    assert_eq!((av01.visual.width, av01.visual.height), (320, 240));
+    assert_eq!(av01.av1c.config_obus, &AV1C_320X240[4..]);
+
+    let vp9 = Vp9Config::parse(Bytes::from_static(VPCC_320X240)).unwrap();
+    let init = init_segment(&CodecConfig::Vp9(vp9), 1).unwrap();
+    let (_, moov) = decode_init(&init);
+    let Codec::Vp09(vp09) = &moov.trak[0].mdia.minf.stbl.stsd.codecs[0] else {
+        panic!("expected vp09");
+    };
+    assert_eq!(
+        (vp09.vpcc.profile, vp09.vpcc.level, vp09.vpcc.bit_depth),
+        (0, 20, 8)
+    );
+
+    let opus = OpusConfig::parse(Bytes::from_static(OPUS_HEAD_MONO)).unwrap();
+    let init = init_segment(&CodecConfig::Opus(opus), 2).unwrap();
+    let (_, moov) = decode_init(&init);
+    let Codec::Opus(entry) = &moov.trak[0].mdia.minf.stbl.stsd.codecs[0] else {
+        panic!("expected Opus");
+    };
+    assert_eq!(
+        (entry.dops.output_channel_count, entry.dops.pre_skip),
+        (1, 312)
+    );
+    assert_eq!(moov.trak[0].mdia.mdhd.timescale, 48_000);
+    assert_eq!(moov.trak[0].mdia.hdlr.handler, FourCC::new(b"soun"));
+}

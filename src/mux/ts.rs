@@ -1,13 +1,32 @@
 //! MPEG-TS (ISO/IEC 13818-1) segments cut at the same boundaries as the CMAF segments:
-//! PAT/PMT at the start of every segment, H.264 in Annex B with an AUD (and SPS/PPS before
-//! each IDR), AAC in ADTS, PCR on the video PID, continuity counters carried across
+//! PAT/PMT at the start of every segment, H.264 or HEVC in Annex B with an AUD (and the
+//! parameter sets before each IDR / IRAP picture), AAC in ADTS, PCR on the video PID, continuity counters carried across
 //! segments so a player concatenating them sees no gap.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::codec::aac::AacConfig;
 use crate::codec::h264::AvcConfig;
+use crate::codec::hevc::{self, HevcConfig};
 use crate::media::Sample;
+
+/// A video codec MPEG-TS carries here, with the configuration its samples need.
+#[derive(Clone, Copy, Debug)]
+pub enum TsVideo<'a> {
+    /// H.264 (stream type 0x1B).
+    H264(&'a AvcConfig),
+    /// HEVC (stream type 0x24).
+    Hevc(&'a HevcConfig),
+}
+
+impl TsVideo<'_> {
+    fn stream_type(self) -> u8 {
+        match self {
+            TsVideo::H264(_) => STREAM_TYPE_H264,
+            TsVideo::Hevc(_) => STREAM_TYPE_HEVC,
+        }
+    }
+}
 
 const PACKET: usize = 188;
 const PAT_PID: u16 = 0x0000;
@@ -17,6 +36,7 @@ pub const VIDEO_PID: u16 = 0x0100;
 /// PID of the audio elementary stream.
 pub const AUDIO_PID: u16 = 0x0101;
 const STREAM_TYPE_H264: u8 = 0x1b;
+const STREAM_TYPE_HEVC: u8 = 0x24;
 const STREAM_TYPE_AAC_ADTS: u8 = 0x0f;
 const TS_CLOCK_MASK: i64 = (1 << 33) - 1;
 /// The PCR runs this far (100 ms) behind the DTS so decoders see data before it is due.
@@ -26,7 +46,7 @@ const PCR_LEAD: i64 = 9_000;
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum TsError {
     /// A video sample's NAL length prefixes do not add up.
-    #[error("malformed H.264 sample: {0}")]
+    #[error("malformed video sample: {0}")]
     BadSample(&'static str),
     /// Nothing to write.
     #[error("segment has no samples")]
@@ -48,11 +68,11 @@ impl TsMuxer {
         Self::default()
     }
 
-    /// Muxes one segment. Video samples are length-prefixed H.264 described by `avc`;
+    /// Muxes one segment. Video samples are length-prefixed H.264 or HEVC NAL units;
     /// audio samples are raw AAC frames described by `aac`. All times are 90 kHz.
     pub fn segment(
         &mut self,
-        video: Option<(&AvcConfig, &[Sample])>,
+        video: Option<(TsVideo<'_>, &[Sample])>,
         audio: Option<(&AacConfig, &[Sample])>,
     ) -> Result<Bytes, TsError> {
         let total: usize = video.map_or(0, |(_, s)| {
@@ -65,7 +85,7 @@ impl TsMuxer {
         }
         let mut out = BytesMut::with_capacity(total + total / 160 * 4 + 4 * PACKET);
         self.write_pat(&mut out);
-        self.write_pmt(&mut out, video.is_some(), audio.is_some());
+        self.write_pmt(&mut out, video.map(|v| v.0.stream_type()), audio.is_some());
         // Interleave by decode time, as a demuxer reading sequentially expects.
         let (vs, as_) = (
             video.map_or(&[][..], |v| v.1),
@@ -81,9 +101,26 @@ impl TsMuxer {
             };
             pes.clear();
             if take_video {
-                let (avc, _) = video.ok_or(TsError::Empty)?;
+                let (codec, _) = video.ok_or(TsError::Empty)?;
                 let s = &vs[vi];
-                annex_b(avc, s, &mut pes)?;
+                match codec {
+                    TsVideo::H264(avc) => annex_b(
+                        &H264_NALS,
+                        avc.nal_length_size,
+                        &avc.sps,
+                        &avc.pps,
+                        s,
+                        &mut pes,
+                    )?,
+                    TsVideo::Hevc(c) => annex_b(
+                        &HEVC_NALS,
+                        c.nal_length_size,
+                        &c.parameter_sets,
+                        &[],
+                        s,
+                        &mut pes,
+                    )?,
+                }
                 let pts = s.dts + i64::from(s.cts);
                 let header = pes_header(0xE0, pts, Some(s.dts), 0);
                 let pcr = Some((s.dts - PCR_LEAD).max(0));
@@ -111,12 +148,16 @@ impl TsMuxer {
         psi_packet(out, PAT_PID, &mut self.cc_pat, &section);
     }
 
-    fn write_pmt(&mut self, out: &mut BytesMut, video: bool, audio: bool) {
-        let pcr_pid = if video { VIDEO_PID } else { AUDIO_PID };
+    fn write_pmt(&mut self, out: &mut BytesMut, video: Option<u8>, audio: bool) {
+        let pcr_pid = if video.is_some() {
+            VIDEO_PID
+        } else {
+            AUDIO_PID
+        };
         let mut section = vec![0x02, 0xB0, 0x00, 0x00, 0x01, 0xC1, 0x00, 0x00];
         section.extend_from_slice(&[0xE0 | (pcr_pid >> 8) as u8, pcr_pid as u8, 0xF0, 0x00]);
         for (present, stream_type, pid) in [
-            (video, STREAM_TYPE_H264, VIDEO_PID),
+            (video.is_some(), video.unwrap_or(0), VIDEO_PID),
             (audio, STREAM_TYPE_AAC_ADTS, AUDIO_PID),
         ] {
             if present {
@@ -237,15 +278,54 @@ fn write_timestamp(h: &mut Vec<u8>, prefix: u8, t: i64) {
     h.extend_from_slice(&((((t & 0x7FFF) << 1) | 1) as u16).to_be_bytes());
 }
 
-/// Converts one length-prefixed H.264 sample to Annex B, starting with an AUD and with
-/// SPS/PPS in front of an IDR that lacks them (players joining mid-stream need them).
-/// Their size is bounded where they enter: the FLV demuxer refuses a sequence header over
-/// `limits.config_record_bytes` (`flv::budget`), so they cannot make every IDR huge.
-fn annex_b(avc: &AvcConfig, sample: &Sample, out: &mut Vec<u8>) -> Result<(), TsError> {
+/// How one codec's NAL units are told apart, for [`annex_b`].
+struct NalSyntax {
+    /// The codec's access unit delimiter NAL unit (any picture type).
+    aud: &'static [u8],
+    /// nal_unit_type of a NAL unit.
+    kind: fn(&[u8]) -> u8,
+    /// True for a picture a decoder can start at (IDR; HEVC IRAP).
+    random_access: fn(u8) -> bool,
+    /// True for a parameter set the sample already carries in-band.
+    parameter_set: fn(u8) -> bool,
+    /// nal_unit_type of the AUD, which is replaced by ours.
+    aud_type: u8,
+}
+
+const H264_NALS: NalSyntax = NalSyntax {
+    aud: &[0x09, 0xF0],
+    kind: |nal| nal.first().map_or(0, |b| b & 0x1F),
+    random_access: |t| t == 5,
+    parameter_set: |t| t == 7,
+    aud_type: 9,
+};
+
+const HEVC_NALS: NalSyntax = NalSyntax {
+    // nal_unit_type 35, layer 0, temporal id 1; pic_type 2 (I, P or B) + stop bit.
+    aud: &[0x46, 0x01, 0x50],
+    kind: hevc::nal_type,
+    random_access: hevc::is_irap,
+    parameter_set: |t| t == hevc::NAL_VPS || t == hevc::NAL_SPS,
+    aud_type: hevc::NAL_AUD,
+};
+
+/// Converts one length-prefixed sample to Annex B, starting with an AUD and with the
+/// parameter sets (`sets` then `more`) in front of a random access picture that lacks them
+/// (players joining mid-stream need them). Their size is bounded where they enter: the
+/// FLV demuxer refuses a sequence header over `limits.config_record_bytes`
+/// (`flv::budget`), so they cannot make every keyframe huge.
+fn annex_b(
+    syntax: &NalSyntax,
+    nal_length_size: u8,
+    sets: &[Bytes],
+    more: &[Bytes],
+    sample: &Sample,
+    out: &mut Vec<u8>,
+) -> Result<(), TsError> {
     const START: [u8; 4] = [0, 0, 0, 1];
     out.extend_from_slice(&START);
-    out.extend_from_slice(&[0x09, 0xF0]);
-    let len_size = usize::from(avc.nal_length_size.clamp(1, 4));
+    out.extend_from_slice(syntax.aud);
+    let len_size = usize::from(nal_length_size.clamp(1, 4));
     let mut nals = Vec::new();
     let mut data = &sample.data[..];
     while !data.is_empty() {
@@ -262,17 +342,17 @@ fn annex_b(avc: &AvcConfig, sample: &Sample, out: &mut Vec<u8>) -> Result<(), Ts
         nals.push(&data[..n]);
         data = &data[n..];
     }
-    let kind = |nal: &[u8]| nal.first().map_or(0, |b| b & 0x1F);
-    let has_idr = nals.iter().any(|n| kind(n) == 5);
-    let has_sps = nals.iter().any(|n| kind(n) == 7);
-    if has_idr && !has_sps {
-        for ps in avc.sps.iter().chain(avc.pps.iter()) {
+    let kind = syntax.kind;
+    let random_access = nals.iter().any(|n| (syntax.random_access)(kind(n)));
+    let has_sets = nals.iter().any(|n| (syntax.parameter_set)(kind(n)));
+    if random_access && !has_sets {
+        for ps in sets.iter().chain(more) {
             out.extend_from_slice(&START);
             out.extend_from_slice(ps);
         }
     }
     for nal in nals {
-        if kind(nal) == 9 || nal.is_empty() {
+        if nal.is_empty() || kind(nal) == syntax.aud_type {
             continue; // we wrote our own AUD
         }
         out.extend_from_slice(&START);
@@ -362,7 +442,10 @@ mod tests {
                 data: idr(n),
             };
             let out = muxer
-                .segment(Some((&avc(), std::slice::from_ref(&s))), None)
+                .segment(
+                    Some((TsVideo::H264(&avc()), std::slice::from_ref(&s))),
+                    None,
+                )
                 .unwrap();
             let packets = parse(&out);
             let pes: Vec<u8> = packets
@@ -399,7 +482,10 @@ mod tests {
         let mut ccs: std::collections::HashMap<u16, u8> = Default::default();
         for round in 0..20 {
             let out = muxer
-                .segment(Some((&avc(), &video)), Some((&aac(), &audio)))
+                .segment(
+                    Some((TsVideo::H264(&avc()), &video)),
+                    Some((&aac(), &audio)),
+                )
                 .unwrap();
             let packets = parse(&out);
             assert!(
@@ -441,8 +527,68 @@ mod tests {
             keyframe: true,
             data: Bytes::from_static(&[0, 0, 0, 9, 1]),
         };
-        assert!(muxer.segment(Some((&avc(), &[s][..])), None).is_err());
+        assert!(muxer
+            .segment(Some((TsVideo::H264(&avc()), &[s][..])), None)
+            .is_err());
         assert_eq!(muxer.segment(None, None), Err(TsError::Empty));
         assert_eq!(crc32_mpeg(b"123456789"), 0x0376_E6E7);
+    }
+
+    #[test]
+    fn hevc_gets_stream_type_0x24_and_parameter_sets_before_irap() {
+        use crate::codec::hevc::tests::HVCC_320X240;
+        let hevc = HevcConfig::parse(Bytes::from_static(HVCC_320X240)).unwrap();
+        // An IDR_W_RADL slice (type 19) and a trailing picture (type 1), length-prefixed.
+        let sample = |nal_type: u8, keyframe: bool| Sample {
+            dts: 9000,
+            duration: 3000,
+            cts: 0,
+            keyframe,
+            data: Bytes::from(vec![0, 0, 0, 3, nal_type << 1, 0x01, 0xAF]),
+        };
+        let samples = [sample(19, true), sample(1, false)];
+        let mut pes = Vec::new();
+        annex_b(
+            &HEVC_NALS,
+            4,
+            &hevc.parameter_sets,
+            &[],
+            &samples[0],
+            &mut pes,
+        )
+        .unwrap();
+        let mut expected = vec![0, 0, 0, 1, 0x46, 0x01, 0x50];
+        for ps in &hevc.parameter_sets {
+            expected.extend_from_slice(&[0, 0, 0, 1]);
+            expected.extend_from_slice(ps);
+        }
+        expected.extend_from_slice(&[0, 0, 0, 1, 19 << 1, 0x01, 0xAF]);
+        assert_eq!(pes, expected);
+        pes.clear();
+        annex_b(
+            &HEVC_NALS,
+            4,
+            &hevc.parameter_sets,
+            &[],
+            &samples[1],
+            &mut pes,
+        )
+        .unwrap();
+        assert_eq!(
+            pes,
+            [0, 0, 0, 1, 0x46, 0x01, 0x50, 0, 0, 0, 1, 0x02, 0x01, 0xAF]
+        );
+        // The PMT announces HEVC.
+        let out = TsMuxer::new()
+            .segment(Some((TsVideo::Hevc(&hevc), &samples[..])), None)
+            .unwrap();
+        let pmt = parse(&out)
+            .into_iter()
+            .find_map(|p| match p.payload {
+                Some(TsPayload::Pmt(pmt)) => Some(pmt),
+                _ => None,
+            })
+            .expect("a PMT");
+        assert_eq!(pmt.es_info[0].stream_type as u8, 0x24);
     }
 }

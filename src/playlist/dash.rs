@@ -108,12 +108,11 @@ pub fn mpd(m: &Manifest) -> String {
             iso8601(m.availability_start),
             iso8601(m.publish_time),
             // With low latency the segment in progress is announced, so the MPD must be
-            // fetched again soon after the next one starts.
-            secs(if m.low_latency.is_some() {
-                m.target_duration / 4.0
-            } else {
-                m.target_duration
-            }),
+            // fetched again within a chunk of the next one starting: a player that learns
+            // of it later plays the end of the old one dry whenever the encoder's clock
+            // runs a little behind the wall clock (live GStreamer sources stalled dash.js
+            // at every segment boundary with a quarter-segment period).
+            secs(m.low_latency.map_or(m.target_duration, |ll| ll.chunk)),
             secs(window_secs),
             secs(
                 m.low_latency
@@ -165,10 +164,19 @@ pub fn mpd(m: &Manifest) -> String {
 }
 
 /// The segments of the current timeline: a reconnect starts a new one, and SegmentTimeline
-/// times must only grow.
+/// times must only grow. Gaps (a ladder rung's numbers from while it was away) come just
+/// before a reconnect and are never listed: `$Number$` counts every `S`, so the timeline
+/// starts after them.
 fn current_timeline(window: &TrackWindow) -> Vec<&crate::store::StoredSegment> {
     let listed: Vec<_> = window.listed().collect();
-    let from = listed.iter().rposition(|s| s.discontinuity).unwrap_or(0);
+    let from = listed
+        .iter()
+        .rposition(|s| s.is_gap())
+        .map(|g| g + 1)
+        .into_iter()
+        .chain(listed.iter().rposition(|s| s.discontinuity))
+        .max()
+        .unwrap_or(0);
     listed[from..].to_vec()
 }
 
@@ -218,6 +226,22 @@ fn representation(
         }
     }
     segments.extend(growing.as_ref());
+    // And the one after it, where the segment in progress is expected to end: a player
+    // learns of a segment only from the MPD, which dash.js reloads about once a second, so
+    // without it the playhead ran dry at every boundary when the encoder's clock was a
+    // little behind the wall clock. Requests for it are held until it starts, and its
+    // real start is in the next MPD (segments are addressed by number).
+    let ahead = low_latency
+        .and_then(|_| segments.last().copied())
+        .map(|last| crate::store::StoredSegment {
+            seq: last.seq + 1,
+            start: last.start + last.duration as i64,
+            duration: (target_duration * f64::from(last.timescale)).round() as u64,
+            parts: Vec::new(),
+            discontinuity: false,
+            ..last.clone()
+        });
+    segments.extend(ahead.as_ref());
     let Some(first) = segments.first() else {
         out.push_str("      </Representation>\n");
         return;

@@ -46,6 +46,8 @@ pub struct RenditionReport {
 pub struct LowLatency {
     /// PART-TARGET, seconds.
     pub part_target: f64,
+    /// PART-HOLD-BACK in part targets.
+    pub hold_back_parts: f64,
     /// Answer with a delta update (`_HLS_skip=YES|v2`).
     pub skip: bool,
     /// The other renditions' positions.
@@ -121,7 +123,7 @@ impl MediaPlaylist<'_> {
                 out,
                 "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL={:.1},PART-HOLD-BACK={:.3},HOLD-BACK={:.1}",
                 self.skip_until(),
-                3.0 * ll.part_target,
+                ll.hold_back_parts * ll.part_target,
                 3.0 * self.target as f64
             );
             let _ = writeln!(out, "#EXT-X-PART-INF:PART-TARGET={:.3}", ll.part_target);
@@ -162,6 +164,10 @@ impl MediaPlaylist<'_> {
             self.segment_head(&mut out, seg, i > 0, &mut map);
             if self.low_latency.is_some() && elapsed > part_horizon {
                 self.parts(&mut out, seg);
+            }
+            if seg.is_gap() {
+                // RFC 8216bis 4.4.4.7: no media for this number (a rung that was away).
+                out.push_str("#EXT-X-GAP\n");
             }
             let _ = write!(
                 out,

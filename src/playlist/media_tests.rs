@@ -83,6 +83,7 @@ fn ll<'a>(w: &'a TrackWindow, skip: bool) -> MediaPlaylist<'a> {
     MediaPlaylist {
         target: 1,
         low_latency: Some(LowLatency {
+            hold_back_parts: 3.0,
             part_target: 0.2,
             skip,
             reports: vec![RenditionReport {

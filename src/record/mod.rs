@@ -58,21 +58,14 @@ impl Tap {
     pub fn new(config: &CodecConfig, window: &TrackWindow, seq: u64) -> Option<Tap> {
         let seg = window.get(seq)?;
         let init = window.init(seg.init_version)?.clone();
-        let meta = match config {
-            CodecConfig::H264(c) => TrackMeta {
-                codecs: c.codec_string(),
-                timescale: seg.timescale,
-                resolution: Some((c.width, c.height)),
-                frame_rate: c.frame_rate,
-                ..TrackMeta::default()
-            },
-            CodecConfig::Aac(c) => TrackMeta {
-                codecs: c.codec_string(),
-                timescale: seg.timescale,
-                sample_rate: Some(c.sample_rate),
-                channels: Some(c.channels),
-                ..TrackMeta::default()
-            },
+        let audio = config.audio_format();
+        let meta = TrackMeta {
+            codecs: config.codec_string(),
+            timescale: seg.timescale,
+            resolution: config.resolution(),
+            frame_rate: config.frame_rate(),
+            sample_rate: audio.map(|(rate, _)| rate),
+            channels: audio.map(|(_, channels)| channels),
         };
         Some(Tap {
             kind: config.kind(),

@@ -32,6 +32,11 @@ pub struct ClientSession {
     app: String,
     stream_key: String,
     stream_id: u32,
+    /// FourCCs to announce as Enhanced RTMP (`fourCcList`, `capsEx`) in connect; none:
+    /// a legacy connect.
+    fourccs: Vec<String>,
+    /// The properties object of the server's connect `_result`.
+    server_properties: Option<Amf0Value>,
 }
 
 impl ClientSession {
@@ -47,8 +52,22 @@ impl ClientSession {
             app: app.to_string(),
             stream_key: stream_key.to_string(),
             stream_id: 0,
+            fourccs: Vec::new(),
+            server_properties: None,
         };
         (s, c0c1)
+    }
+
+    /// Announces Enhanced RTMP in connect: `fourCcList` with `fourccs` and `capsEx`
+    /// (Multitrack | ModEx), as ffmpeg and OBS do.
+    pub fn enhanced(mut self, fourccs: &[&str]) -> Self {
+        self.fourccs = fourccs.iter().map(|f| f.to_string()).collect();
+        self
+    }
+
+    /// The server's connect `_result` properties (its capabilities), once connected.
+    pub fn server_properties(&self) -> Option<&Amf0Value> {
+        self.server_properties.as_ref()
     }
 
     /// The stream id the server gave us.
@@ -72,7 +91,7 @@ impl ClientSession {
             ChunkEncoder::default()
                 .encode(&Message::SetChunkSize(size).encode(0, 0), &mut announce);
             events.push(ClientEvent::Send(announce.freeze()));
-            let obj = Amf0Value::object([
+            let mut obj = Amf0Value::object([
                 ("app", Amf0Value::String(self.app.clone())),
                 ("type", Amf0Value::String("nonprivate".into())),
                 (
@@ -80,6 +99,11 @@ impl ClientSession {
                     Amf0Value::String(format!("rtmp://localhost/{}", self.app)),
                 ),
             ]);
+            if let (Amf0Value::Object(props), false) = (&mut obj, self.fourccs.is_empty()) {
+                let list = self.fourccs.iter().cloned().map(Amf0Value::String);
+                props.push(("fourCcList".into(), Amf0Value::StrictArray(list.collect())));
+                props.push(("capsEx".into(), Amf0Value::Number(6.0)));
+            }
             self.outbox.command("connect", 1.0, obj, vec![], 0);
             self.decoder.push_bytes(rest);
         } else {
@@ -89,8 +113,8 @@ impl ClientSession {
             if let Message::Command {
                 name,
                 transaction,
+                object,
                 args,
-                ..
             } = Message::decode(&raw)?
             {
                 let code = args
@@ -101,6 +125,7 @@ impl ClientSession {
                     .to_string();
                 match (name.as_str(), transaction as u32) {
                     ("_result", 1) => {
+                        self.server_properties = Some(object);
                         events.push(ClientEvent::Connected);
                         let key = Amf0Value::String(self.stream_key.clone());
                         self.outbox.command(

@@ -12,7 +12,7 @@ use tracing::{debug, info, warn, Span};
 
 use super::session::{ServerSession, SessionConfig, SessionError, SessionEvent};
 use crate::flv::budget::ConfigBudget;
-use crate::flv::{DemuxEvent, FlvError, TagDemuxer};
+use crate::flv::{DemuxEvent, FlvError, TagDemuxer, TrackEvent};
 use crate::hub::auth::{self, Check, Credential, HookEvent, Refusal};
 use crate::hub::naming::valid_name;
 use crate::hub::publisher::FrameError;
@@ -20,7 +20,7 @@ use crate::hub::webhook::WebhookCall;
 use crate::hub::{Departure, Granted, Holder, Hub, PublishError, Released};
 use crate::limit::{Limit, LimitExceeded};
 use crate::lograte::clip;
-use crate::media::TrackKind;
+use crate::media::{CodecConfig, TrackKind};
 
 /// Why a connection must be closed.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +50,10 @@ struct Publishing {
     dropped: u64,
     /// What to tell the webhook on unpublish, when the app has one.
     hook: Option<WebhookCall>,
+    /// Enhanced RTMP multitrack: the renditions of video tracks 1.. (None: refused).
+    tracks: Vec<(u8, Option<Granted>)>,
+    /// Who publishes, for the claims of those renditions.
+    holder: Holder,
 }
 
 /// A publish waiting for the driver: the webhook's answer, or a taken-over publisher
@@ -308,7 +312,7 @@ impl Ingest {
             ip: self.peer,
             credential: p.credential.clone(),
         };
-        match self.hub.publish(&p.app, &p.name, holder) {
+        match self.hub.publish(&p.app, &p.name, holder.clone()) {
             Ok(granted) => {
                 let Some(p) = self.pending.take() else {
                     return Ok(());
@@ -330,6 +334,8 @@ impl Ingest {
                     demux: TagDemuxer::with_budget(ConfigBudget::from_config(self.hub.config())),
                     dropped: 0,
                     hook,
+                    tracks: Vec::new(),
+                    holder,
                 });
                 let ev = self.session.accept_publish(p.stream_id);
                 self.extend(ev)?;
@@ -403,30 +409,37 @@ impl Ingest {
         };
         metrics::counter!("packgate_rtmp_media_messages_total", "track" => kind.as_str())
             .increment(1);
-        let parsed = match kind {
-            TrackKind::Audio => p.demux.audio(timestamp, payload),
-            TrackKind::Video => p.demux.video(timestamp, payload),
+        let events = match kind {
+            TrackKind::Audio => p.demux.audio_tracks(timestamp, payload),
+            TrackKind::Video => p.demux.video_tracks(timestamp, payload),
         };
-        match parsed {
-            Ok(Some(DemuxEvent::Config(c))) => p.granted.publisher.config(c),
-            Ok(Some(DemuxEvent::Frame(f))) => {
-                self.frames += 1;
-                p.granted
-                    .publisher
-                    .frame(f)
-                    .map_err(|FrameError::HeldBytes { held, limit }| {
-                        LimitExceeded::new(Limit::HeldBytes, held, limit)
-                    })?;
+        for TrackEvent { track, event } in events {
+            if track == 0 {
+                self.frames += deliver(&mut p.granted, &mut p.dropped, kind, 0, event)?;
+                continue;
             }
-            Ok(Some(DemuxEvent::EndOfSequence(_))) | Ok(None) => {}
-            Err(FlvError::Limit(l)) => return Err(l),
-            Err(e) => {
-                // Log the first few and then every thousandth, so a broken encoder cannot
-                // flood the log.
+            if kind == TrackKind::Audio {
+                // Audio renditions from multitrack audio are not packaged yet.
                 p.dropped += 1;
                 if p.dropped <= 5 || p.dropped % 1000 == 0 {
-                    warn!(track = kind.as_str(), error = %e, dropped = p.dropped, "dropping media message");
+                    warn!(
+                        track,
+                        dropped = p.dropped,
+                        "dropping Enhanced RTMP audio track: only audio track 0 is packaged"
+                    );
                 }
+                continue;
+            }
+            if !p.tracks.iter().any(|(t, _)| *t == track) {
+                let Ok(Some(DemuxEvent::Config(config))) = &event else {
+                    p.dropped += 1;
+                    continue; // a track's rendition starts at its sequence start
+                };
+                let granted = track_rendition(&self.hub, &p.granted, &p.holder, track, config);
+                p.tracks.push((track, granted));
+            }
+            if let Some((_, Some(granted))) = p.tracks.iter_mut().find(|(t, _)| *t == track) {
+                self.frames += deliver(granted, &mut p.dropped, kind, track, event)?;
             }
         }
         Ok(())
@@ -440,12 +453,84 @@ impl Ingest {
 
     fn end_publish(&mut self, how: Departure) {
         if let Some(Publishing {
-            mut granted, hook, ..
+            mut granted,
+            hook,
+            tracks,
+            ..
         }) = self.publishing.take()
         {
+            for (_, extra) in tracks {
+                if let Some(mut extra) = extra {
+                    extra.publisher.finish_as(how);
+                }
+            }
             granted.publisher.finish_as(how);
             drop(granted);
             self.notices.extend(hook);
+        }
+    }
+}
+
+/// Hands one track's demuxed event to its publisher; returns the frames delivered (0 or
+/// 1). Errors other than a budget are logged (the first few, then every thousandth, so a
+/// broken encoder cannot flood the log) and the message dropped.
+fn deliver(
+    granted: &mut Granted,
+    dropped: &mut u64,
+    kind: TrackKind,
+    track: u8,
+    event: Result<Option<DemuxEvent>, FlvError>,
+) -> Result<u64, LimitExceeded> {
+    match event {
+        Ok(Some(DemuxEvent::Config(c))) => granted.publisher.config(c),
+        Ok(Some(DemuxEvent::Frame(f))) => {
+            granted
+                .publisher
+                .frame(f)
+                .map_err(|FrameError::HeldBytes { held, limit }| {
+                    LimitExceeded::new(Limit::HeldBytes, held, limit)
+                })?;
+            return Ok(1);
+        }
+        Ok(Some(DemuxEvent::EndOfSequence(_))) | Ok(None) => {}
+        Err(FlvError::Limit(l)) => return Err(l),
+        Err(e) => {
+            *dropped += 1;
+            if *dropped <= 5 || *dropped % 1000 == 0 {
+                let stream = &granted.publisher.rendition().stream_name;
+                warn!(%stream, track = kind.as_str(), track_id = track, error = %e, dropped = *dropped, "dropping media message");
+            }
+        }
+    }
+    Ok(0)
+}
+
+/// Claims the rendition of multitrack video track `track` in the publisher's ladder,
+/// labelled `{height}p` when that label is free (or already this track's), else
+/// `track{N}`. `None` (logged) when
+/// the ladder cannot take it.
+fn track_rendition(
+    hub: &Arc<Hub>,
+    main: &Granted,
+    holder: &Holder,
+    track: u8,
+    config: &CodecConfig,
+) -> Option<Granted> {
+    let ladder = main.publisher.ladder();
+    let stream = format!("{}.track{track}", main.publisher.rendition().stream_name);
+    let by_height = config.resolution().map(|(_, h)| format!("{h}p"));
+    // Free, or this very track's rendition from before a reconnect (which continues).
+    let label = by_height
+        .filter(|l| ladder.rendition(l).is_none_or(|r| r.stream_name == stream))
+        .unwrap_or_else(|| format!("track{track}"));
+    match hub.publish_track(&ladder.app, &ladder.base, &label, &stream, holder.clone()) {
+        Ok(granted) => {
+            info!(track, %label, codec = %config.codec_string(), "multitrack video track published as a ladder rendition");
+            Some(granted)
+        }
+        Err(e) => {
+            warn!(track, %label, error = %e, "multitrack video track refused");
+            None
         }
     }
 }

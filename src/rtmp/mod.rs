@@ -2,6 +2,7 @@
 
 pub mod amf0;
 pub mod authorise;
+pub mod caps;
 pub mod chunk;
 pub mod client;
 pub mod deadline;

@@ -381,10 +381,13 @@ impl ServerSession {
                 );
                 self.send(Message::SetChunkSize(self.config.chunk_size), 0);
                 self.outbox.set_chunk_size(self.config.chunk_size as usize);
-                let props = Amf0Value::object([
+                let mut props = Amf0Value::object([
                     ("fmsVer", Amf0Value::String("FMS/3,0,1,123".into())),
                     ("capabilities", Amf0Value::Number(31.0)),
                 ]);
+                if let Amf0Value::Object(p) = &mut props {
+                    p.extend(super::caps::reply_properties(&object));
+                }
                 let info = Amf0Value::object([
                     ("level", Amf0Value::String("status".into())),
                     (

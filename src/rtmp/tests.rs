@@ -341,3 +341,30 @@ fn app_query_joins_the_stream_query() {
         "{sev:?}"
     );
 }
+
+#[test]
+fn connect_answers_enhanced_clients_with_our_capabilities() {
+    for enhanced in [false, true] {
+        let mut server = ServerSession::new(SessionConfig::default());
+        let (client, c0c1) = ClientSession::new("live", "s", false, 4096);
+        let mut client = if enhanced {
+            client.enhanced(&["hvc1", "av01"])
+        } else {
+            client
+        };
+        let (_, cev) = pump(&mut server, &mut client, vec![c0c1], usize::MAX);
+        assert!(cev.contains(&ClientEvent::PublishAccepted));
+        let props = client.server_properties().expect("connect _result");
+        assert_eq!(
+            props.get("fmsVer").and_then(|v| v.as_str()),
+            Some("FMS/3,0,1,123")
+        );
+        let list = props.get("fourCcList");
+        assert_eq!(list.is_some(), enhanced, "{props:?}");
+        if let Some(super::amf0::Amf0Value::StrictArray(list)) = list {
+            assert!(list.iter().any(|v| v.as_str() == Some("hvc1")));
+            assert!(props.get("videoFourCcInfoMap").is_some());
+            assert_eq!(props.get("capsEx").and_then(|v| v.as_f64()), Some(14.0));
+        }
+    }
+}

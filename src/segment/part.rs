@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 
 use super::segmenter::CutSegment;
-use crate::media::{total_duration, Sample, TrackKind};
+use crate::media::{total_duration, Sample, TrackKind, MEDIA_CLOCK};
 
 /// A finished part of one track's open segment.
 #[derive(Clone, Debug, PartialEq)]
@@ -64,6 +64,39 @@ pub(super) struct Head {
     pub(super) media_start: i64,
 }
 
+/// Where recent video parts ended on the media clock, by (segment, index), so the audio
+/// part with the same index can end with it: a player fetching part N of every track
+/// then gets the same span of time from each, within an audio frame.
+#[derive(Debug, Default)]
+pub(super) struct PartEnds(VecDeque<(u64, u32, i64)>);
+
+/// Video part ends remembered (several segments' worth, since audio trails video).
+const PART_END_MEMORY: usize = 64;
+
+impl PartEnds {
+    /// Remembers where a video part ended.
+    pub(super) fn record(&mut self, part: &CutPart) {
+        let Some(last) = part.samples.last() else {
+            return;
+        };
+        let end = i128::from(last.dts + i64::from(last.duration)) * i128::from(MEDIA_CLOCK)
+            / i128::from(part.timescale.max(1));
+        self.0.push_back((part.seq, part.index, end as i64));
+        if self.0.len() > PART_END_MEMORY {
+            self.0.pop_front();
+        }
+    }
+
+    /// Media-clock end of video part `index` of segment `seq`, if known.
+    pub(super) fn get(&self, seq: u64, index: u32) -> Option<i64> {
+        self.0
+            .iter()
+            .rev()
+            .find(|&&(s, i, _)| (s, i) == (seq, index))
+            .map(|&(_, _, end)| end)
+    }
+}
+
 /// Sample durations remembered to estimate a track's nominal frame duration.
 const DURATION_MEMORY: usize = 31;
 /// Segment lengths (in samples) remembered to predict the next one.
@@ -87,6 +120,8 @@ pub(super) struct PartCutter {
     target: Option<u64>,
     /// Segment target in the track's timescale: the length predicted for the first segment.
     segment_target: u64,
+    /// Ticks per second.
+    timescale: u32,
     /// Index into the open segment's samples where the open part begins.
     from: usize,
     /// Index of the open part within its segment.
@@ -95,15 +130,19 @@ pub(super) struct PartCutter {
     recent: VecDeque<u32>,
     /// Sample counts of recent segments, newest last.
     lengths: VecDeque<usize>,
+    /// The advertised PART-TARGET in ticks, when above `target`: the 85 % rule is
+    /// measured against it.
+    advertised: Option<u64>,
 }
 
 impl PartCutter {
     /// A cutter for parts of `target` track-timescale ticks (or none) in segments of about
     /// `segment_target` ticks.
-    pub(super) fn new(target: Option<u64>, segment_target: u64) -> Self {
+    pub(super) fn new(target: Option<u64>, segment_target: u64, timescale: u32) -> Self {
         PartCutter {
             target,
             segment_target,
+            timescale,
             ..Default::default()
         }
     }
@@ -112,31 +151,29 @@ impl PartCutter {
         total_duration(samples.get(self.from..).unwrap_or_default())
     }
 
-    /// The track's mean recent frame duration, in ticks.
+    /// The track's nominal frame duration, in ticks: the mean of the recent durations
+    /// within half a median of the median. Outliers are left out because a live encoder
+    /// under load sends a late frame (hundreds of ms) and then a burst of frames a
+    /// millisecond apart; counting those would make parts of one frame for a second.
     pub(super) fn mean(&self) -> Option<f64> {
-        let n = self.recent.len();
-        (n > 0).then(|| self.recent.iter().map(|&d| f64::from(d)).sum::<f64>() / n as f64)
+        let mut sorted: Vec<u32> = self.recent.iter().copied().collect();
+        sorted.sort_unstable();
+        let median = f64::from(*sorted.get(sorted.len() / 2)?);
+        let usual: Vec<f64> = sorted
+            .iter()
+            .map(|&d| f64::from(d))
+            .filter(|d| (median * 0.5..=median * 1.5).contains(d))
+            .collect();
+        Some(usual.iter().sum::<f64>() / usual.len().max(1) as f64)
     }
 
-    /// How many frames make a part: the whole number nearest the target over the mean
-    /// frame duration, less one while any run of that many recent frames overran the
-    /// target (millisecond rounding makes 29.97 fps runs of 6 frames 200 or 201 ms).
+    /// How many frames make a part: as many nominal frames as fit the target, with half a
+    /// millisecond to spare (the target already allows for RTMP's rounding: six frames
+    /// at 29.97 fps are 200.2 ms, stamped 200 or 201 ms).
     fn frames_per_part(&self, target: u64) -> Option<usize> {
         let mean = self.mean()?;
-        let mut n = ((target as f64 / mean).round() as usize).max(1);
-        let d: Vec<u64> = self.recent.iter().map(|&x| u64::from(x)).collect();
-        let overruns = |n: usize| {
-            if d.len() >= n {
-                d.windows(n).any(|w| w.iter().sum::<u64>() > target)
-            } else {
-                // Too few frames yet to see a run: allow for the rounding of a few.
-                mean * n as f64 > target as f64 + mean / 20.0
-            }
-        };
-        while n > 1 && overruns(n) {
-            n -= 1;
-        }
-        Some(n)
+        let spare = f64::from(self.timescale) / 2000.0;
+        Some((((target as f64 + spare) / mean).floor() as usize).max(1))
     }
 
     /// How many samples since the segment start the open part `index` ends after, given
@@ -157,7 +194,9 @@ impl PartCutter {
         if k >= parts {
             return None;
         }
-        let even = (predicted / parts) as f64 * mean * 100.0 >= (MIN_PART_PERCENT * target) as f64;
+        let reference = self.advertised.unwrap_or(target).max(target);
+        let even =
+            (predicted / parts) as f64 * mean * 100.0 >= (MIN_PART_PERCENT * reference) as f64;
         // Sizes, not positions: a part cut short by the target guard does not shorten the
         // next one.
         let size = if even {
@@ -203,6 +242,60 @@ impl PartCutter {
             None => samples.len() - self.from >= most,
         };
         if full {
+            self.emit(samples, head, out);
+        }
+    }
+
+    /// Sets the PART-TARGET the playlists advertise, in this track's ticks.
+    pub(super) fn set_advertised(&mut self, ticks: Option<u64>) {
+        self.advertised = ticks;
+    }
+
+    /// Index of the open part within its segment.
+    pub(super) fn index(&self) -> u32 {
+        self.index
+    }
+
+    /// Following another track's parts: before `next` (starting at media time
+    /// `next_media`) joins, closes the open part when `next` starts at or after the other
+    /// track's part `end` (media clock), the rule that also places samples in segments, or
+    /// when `next` would make the part longer than `most` ticks.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn follow_before(
+        &mut self,
+        samples: &[Sample],
+        next: &Sample,
+        next_media: i64,
+        end: Option<i64>,
+        most: u64,
+        head: Head,
+        out: &mut Vec<Output>,
+    ) {
+        if self.target.is_none() || self.from >= samples.len() {
+            return;
+        }
+        let reached = end.is_some_and(|e| next_media >= e);
+        if reached || self.open_duration(samples) + u64::from(next.duration) > most {
+            self.emit(samples, head, out);
+        }
+    }
+
+    /// Following another track's parts: after a sample joined, closes the open part at
+    /// once when the next sample is sure to start past the other track's part `end`
+    /// (`next_media` is where it is expected; a millisecond of slack for RTMP's rounding).
+    pub(super) fn follow_after(
+        &mut self,
+        samples: &[Sample],
+        next_media: i64,
+        end: Option<i64>,
+        head: Head,
+        out: &mut Vec<Output>,
+    ) {
+        let slack = i64::from(MEDIA_CLOCK) / 1000;
+        if self.target.is_some()
+            && self.from < samples.len()
+            && end.is_some_and(|e| next_media >= e + slack)
+        {
             self.emit(samples, head, out);
         }
     }

@@ -17,7 +17,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::part::{Head, Output, PartCutter};
+use super::part::{Head, Output, PartCutter, PartEnds};
 use super::timeline::{Cut, LadderTimeline};
 use super::timing::{SampleClock, TimedSample};
 use crate::media::{Frame, Sample, TrackKind, MEDIA_CLOCK};
@@ -78,6 +78,16 @@ struct TrackCut {
     media_start: i64,
     samples: Vec<Sample>,
     parts: PartCutter,
+    /// Where the sample after the newest is expected to start, media clock.
+    next_media: Option<i64>,
+}
+
+/// How an audio track cuts its parts when the stream has video: it ends part N where
+/// video part N ended, and never makes a part longer than `most` ticks.
+#[derive(Clone, Copy)]
+struct Follow<'a> {
+    ends: &'a PartEnds,
+    most: u64,
 }
 
 impl TrackCut {
@@ -108,11 +118,35 @@ impl TrackCut {
         }));
     }
 
-    fn add(&mut self, sample: Sample, out: &mut Vec<Output>) {
+    fn add(&mut self, ts: TimedSample, follow: Option<Follow>, out: &mut Vec<Output>) {
+        let TimedSample { media_dts, sample } = ts;
+        let step = i64::from(sample.duration) * i64::from(MEDIA_CLOCK)
+            / i64::from(self.clock.timescale().max(1));
+        self.next_media = Some(media_dts + step);
         let head = self.head();
-        self.parts.before(&self.samples, &sample, head, out);
+        let Some(f) = follow else {
+            self.parts.before(&self.samples, &sample, head, out);
+            self.samples.push(sample);
+            self.parts.after(&self.samples, head, out);
+            return;
+        };
+        let end = |parts: &PartCutter| f.ends.get(head.seq, parts.index());
+        let e = end(&self.parts);
+        self.parts
+            .follow_before(&self.samples, &sample, media_dts, e, f.most, head, out);
         self.samples.push(sample);
-        self.parts.after(&self.samples, head, out);
+        self.poke(f.ends, out);
+    }
+
+    /// Closes the open part if the other track's part with its index has ended before
+    /// where this track's next sample will start.
+    fn poke(&mut self, ends: &PartEnds, out: &mut Vec<Output>) {
+        let (Some(next), Some(seq)) = (self.next_media, self.seq) else {
+            return;
+        };
+        let head = self.head();
+        let e = ends.get(seq, self.parts.index());
+        self.parts.follow_after(&self.samples, next, e, head, out);
     }
 }
 
@@ -128,8 +162,8 @@ pub struct Segmenter {
     latest_video_dts: Option<i64>,
     /// The ladder's shared timeline, when cut decisions are shared with other renditions.
     timeline: Option<Arc<LadderTimeline>>,
-    /// Last sequence number of a previous publish of this rendition (a reconnect keeps
-    /// numbering contiguously).
+    /// Last sequence number of a previous publish of this rendition: a reconnect starts on
+    /// a ladder boundary numbered above it, with that boundary's number.
     resume: Option<u64>,
     /// Distance of the latest cut from the ladder's boundary, media clock ticks.
     misalignment: i64,
@@ -148,6 +182,8 @@ pub struct Segmenter {
     /// The next keyframe starts a segment whatever its distance from the last cut (set
     /// after a timestamp discontinuity).
     cut_next_keyframe: bool,
+    /// Where recent video parts ended, for the audio parts to end with them.
+    part_ends: PartEnds,
 }
 
 impl Segmenter {
@@ -171,6 +207,7 @@ impl Segmenter {
             gop: None,
             video_step: 0,
             cut_next_keyframe: false,
+            part_ends: PartEnds::default(),
         }
     }
 
@@ -243,6 +280,28 @@ impl Segmenter {
         self.part_target.is_some()
     }
 
+    /// The PART-TARGET the playlists advertise: the configured part target plus the
+    /// millisecond video parts may take over it, raised (when the stream has audio and
+    /// video) to the longest audio part that ends with a video part, whole audio frames
+    /// covering it; rounded up to the millisecond. Audio parts end where video parts end
+    /// (within an audio frame), so they are a frame longer or shorter than the video's.
+    pub fn advertised_part_target(&self) -> Option<Duration> {
+        let video_most = self.part_target? + i64::from(MEDIA_CLOCK) / 1000;
+        let mut most = video_most as f64 / f64::from(MEDIA_CLOCK);
+        if let (Some(_), Some(audio)) = (&self.video, &self.audio) {
+            // Opus has no fixed frame size: its latest packet stands for it.
+            let fd = audio
+                .clock
+                .frame_duration()
+                .unwrap_or_else(|| audio.clock.last_duration());
+            let frame = f64::from(fd) / f64::from(audio.clock.timescale().max(1));
+            if frame > 0.0 {
+                most = most.max((most / frame - 1e-9).ceil() * frame);
+            }
+        }
+        Some(Duration::from_millis((most * 1000.0 - 1e-6).ceil() as u64))
+    }
+
     /// How far (media clock ticks) the latest cut was from the ladder's boundary.
     pub fn misalignment(&self) -> i64 {
         self.misalignment
@@ -254,8 +313,12 @@ impl Segmenter {
         let last = self.boundaries.back().map(|b| (b.seq, b.start));
         match &self.timeline {
             Some(tl) => {
-                let current = last.or(self.resume.map(|seq| (seq, i64::MIN / 2)));
-                match tl.keyframe(dts, current, force) {
+                let cut = match (last, self.resume) {
+                    // Back after a drop: rejoin the ladder's numbering.
+                    (None, Some(resume)) => tl.rejoin(dts, resume, force),
+                    (current, _) => tl.keyframe(dts, current, force),
+                };
+                match cut {
                     Cut::At { seq, misaligned } => {
                         self.misalignment = misaligned;
                         Some(seq)
@@ -288,13 +351,19 @@ impl Segmenter {
         }
         let slot = self.slot(kind);
         if let Some(mut old) = slot.take() {
-            if let Some(ts) = old.clock.flush() {
-                old.add(ts.sample, &mut out);
+            for ts in old.clock.flush() {
+                old.add(ts, None, &mut out);
             }
             old.close(false, &mut out);
         }
         let to_track = |t: i64| (t as u64 * u64::from(timescale)).div_ceil(u64::from(MEDIA_CLOCK));
-        let part_target = self.part_target.map(to_track);
+        // Video parts may take a millisecond over the configured target: RTMP's rounding
+        // makes six frames at 29.97 or 30 fps 200 or 201 ms.
+        let slack = match kind {
+            TrackKind::Video => i64::from(MEDIA_CLOCK) / 1000,
+            TrackKind::Audio => 0,
+        };
+        let part_target = self.part_target.map(|t| to_track(t + slack));
         let segment_target = to_track(self.target);
         *self.slot(kind) = Some(TrackCut {
             kind,
@@ -302,8 +371,16 @@ impl Segmenter {
             seq: None,
             media_start: 0,
             samples: Vec::new(),
-            parts: PartCutter::new(part_target, segment_target),
+            parts: PartCutter::new(part_target, segment_target, timescale),
+            next_media: None,
         });
+        let advertised = self.advertised_part_target();
+        if let Some(video) = self.video.as_mut() {
+            let ts = u128::from(video.clock.timescale());
+            video.parts.set_advertised(
+                advertised.map(|d| (d.as_nanos() * ts).div_ceil(1_000_000_000) as u64),
+            );
+        }
         out
     }
 
@@ -314,6 +391,18 @@ impl Segmenter {
             TrackKind::Video => {
                 if self.video.is_none() {
                     return out;
+                }
+                let mut frame = frame;
+                if let Some(prev) = self
+                    .latest_video_dts
+                    .filter(|&p| frame.keyframe && frame.dts <= p)
+                {
+                    // A keyframe tied with the frame before it: it opens a segment at its
+                    // own time, so it cannot share a timestamp the sample clock would
+                    // spread. Place it one frame on.
+                    let shift = prev + self.video_step.max(1) - frame.dts;
+                    frame.dts += shift;
+                    frame.pts += shift;
                 }
                 if frame.keyframe {
                     self.keyframe(frame.dts);
@@ -355,12 +444,18 @@ impl Segmenter {
     pub fn finish(&mut self) -> Vec<Output> {
         let mut out = Vec::new();
         self.drain_audio(true, &mut out);
+        let most = self.audio_part_most();
+        let has_video = self.video.is_some();
         for track in [self.video.as_mut(), self.audio.as_mut()]
             .into_iter()
             .flatten()
         {
-            if let Some(ts) = track.clock.flush() {
-                Self::place(&self.boundaries, track, ts, &mut out);
+            let follow = (track.kind == TrackKind::Audio && has_video).then_some(Follow {
+                ends: &self.part_ends,
+                most,
+            });
+            for ts in track.clock.flush() {
+                Self::place(&self.boundaries, track, ts, follow, &mut out);
             }
             track.close(false, &mut out);
         }
@@ -456,14 +551,20 @@ impl Segmenter {
 
     fn feed(&mut self, frame: Frame, out: &mut Vec<Output>) {
         let kind = frame.kind;
+        let most = self.audio_part_most();
+        let follow = (kind == TrackKind::Audio && self.video.is_some()).then_some(Follow {
+            ends: &self.part_ends,
+            most,
+        });
         let boundaries = &self.boundaries;
         let track = match kind {
             TrackKind::Video => self.video.as_mut(),
             TrackKind::Audio => self.audio.as_mut(),
         };
         let Some(track) = track else { return };
-        if let Some(ts) = track.clock.push(frame) {
-            Self::place(boundaries, track, ts, out);
+        let first_new = out.len();
+        for ts in track.clock.push(frame) {
+            Self::place(boundaries, track, ts, follow, out);
         }
         // Close the segment as soon as the held-back frame is known to open the next one,
         // rather than one frame later.
@@ -472,12 +573,33 @@ impl Segmenter {
                 track.close(b.natural, out);
             }
         }
+        if kind == TrackKind::Video {
+            let mut new_ends = false;
+            for o in &out[first_new..] {
+                if let Output::Part(p) = o {
+                    self.part_ends.record(p);
+                    new_ends = true;
+                }
+            }
+            if let (true, Some(audio)) = (new_ends, self.audio.as_mut()) {
+                audio.poke(&self.part_ends, out);
+            }
+        }
+    }
+
+    /// The longest audio part, in audio ticks: the advertised part target.
+    fn audio_part_most(&self) -> u64 {
+        let (Some(audio), Some(pt)) = (&self.audio, self.advertised_part_target()) else {
+            return u64::MAX;
+        };
+        (pt.as_nanos() * u128::from(audio.clock.timescale())).div_ceil(1_000_000_000) as u64
     }
 
     fn place(
         boundaries: &VecDeque<Boundary>,
         track: &mut TrackCut,
         ts: TimedSample,
+        follow: Option<Follow>,
         out: &mut Vec<Output>,
     ) {
         let Some(b) = seq_for(boundaries, ts.media_dts) else {
@@ -491,7 +613,7 @@ impl Segmenter {
                 track.media_start = b.start;
             }
         }
-        track.add(ts.sample, out);
+        track.add(ts, follow, out);
     }
 }
 

@@ -11,6 +11,11 @@
 //! Each rendition numbers its segments contiguously (`last + 1`), which equals the
 //! boundary's number exactly when it is aligned; a keyframe that misses the boundaries is
 //! reported as misalignment, and the ladder still plays.
+//!
+//! A rendition whose encoder dropped and came back ([`LadderTimeline::rejoin`]) takes the
+//! number of the boundary it lands on, so it is aligned with the others again at once;
+//! the numbers it missed while away become gap segments in its playlists
+//! ([`crate::store::TrackWindow::push_gap`]), which keeps them contiguous.
 
 use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};
@@ -97,15 +102,50 @@ impl LadderTimeline {
     }
 
     /// Snaps a joining rendition's first keyframe at ladder time `t` onto the nearest
-    /// boundary within half a target duration; returns the correction to add.
-    pub fn snap(&self, t: i64) -> i64 {
+    /// boundary within half a target duration; returns the correction to add. A rendition
+    /// coming back after segment `after` only snaps to boundaries numbered above it. The
+    /// ladder's next boundary counts too: a rendition arrives about as late as its peers'
+    /// frames, so the boundary nearest to it is often one no peer has reached yet. It is
+    /// predicted one target after the last, or one cadence when GOPs are longer than the
+    /// target (a few ms of timestamp jitter in the last interval do not count).
+    pub fn snap(&self, t: i64, after: Option<u64>) -> i64 {
         let s = self.lock();
+        let mut recent = s.boundaries.iter().rev();
+        let predicted = recent.next().map(|last| {
+            let cadence = recent
+                .next()
+                .map(|prev| last.start - prev.start)
+                .filter(|&c| c > self.target + self.target / 50)
+                .unwrap_or(self.target);
+            last.start + cadence
+        });
         s.boundaries
             .iter()
-            .map(|b| b.start - t)
+            .filter(|b| after.is_none_or(|a| b.seq > a))
+            .map(|b| b.start)
+            .chain(predicted)
+            .map(|start| start - t)
             .filter(|d| d.abs() <= self.target / 2)
             .min_by_key(|d| d.abs())
             .unwrap_or(0)
+    }
+
+    /// Like [`LadderTimeline::keyframe`] for the first cut of a rendition that comes back
+    /// after its segment `last_seq`: it starts on a ladder boundary numbered above
+    /// `last_seq` and takes that boundary's number (not `last_seq + 1`), so it is aligned
+    /// with the renditions that went on meanwhile. Until the ladder has such a boundary
+    /// (the rendition came back within the segment it left in), it waits.
+    pub fn rejoin(&self, t: i64, last_seq: u64, force: bool) -> Cut {
+        match self.keyframe(t, None, force) {
+            Cut::At { seq, misaligned } if seq > last_seq => Cut::At { seq, misaligned },
+            _ => Cut::No,
+        }
+    }
+
+    /// Where boundary `seq` starts (ladder time), while it is remembered.
+    pub fn boundary_start(&self, seq: u64) -> Option<i64> {
+        let s = self.lock();
+        s.boundaries.iter().find(|b| b.seq == seq).map(|b| b.start)
     }
 
     /// Decides whether a keyframe at ladder time `t` starts a segment, given the
@@ -197,6 +237,7 @@ impl LadderTimeline {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     const S: i64 = MEDIA_CLOCK as i64;
 
@@ -215,7 +256,7 @@ mod tests {
         // clock and its first keyframe snapped onto the boundary at 0.
         let off = tl.join(0, now + Duration::from_millis(300));
         assert_eq!(off, 3 * S / 10);
-        assert_eq!(tl.snap(off), -off);
+        assert_eq!(tl.snap(off, None), -off);
         assert_eq!(tl.keyframe(0, None, false), cut(100));
         assert_eq!(
             tl.keyframe(S, Some((100, 0)), false),
@@ -292,5 +333,117 @@ mod tests {
         // segment), records the boundary the others then find.
         assert_eq!(tl.keyframe(6 * S + S / 2, Some((3, 4 * S)), true), cut(4));
         assert_eq!(tl.keyframe(6 * S + S / 2, Some((3, 4 * S)), false), cut(4));
+    }
+
+    #[test]
+    fn a_rung_back_after_a_drop_takes_the_boundary_number() {
+        let tl = LadderTimeline::new(Duration::from_secs(2), 1);
+        let now = SystemTime::now();
+        tl.join(0, now);
+        // Rung A cuts 1..=3 and drops after segment 3; rung B goes on to 6 (10 s).
+        for (i, t) in [0, 2, 4].into_iter().enumerate() {
+            assert_eq!(
+                tl.keyframe(t * S, (i > 0).then(|| (i as u64, (t - 2) * S)), false),
+                cut(i as u64 + 1)
+            );
+        }
+        for seq in 4..=6 {
+            let t = (seq as i64 - 1) * 2 * S;
+            assert_eq!(tl.keyframe(t, Some((seq - 1, t - 2 * S)), false), cut(seq));
+        }
+        // A comes back: its first keyframe, snapped to 10 s, is boundary 6: number 6, not 4.
+        assert_eq!(tl.snap(10 * S + S / 3, Some(3)), -S / 3);
+        assert_eq!(tl.rejoin(10 * S, 3, false), cut(6));
+        // Off the boundaries (its snap failed): the boundary passed, reported misaligned.
+        assert_eq!(
+            tl.rejoin(10 * S + S / 2, 3, false),
+            Cut::At {
+                seq: 6,
+                misaligned: S / 2
+            }
+        );
+        // Ahead of B: A records boundary 7 itself, and B then finds it.
+        assert_eq!(tl.rejoin(12 * S, 3, false), cut(7));
+        assert_eq!(tl.keyframe(12 * S, Some((6, 10 * S)), false), cut(7));
+    }
+
+    #[test]
+    fn a_rung_back_within_its_own_segment_waits_for_the_next_boundary() {
+        let tl = LadderTimeline::new(Duration::from_secs(2), 1);
+        tl.join(0, SystemTime::now());
+        assert_eq!(tl.keyframe(0, None, false), cut(1));
+        assert_eq!(tl.keyframe(2 * S, Some((1, 0)), false), cut(2));
+        // Dropped in segment 2 and back 0.5 s later (2.7 s): boundary 2 is already its own,
+        // and snapping to it would overlap what it published.
+        assert_eq!(tl.snap(27 * S / 10, Some(2)), 0);
+        assert_eq!(tl.rejoin(27 * S / 10, 2, false), Cut::No);
+        // Its next keyframe is due: a new boundary, number 3 (a lone rung stays contiguous).
+        assert_eq!(tl.rejoin(47 * S / 10, 2, false), cut(3));
+    }
+
+    #[test]
+    fn snap_reaches_the_boundary_no_rung_has_cut_yet() {
+        let tl = LadderTimeline::new(Duration::from_secs(2), 1);
+        tl.join(0, SystemTime::now());
+        tl.keyframe(0, None, false);
+        tl.keyframe(2 * S, Some((1, 0)), false);
+        // 3.7 s: 4 s (predicted from the 2 s cadence) is nearer than 2 s.
+        assert_eq!(tl.snap(37 * S / 10, None), 3 * S / 10);
+        assert_eq!(tl.boundary_start(2), Some(2 * S));
+        assert_eq!(tl.boundary_start(3), None);
+        // 2.6 s: the recorded 2 s boundary is nearer.
+        assert_eq!(tl.snap(26 * S / 10, None), -6 * S / 10);
+        // 3 s GOPs with a 2 s target: the next boundary is one cadence on; a 26 ms longer
+        // interval (timestamp jitter) still predicts one target on.
+        assert_eq!(tl.keyframe(5 * S, Some((2, 2 * S)), false), cut(3));
+        assert_eq!(tl.snap(75 * S / 10, None), S / 2);
+        let jitter = 7 * S + 26 * S / 1000;
+        assert_eq!(tl.keyframe(jitter, Some((3, 5 * S)), false), cut(4));
+        assert_eq!(tl.snap(jitter + 17 * S / 10, None), 3 * S / 10);
+    }
+
+    /// Segment numbers a segmenter on `tl` cuts from 30 fps video with 2 s GOPs over
+    /// `from_ms..to_ms` (ladder time).
+    fn cut_video(
+        tl: &Arc<LadderTimeline>,
+        resume: Option<u64>,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Vec<(u64, i64)> {
+        use crate::media::{Frame, TrackKind};
+        use crate::segment::{Output, Segmenter};
+        let mut s = Segmenter::with_timeline(Duration::from_secs(2), tl.clone(), resume);
+        s.set_track(TrackKind::Video, 90_000, None);
+        let mut out = Vec::new();
+        for i in 0..(to_ms - from_ms) * 30 / 1000 {
+            let dts = (from_ms + i * 1000 / 30) * 90;
+            out.extend(s.push(Frame {
+                kind: TrackKind::Video,
+                dts,
+                pts: dts,
+                keyframe: i % 60 == 0,
+                data: bytes::Bytes::from_static(b"v"),
+            }));
+        }
+        out.extend(s.finish());
+        out.into_iter()
+            .filter_map(Output::segment)
+            .map(|c| (c.seq, c.media_start))
+            .collect()
+    }
+
+    #[test]
+    fn a_segmenter_resuming_on_the_ladder_takes_its_numbers() {
+        let tl = Arc::new(LadderTimeline::new(Duration::from_secs(2), 1));
+        tl.join(0, SystemTime::now());
+        // Rung A: 0..7 s, then its encoder dies (segments 1..=4, the last one short).
+        let a = cut_video(&tl, None, 0, 7_000);
+        assert_eq!(a.iter().map(|c| c.0).collect::<Vec<_>>(), vec![1, 2, 3, 4]);
+        // Rung B goes on to 16 s.
+        let b = cut_video(&tl, None, 0, 16_000);
+        assert_eq!(b.last(), Some(&(8, 14 * S)));
+        // A is back at 10 s: its first segment is number 6 (B's number for 10 s), not 5.
+        let again = cut_video(&tl, Some(4), 10_000, 16_000);
+        assert_eq!(again, vec![(6, 10 * S), (7, 12 * S), (8, 14 * S)]);
     }
 }

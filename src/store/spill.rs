@@ -331,6 +331,9 @@ mod tests {
         assert_eq!(w.bytes_held(), 3 * 1000 + 4);
         assert_eq!(w.listed().count(), 20, "the whole window is listed");
         assert!(w.spilled(17).is_some() && w.spilled(18).is_none());
+        let stub = w.get(17).expect("a stub is listed and found, not a gap");
+        assert!(stub.is_spilled() && !stub.is_gap() && stub.size() == 0);
+        assert!(w.part(17).is_none() && w.part(super::super::SPILLED_PART).is_none());
         assert_eq!(w.get(18).unwrap().size(), 1000);
         // Read back (from the in-flight copy or the file), byte for byte.
         assert_eq!(spill.read(5).unwrap(), Bytes::from(vec![5u8; 1000]));

@@ -5,6 +5,7 @@
 //     [--hls-config JSON]  hls.js config used as is ('{}' = hls.js defaults: lowLatencyMode on); overrides --low-latency
 //     [--series]           keep the 500 ms trace [ms, currentTime, bufferedEnd, readyState, rate, latency] (t0Epoch = its zero)
 //     [--seek-back N]      once playing, seek N seconds behind the end of the seekable range (DVR), then measure
+//     [--level N]          lock the player to video level N (hls.js level, dash.js Representation index; ABR off)
 //
 // The player page is injected by request interception on the stream's own origin, so
 // nothing is fetched from outside and no CORS or private-network rule gets in the way.
@@ -30,6 +31,7 @@ if (hlsConfig !== null) JSON.parse(hlsConfig);
 // Force hls.js to the lowest, highest and middle level during the window.
 const switchLevels = args.includes('--switch-levels');
 const seekBack = Number(opt('seek-back', '0'));
+const level = opt('level', null) === null ? null : Number(opt('level'));
 const chromiumPath = process.env.PACKGATE_CHROMIUM || '/usr/bin/chromium';
 
 function fail(msg) {
@@ -55,22 +57,39 @@ const page_html = `<!doctype html><html><body><video id="v" muted autoplay plays
 const s = window.__s = { fatal: [], errors: [], playingAt: null, stalls: 0, latency: [], levels: 0, switched: [] };
 const v = document.getElementById('v');
 v.addEventListener('playing', () => { if (s.playingAt === null) s.playingAt = performance.now(); });
-v.addEventListener('waiting', () => { if (s.playingAt !== null) s.stalls++; });
+// Buffered ranges of the element and (hls.js) of each SourceBuffer, for the stall log.
+const ranges = b => { const r = []; for (let i = 0; i < b.length; i++) r.push([+b.start(i).toFixed(3), +b.end(i).toFixed(3)]); return r; };
+const sbRanges = () => {
+  try {
+    const tr = (window.__p && window.__p.bufferController && window.__p.bufferController.tracks) || {};
+    const out = {};
+    for (const k in tr) if (tr[k] && tr[k].buffer) out[k] = ranges(tr[k].buffer.buffered);
+    return out;
+  } catch (e) { return {}; }
+};
+s.stallLog = [];
+const note = what => { if (s.stallLog.length < 12) s.stallLog.push([what, Math.round(performance.now() - (s.playingAt || 0)), +v.currentTime.toFixed(3), ranges(v.buffered), sbRanges()]); };
+v.addEventListener('waiting', () => { if (s.playingAt !== null) { s.stalls++; note('waiting'); } });
 if (${JSON.stringify(player)} === 'dash') {
   const p = window.__p = dashjs.MediaPlayer().create();
   if (${lowLatency}) p.updateSettings({ streaming: { lowLatencyEnabled: true, delay: { liveDelay: 1 } } });
   if (${trace}) p.updateSettings({ debug: { logLevel: 5 } });
   p.on(dashjs.MediaPlayer.events.ERROR, e => s.fatal.push(JSON.stringify(e.error || e).slice(0, 300)));
   p.on(dashjs.MediaPlayer.events.STREAM_INITIALIZED, () => { s.levels = p.getRepresentationsByType ? p.getRepresentationsByType('video').length : p.getBitrateInfoListFor('video').length; });
+  if (${level} !== null) {
+    p.updateSettings({ streaming: { abr: { autoSwitchBitrate: { video: false } } } });
+    p.on(dashjs.MediaPlayer.events.STREAM_INITIALIZED, () => { p.setRepresentationForTypeByIndex('video', ${level}, true); s.switched.push(${level}); });
+  }
   p.initialize(v, ${JSON.stringify(url)}, true);
   setInterval(() => { try { const l = p.getCurrentLiveLatency(); if (l > 0) s.latency.push(l); } catch (e) {} }, 500);
 } else {
   // In low-latency mode, let hls.js catch up with the live edge by playing up to 1.5x (its
   // default of 1 never recovers latency lost at startup).
   const h = window.__p = new Hls(${hlsConfig !== null ? hlsConfig : `${lowLatency} ? { lowLatencyMode: true, maxLiveSyncPlaybackRate: 1.5 } : { lowLatencyMode: false }`});
-  h.on(Hls.Events.ERROR, (_, d) => (d.fatal ? s.fatal : s.errors).push(d.details + (d.response ? ' ' + d.response.code : '')));
+  h.on(Hls.Events.ERROR, (_, d) => { (d.fatal ? s.fatal : s.errors).push(d.details + (d.response ? ' ' + d.response.code : '')); note(d.details); });
   h.on(Hls.Events.MANIFEST_PARSED, (_, d) => { s.levels = d.levels.length; });
   h.on(Hls.Events.LEVEL_SWITCHED, (_, d) => s.switched.push(d.level));
+  if (${level} !== null) h.on(Hls.Events.MANIFEST_PARSED, () => { h.currentLevel = ${level}; });
   if (${switchLevels}) {
     v.addEventListener('playing', () => {
       const w = ${seconds} * 1000, n = () => h.levels.length;
@@ -174,7 +193,7 @@ try {
     return {
       played: s.playingAt !== null, videoWidth: v.videoWidth, videoHeight: v.videoHeight,
       audioDecodedBytes: v.webkitAudioDecodedByteCount || 0, fatal: s.fatal, errors: s.errors.slice(0, 20),
-      levels: s.levels, stalls: s.stalls, trace: s.trace, t0Epoch: s.t0Epoch, switched: s.switched, latencyMedian: q(0.5), latencyP95: q(0.95), latencySamples: lat.length,
+      levels: s.levels, stalls: s.stalls, stallLog: s.stallLog, trace: s.trace, t0Epoch: s.t0Epoch, switched: s.switched, latencyMedian: q(0.5), latencyP95: q(0.95), latencySamples: lat.length,
     };
   });
   r.advanced = Math.round(advanced * 1000) / 1000;

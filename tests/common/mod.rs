@@ -8,6 +8,7 @@ pub mod mp4;
 pub mod retime;
 pub mod sources;
 pub mod tools;
+pub mod watch;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -53,15 +54,31 @@ pub fn sample(name: &str) -> PathBuf {
 /// build directory with ffmpeg: long enough to publish without `-stream_loop`, whose loop
 /// points carry timestamp jumps that are the encoder's artefact, not the stream under test.
 pub fn long_sample(secs: u32) -> PathBuf {
+    long_sample_sized(secs, (640, 360), "800k")
+}
+
+/// Like [`long_sample`], at `size` and video bitrate `bitrate` (ladder rungs).
+pub fn long_sample_sized(secs: u32, size: (u32, u32), bitrate: &str) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-    let path = dir.join(format!("long_{secs}s.flv"));
+    let (w, h) = size;
+    let name = if size == (640, 360) && bitrate == "800k" {
+        format!("long_{secs}s")
+    } else {
+        format!("long_{secs}s_{h}p_{bitrate}")
+    };
+    let path = dir.join(format!("{name}.flv"));
     if path.exists() {
         return path;
     }
-    let partial = dir.join(format!("long_{secs}s.{}.tmp.flv", std::process::id()));
+    let partial = dir.join(format!("{name}.{}.tmp.flv", std::process::id()));
     let status = Command::new(tools::ffmpeg())
         .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y"])
-        .args(["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30"])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            &format!("testsrc2=size={w}x{h}:rate=30"),
+        ])
         .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
         .args(["-t", &secs.to_string()])
         .args([
@@ -72,7 +89,7 @@ pub fn long_sample(secs: u32) -> PathBuf {
             "-bf",
             "2",
             "-b:v",
-            "800k",
+            bitrate,
         ])
         .args(["-g", "60", "-keyint_min", "60", "-sc_threshold", "0"])
         .args(["-c:a", "aac", "-b:a", "96k", "-f", "flv"])

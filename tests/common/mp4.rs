@@ -79,3 +79,40 @@ pub fn base_decode_time(segment: &[u8]) -> u64 {
         u64::from(u32::from_be_bytes(tfdt[4..8].try_into().unwrap()))
     }
 }
+
+/// Every sample's duration in a segment (all its moof boxes), from the trun or the tfhd
+/// default.
+pub fn sample_durations(segment: &[u8]) -> Vec<u32> {
+    let mut out = Vec::new();
+    for (_, moof) in boxes(segment).into_iter().filter(|(k, _)| k == b"moof") {
+        let traf = find(moof, b"traf").expect("traf");
+        let tfhd = find(traf, b"tfhd").expect("tfhd");
+        let tf_flags = u32::from_be_bytes([0, tfhd[1], tfhd[2], tfhd[3]]);
+        let mut pos = 8;
+        for bit in [0x1, 0x2] {
+            if tf_flags & bit != 0 {
+                pos += if bit == 0x1 { 8 } else { 4 };
+            }
+        }
+        let default = (tf_flags & 0x8 != 0)
+            .then(|| u32::from_be_bytes(tfhd[pos..pos + 4].try_into().unwrap()));
+        let trun = find(traf, b"trun").expect("trun");
+        let flags = u32::from_be_bytes([0, trun[1], trun[2], trun[3]]);
+        let count = u32::from_be_bytes(trun[4..8].try_into().unwrap());
+        let mut pos = 8 + 4 * usize::from(flags & 0x1 != 0) + 4 * usize::from(flags & 0x4 != 0);
+        let per_sample = [0x100, 0x200, 0x400, 0x800]
+            .iter()
+            .filter(|&&b| flags & b != 0)
+            .count()
+            * 4;
+        for _ in 0..count {
+            out.push(if flags & 0x100 != 0 {
+                u32::from_be_bytes(trun[pos..pos + 4].try_into().unwrap())
+            } else {
+                default.expect("no sample duration")
+            });
+            pos += per_sample;
+        }
+    }
+    out
+}
