@@ -19,6 +19,7 @@ pub mod media;
 pub mod mux;
 pub mod netlimit;
 pub mod playlist;
+pub mod record;
 pub mod rtmp;
 pub mod segment;
 pub mod server;

@@ -77,6 +77,9 @@ impl Server {
             config.http.max_connections_per_ip,
         );
         let hub = Hub::new(Arc::new(config));
+        // Recordings a killed predecessor left open end here, before anything records.
+        let recovering = hub.clone();
+        let _ = tokio::task::spawn_blocking(move || recovering.recorder().recover()).await;
         let (stop, stopped) = watch::channel(false);
         let wait = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;

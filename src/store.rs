@@ -16,6 +16,11 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 
+pub mod spill;
+
+/// The number of a DVR stub's one empty part ([`StoredSegment::is_spilled`]).
+pub const SPILLED_PART: u64 = u64::MAX;
+
 /// Segments kept fetchable after they leave the playlist.
 pub const GRACE_SEGMENTS: usize = 3;
 
@@ -76,6 +81,13 @@ impl StoredSegment {
     pub fn is_gap(&self) -> bool {
         self.parts.is_empty()
     }
+
+    /// A DVR stub: the segment's bytes moved to the disk tier ([`spill`]); it keeps one
+    /// empty part numbered [`SPILLED_PART`] (no part URL can name it), so it is neither a
+    /// gap nor servable from memory.
+    pub fn is_spilled(&self) -> bool {
+        matches!(self.parts.as_slice(), [p] if p.id == SPILLED_PART && p.data.is_empty())
+    }
 }
 
 /// Source of [`TrackWindow::revision`] numbers, shared by all windows so that a revision
@@ -102,6 +114,8 @@ pub struct TrackWindow {
     max_inits: usize,
     /// Changes with every change of the window; see [`TrackWindow::revision`].
     revision: u64,
+    /// DVR: the disk tier older segments move to (their stubs, without bytes, stay listed).
+    spill: Option<spill::Spill>,
 }
 
 impl TrackWindow {
@@ -123,6 +137,48 @@ impl TrackWindow {
             next_part_id: first_part,
             max_inits: crate::config::LimitsConfig::default().init_versions,
             revision: REVISIONS.fetch_add(1, Ordering::Relaxed),
+            spill: None,
+        }
+    }
+
+    /// DVR: keeps only the newest `spill.memory` segments' bytes in memory; older ones go
+    /// to the disk tier and stay listed as stubs (a stored segment without parts).
+    pub fn with_spill(mut self, spill: spill::Spill) -> Self {
+        self.spill = Some(spill);
+        self
+    }
+
+    /// Where segment `seq`'s bytes are when it was moved to the disk tier.
+    pub fn spilled(&self, seq: u64) -> Option<&spill::Spill> {
+        let spill = self.spill.as_ref()?;
+        self.get(seq).filter(|s| s.is_spilled()).map(|_| spill)
+    }
+
+    /// Moves the bytes of segments older than the newest `memory` to the disk tier.
+    fn spill_old(&mut self) {
+        let Some(spill) = self.spill.as_ref() else {
+            return;
+        };
+        let Some(mut i) = self.segments.len().checked_sub(spill.memory + 1) else {
+            return;
+        };
+        // Older ones than the first stub met are spilled already; gaps have nothing to move.
+        while let Some(seg) = self.segments.get(i).filter(|s| !s.is_spilled()) {
+            if !seg.is_gap() {
+                spill.put(seg.clone());
+                let independent = seg.parts.first().is_some_and(|p| p.independent);
+                self.segments[i] = Arc::new(StoredSegment {
+                    parts: vec![StoredPart {
+                        id: SPILLED_PART,
+                        duration: seg.duration,
+                        independent,
+                        data: Bytes::new(),
+                    }],
+                    ..(**seg).clone()
+                });
+            }
+            let Some(prev) = i.checked_sub(1) else { break };
+            i = prev;
         }
     }
 
@@ -184,6 +240,9 @@ impl TrackWindow {
     /// A part by number, from the open segment or a kept one.
     pub fn part(&self, id: u64) -> Option<&StoredPart> {
         fn in_segment(s: &StoredSegment, id: u64) -> Option<&StoredPart> {
+            if s.is_spilled() {
+                return None;
+            }
             let first = s.parts.first()?.id;
             s.parts.get(usize::try_from(id.checked_sub(first)?).ok()?)
         }
@@ -224,6 +283,9 @@ impl TrackWindow {
             if old.discontinuity {
                 self.discontinuities_dropped += 1;
             }
+            if let (Some(spill), true) = (&self.spill, old.is_spilled()) {
+                spill.forget(old.seq);
+            }
         }
     }
 
@@ -252,6 +314,7 @@ impl TrackWindow {
         while self.segments.len() > self.window + GRACE_SEGMENTS {
             self.pop_segment();
         }
+        self.spill_old();
         self.prune_inits();
     }
 
@@ -327,7 +390,8 @@ impl TrackWindow {
     /// Peak and average bits per second over the listed segments.
     pub fn bitrates(&self) -> (u64, u64) {
         let (mut peak, mut bytes, mut secs) = (0f64, 0usize, 0f64);
-        for s in self.listed().filter(|s| !s.is_gap()) {
+        // Gaps and spilled (DVR) segments have no bytes here: they do not count.
+        for s in self.listed().filter(|s| !s.is_gap() && !s.is_spilled()) {
             let d = s.duration_secs();
             if d > 0.0 {
                 peak = peak.max(s.size() as f64 * 8.0 / d);

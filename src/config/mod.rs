@@ -12,9 +12,11 @@ use serde::Deserialize;
 
 pub mod auth;
 pub mod limits;
+pub mod record;
 
 pub use auth::{AppAuthConfig, AuthConfig, Reconnect, WebhookDefault, WebhookUrl};
 pub use limits::LimitsConfig;
+pub use record::{ApiConfig, AppRecordConfig, RecordConfig};
 
 /// A configuration problem, reported at start before anything listens.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +67,10 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Who may publish (off by default).
     pub auth: AuthConfig,
+    /// Recording to disk and VOD (off unless an app enables it or the API starts it).
+    pub record: RecordConfig,
+    /// The JSON API's mutating calls.
+    pub api: ApiConfig,
 }
 
 /// Low-latency output: the segmenter also cuts parts, which LL-HLS lists as EXT-X-PART and
@@ -381,6 +387,7 @@ impl Config {
             });
         }
         self.limits.validate()?;
+        self.record.validate()?;
         self.auth.validate(&self.ladder)?;
         positive(
             "low_latency.dash_target_latency",
@@ -507,6 +514,18 @@ config_record_bytes = 65536
 init_versions = 4
 message_bytes = 8388608
 unfinished_bytes = 16777216
+
+[record]
+dir = "recordings"
+queue = 256
+queue_bytes = 67108864
+hook = ""
+hook_timeout = 5.0
+dvr_dir = "dvr"
+dvr_disk_bytes = 10737418240
+
+[api]
+token = ""
 "#;
 
 #[cfg(test)]
@@ -560,5 +579,21 @@ mod tests {
         assert!(err.to_string().contains("segment.target_duration"), "{err}");
         let err = Config::from_toml("[low_latency]\npart_target = 1.5\n").unwrap_err();
         assert!(err.to_string().contains("low_latency.part_target"), "{err}");
+        let err = Config::from_toml("[record]\nhook = \"ftp://x\"\n").unwrap_err();
+        assert!(err.to_string().contains("record.hook"), "{err}");
+    }
+
+    #[test]
+    fn recording_per_app() {
+        let c = Config::from_toml("[record.apps.tv]\nenabled = true\n").unwrap();
+        assert!(c.record.app_enabled("tv"));
+        assert!(!c.record.app_enabled("live"));
+        let c = Config::from_toml("[record.apps.tv]\ndvr_window = \"2h\"\n").unwrap();
+        assert_eq!(c.record.dvr_secs("tv"), Some(7200.0));
+        assert!(!c.record.app_enabled("tv") && c.record.any_dvr());
+        assert_eq!(record::parse_duration("90m"), Ok(5400.0));
+        assert_eq!(record::parse_duration("45"), Ok(45.0));
+        let err = Config::from_toml("[record.apps.tv]\ndvr_window = \"2 days\"\n").unwrap_err();
+        assert!(err.to_string().contains("dvr_window"), "{err}");
     }
 }

@@ -10,6 +10,7 @@ pub mod objects;
 pub mod playlist;
 pub mod response;
 pub mod routes;
+pub mod vod;
 pub mod web;
 pub mod writer;
 
@@ -58,6 +59,7 @@ pub async fn serve(
     let routes = warp::method()
         .and(warp::path::full())
         .and(query)
+        .and(warp::header::optional::<String>("authorization"))
         .and(warp::any().map(move || routes_hub.clone()))
         .then(dispatch)
         .map(move |mut resp: warp::reply::Response| {
@@ -166,6 +168,7 @@ async fn dispatch(
     method: Method,
     path: FullPath,
     query: String,
+    authorization: Option<String>,
     hub: Arc<Hub>,
 ) -> warp::reply::Response {
     if method == Method::OPTIONS {
@@ -173,7 +176,7 @@ async fn dispatch(
         let h = resp.headers_mut();
         h.insert(
             header::ACCESS_CONTROL_ALLOW_METHODS,
-            HeaderValue::from_static("GET, HEAD, OPTIONS"),
+            HeaderValue::from_static("GET, HEAD, OPTIONS, POST"),
         );
         h.insert(
             header::ACCESS_CONTROL_ALLOW_HEADERS,
@@ -184,6 +187,13 @@ async fn dispatch(
             HeaderValue::from_static("86400"),
         );
         return resp;
+    }
+    if method == Method::POST {
+        if let Some(rest) = path.as_str().strip_prefix("/api/recordings/") {
+            if let [app, name, action] = rest.split('/').collect::<Vec<_>>().as_slice() {
+                return vod::control(&hub, authorization.as_deref(), app, name, action);
+            }
+        }
     }
     if method != Method::GET && method != Method::HEAD {
         return error(
@@ -215,6 +225,7 @@ async fn dispatch(
             Caching::NoStore,
         ),
         [routes::API, "streams"] => json(&api::streams(&hub)),
+        [routes::API, "recordings"] => vod::list(&hub).await,
         [routes::API, "streams", app, base] => match hub.ladder(app, base) {
             Some(l) => json(&api::stream_info(&l)),
             None => error(
@@ -223,6 +234,7 @@ async fn dispatch(
             ),
         },
         [routes::API, ..] => error(StatusCode::NOT_FOUND, "no such API endpoint"),
+        [app, name, "vod", start, rest @ ..] => vod::handle(&hub, app, name, start, rest).await,
         _ => match media::handle(hub, parts, &query).await {
             Some(resp) => resp,
             None => error(
@@ -233,7 +245,7 @@ async fn dispatch(
     }
 }
 
-fn json(value: &impl serde::Serialize) -> warp::reply::Response {
+pub(crate) fn json(value: &impl serde::Serialize) -> warp::reply::Response {
     match serde_json::to_vec(value) {
         Ok(body) => ok(body, "application/json", Caching::NoStore),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),

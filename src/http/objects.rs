@@ -95,6 +95,10 @@ pub async fn object(
     let Some(window) = feed.window(&state) else {
         return error(StatusCode::NOT_FOUND, format!("no {} track", feed.name()));
     };
+    if let Some(spill) = window.spilled(seq).cloned() {
+        drop(state);
+        return spilled(spill, seq, content_type).await;
+    }
     if let Some(segment) = window.get(seq) {
         return whole(segment, content_type);
     }
@@ -158,6 +162,21 @@ pub async fn ladder_audio(hub: &Hub, app: &str, base: &str, file: &str) -> warp:
         );
     };
     object(hub, app, base, &holder.label, "audio", file).await
+}
+
+/// A DVR segment from the disk tier, read on the blocking pool.
+async fn spilled(
+    spill: crate::store::spill::Spill,
+    seq: u64,
+    content_type: &str,
+) -> warp::reply::Response {
+    match tokio::task::spawn_blocking(move || spill.read(seq)).await {
+        Ok(Ok(bytes)) => ok(bytes, content_type, Caching::Immutable),
+        _ => error(
+            StatusCode::NOT_FOUND,
+            format!("segment {seq} is no longer on disk (DVR budget)"),
+        ),
+    }
 }
 
 /// A finished segment: its parts back to back, with a Content-Length.

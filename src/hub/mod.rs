@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod claims;
+pub mod dvr;
 pub mod gaps;
 pub mod ladder;
 pub mod lifecycle;
@@ -61,22 +62,32 @@ pub struct Hub {
     drain: Drain,
     ladders: RwLock<HashMap<(String, String), Arc<Ladder>>>,
     claims: Arc<claims::Claims>,
+    recorder: crate::record::Recorder,
+    /// The DVR disk tier, when some app has a DVR window.
+    spill: Option<Arc<crate::store::spill::SpillTier>>,
 }
 
 impl Hub {
     /// An empty hub.
     pub fn new(config: Arc<Config>) -> Arc<Self> {
         Arc::new(Hub {
-            config,
             drain: Drain::default(),
             ladders: RwLock::new(HashMap::new()),
             claims: Arc::default(),
+            recorder: crate::record::Recorder::new(&config.record),
+            spill: dvr::tier(&config),
+            config,
         })
     }
 
     /// The configuration the hub runs with.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// What is recorded to disk.
+    pub fn recorder(&self) -> &crate::record::Recorder {
+        &self.recorder
     }
 
     /// The shutting-down signal every held request observes.
@@ -278,6 +289,8 @@ impl Hub {
         if ladders.get(&key).is_some_and(|l| Arc::ptr_eq(l, ladder)) {
             ladders.remove(&key);
         }
+        drop(ladders);
+        self.recorder.expired(&ladder.app, &ladder.base);
     }
 }
 

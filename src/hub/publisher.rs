@@ -211,7 +211,8 @@ impl Publisher {
             previous.unwrap_or(0).max(crate::wallclock::epoch_number(1))
         };
         let first_part = crate::wallclock::epoch_number(50);
-        let window_len = self.hub.config().segment.window;
+        let (app, base, label) = (&self.ladder.app, &self.ladder.base, &self.rendition.label);
+        let window = self.hub.track_window(app, base, label, kind, first_part);
         let mut state = self.rendition.write();
         let track = state.track_mut(kind);
         if let Some(old) = track.as_ref() {
@@ -223,8 +224,7 @@ impl Publisher {
         let out = track.get_or_insert_with(|| TrackOutput {
             config: config.clone(),
             init_version: version,
-            window: TrackWindow::with_first_part(window_len, first_part)
-                .with_init_versions(self.hub.config().limits.init_versions),
+            window,
         });
         out.config = config.clone();
         out.init_version = version;
@@ -387,6 +387,11 @@ impl Publisher {
             let rest = ts.flush(self.video.as_ref(), self.audio.as_ref());
             self.store_ts(rest);
         }
+        let (app, base) = (&self.ladder.app, &self.ladder.base);
+        let clean = how == Departure::Clean;
+        self.hub
+            .recorder()
+            .stopped(app, base, &self.rendition.label, clean);
         super::lifecycle::stopped(&self.hub, &self.ladder, &self.rendition, how);
     }
 
@@ -584,8 +589,11 @@ impl Publisher {
             }
         };
         let wall_clock = self.wall_clock(cut.media_start);
+        let (app, base) = (&self.ladder.app, &self.ladder.base);
+        let record = self.hub.recorder().wants(app, base);
         let gaps = self.track_gaps(kind, cut.seq, cut.media_start);
         let mut state = self.rendition.write();
+        let mut tap = None;
         if let Some(track) = state.track_mut(kind).as_mut() {
             gaps.into_iter().for_each(|g| track.window.push_gap(g));
             track.window.push(StoredSegment {
@@ -598,8 +606,15 @@ impl Publisher {
                 discontinuity,
                 parts,
             });
+            if record {
+                tap = crate::record::Tap::new(&track.config, &track.window, cut.seq);
+            }
         }
         drop(state);
+        if let Some(tap) = tap {
+            let label = &self.rendition.label;
+            self.hub.recorder().segment(app, base, label, tap);
+        }
         metrics::counter!("packgate_segments_total", "track" => kind.as_str()).increment(1);
         debug!(
             track = kind.as_str(),

@@ -4,6 +4,7 @@
 //   node play.mjs --url http://127.0.0.1:PORT/live/show/index.m3u8 --seconds 10 [--player hls|dash] [--low-latency]
 //     [--hls-config JSON]  hls.js config used as is ('{}' = hls.js defaults: lowLatencyMode on); overrides --low-latency
 //     [--series]           keep the 500 ms trace [ms, currentTime, bufferedEnd, readyState, rate, latency] (t0Epoch = its zero)
+//     [--seek-back N]      once playing, seek N seconds behind the end of the seekable range (DVR), then measure
 //     [--level N]          lock the player to video level N (hls.js level, dash.js Representation index; ABR off)
 //
 // The player page is injected by request interception on the stream's own origin, so
@@ -29,6 +30,7 @@ const hlsConfig = opt('hls-config', null);
 if (hlsConfig !== null) JSON.parse(hlsConfig);
 // Force hls.js to the lowest, highest and middle level during the window.
 const switchLevels = args.includes('--switch-levels');
+const seekBack = Number(opt('seek-back', '0'));
 const level = opt('level', null) === null ? null : Number(opt('level'));
 const chromiumPath = process.env.PACKGATE_CHROMIUM || '/usr/bin/chromium';
 
@@ -149,11 +151,39 @@ try {
     s = await page.evaluate(() => window.__s);
   }
   let advanced = 0;
+  let seek = null;
+  if (s.playingAt !== null && seekBack > 0) {
+    seek = await page.evaluate(n => {
+      const v = document.getElementById('v');
+      const r = v.seekable;
+      const start = r.length ? r.start(0) : 0, end = r.length ? r.end(r.length - 1) : 0;
+      const to = Math.max(start, end - n);
+      v.currentTime = to;
+      return { start, end, to };
+    }, seekBack);
+    // Bounded wait until playback runs again at the target.
+    const limit = Date.now() + 20000;
+    while (Date.now() < limit) {
+      const ready = await page.evaluate(to => {
+        const v = document.getElementById('v');
+        return !v.seeking && v.readyState >= 3 && Math.abs(v.currentTime - to) < 8;
+      }, seek.to);
+      if (ready) break;
+      await page.waitForTimeout(200);
+    }
+  }
   if (s.playingAt !== null) {
     const t0 = await page.evaluate(() => document.getElementById('v').currentTime);
     await page.waitForTimeout(seconds * 1000);
     const t1 = await page.evaluate(() => document.getElementById('v').currentTime);
     advanced = t1 - t0;
+    if (seek) {
+      seek.after = await page.evaluate(() => {
+        const v = document.getElementById('v');
+        const r = v.seekable;
+        return { currentTime: v.currentTime, seekableEnd: r.length ? r.end(r.length - 1) : 0 };
+      });
+    }
   }
   const r = await page.evaluate(() => {
     const v = document.getElementById('v');
@@ -171,6 +201,7 @@ try {
   if (!trace && !series) delete r.trace;
   if (trace) { r.requests = requests; r.logs = logs.slice(0, 60); }
   r.window = seconds;
+  if (seek) r.seek = seek;
   r.ok = r.played && r.fatal.length === 0 && advanced >= seconds * 0.8;
   process.stdout.write(JSON.stringify(r) + '\n');
 } catch (e) {
