@@ -590,7 +590,8 @@ impl Publisher {
         };
         let wall_clock = self.wall_clock(cut.media_start);
         let (app, base) = (&self.ladder.app, &self.ladder.base);
-        let record = self.hub.recorder().wants(app, base);
+        // Recordings keep the ladder's own audio only: their VoD master has no alternatives.
+        let record = self.hub.recorder().wants(app, base) && self.rendition.audio_track.is_none();
         let gaps = self.track_gaps(kind, cut.seq, cut.media_start);
         let mut state = self.rendition.write();
         let mut tap = None;

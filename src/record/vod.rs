@@ -64,6 +64,8 @@ pub fn master(rec: &Recording) -> String {
     let audio_rendition = audio.map(|(r, t)| AudioRendition {
         uri: format!("{}/audio.m3u8", r.label),
         channels: first_file(t).and_then(|f| f.meta.channels).unwrap_or(2),
+        name: "audio".to_string(),
+        language: None,
     });
     let audio_codec = audio
         .and_then(|(_, t)| first_file(t))
@@ -102,10 +104,10 @@ pub fn master(rec: &Recording) -> String {
                 resolution: None,
                 frame_rate: None,
             });
-            return master_playlist(&variants, None);
+            return master_playlist(&variants, &[]);
         }
     }
-    master_playlist(&variants, audio_rendition.as_ref())
+    master_playlist(&variants, audio_rendition.as_slice())
 }
 
 fn first_file(t: &TrackIndex) -> Option<&FileIndex> {
