@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod claims;
+pub mod diagnostics;
 pub mod gaps;
 pub mod ladder;
 pub mod lifecycle;
@@ -9,6 +10,7 @@ pub mod naming;
 pub mod publisher;
 pub mod renderings;
 pub mod rendition;
+pub mod traffic;
 pub mod ts_output;
 pub mod webhook;
 
@@ -144,6 +146,7 @@ impl Hub {
             .app(app)
             .map(|a| a.reconnect)
             .unwrap_or_default();
+        let holder_ip = holder.ip;
         let claim = match self
             .claims
             .claim((app, &ln.base, &ln.label), holder, policy)
@@ -155,6 +158,7 @@ impl Hub {
             Err(claims::Refused::TakingOver(r)) => return Err(PublishError::TakingOver(r)),
         };
         let conn_id = claim.conn_id();
+        let ip = holder_ip;
         // A ladder can be dropped from the map (its last rendition expired) between our
         // lookup and our insert; then go again with a fresh one. Once our rendition is in
         // the mapped ladder it is not empty, so no expiry can drop it: this ends.
@@ -199,7 +203,7 @@ impl Hub {
             }
         };
         Ok(Granted {
-            publisher: Publisher::new(self.clone(), ladder, rendition),
+            publisher: Publisher::new(self.clone(), ladder, rendition, ip),
             claim,
         })
     }

@@ -8,6 +8,7 @@ use std::time::SystemTime;
 
 use tracing::{debug, info, warn};
 
+use super::diagnostics::Tracker;
 use super::ladder::Ladder;
 use super::lifecycle::Departure;
 use super::rendition::{Rendition, TrackOutput};
@@ -84,6 +85,8 @@ pub struct Publisher {
     audio: Option<CodecConfig>,
     /// The next TS segment starts a new timeline.
     ts_discontinuity: bool,
+    /// Ingest measurements and warnings.
+    ingest: Tracker,
 }
 
 fn slot(kind: TrackKind) -> usize {
@@ -94,7 +97,12 @@ fn slot(kind: TrackKind) -> usize {
 }
 
 impl Publisher {
-    pub(super) fn new(hub: Arc<Hub>, ladder: Arc<Ladder>, rendition: Arc<Rendition>) -> Self {
+    pub(super) fn new(
+        hub: Arc<Hub>,
+        ladder: Arc<Ladder>,
+        rendition: Arc<Rendition>,
+        ip: Option<std::net::IpAddr>,
+    ) -> Self {
         let (last_seq, resumed) = {
             let state = rendition.read();
             let last = [state.video.as_ref(), state.audio.as_ref()]
@@ -117,6 +125,7 @@ impl Publisher {
         // Segments stay short enough for the fixed EXT-X-TARGETDURATION.
         let cap = config.segment.keyframe_cap();
         let longest = longest_segment(config.segment.target_duration).min(cap);
+        let (ladder_app, rendition_name) = (ladder.app.clone(), rendition.stream_name.clone());
         Publisher {
             ladder,
             rendition,
@@ -142,6 +151,12 @@ impl Publisher {
             video: None,
             audio: None,
             ts_discontinuity: resumed,
+            ingest: Tracker::new(
+                &ladder_app,
+                &rendition_name,
+                config.segment.target_duration * 1000.0,
+                ip,
+            ),
             hub,
         }
     }
@@ -234,7 +249,9 @@ impl Publisher {
 
     /// One frame of media. An error means the connection must be closed.
     pub fn frame(&mut self, mut frame: Frame) -> Result<(), FrameError> {
+        let raw_dts = frame.dts;
         self.reanchor_frame(&mut frame);
+        self.ingest.frame(raw_dts, &frame, &self.rendition.ingest);
         let timeline = self.ladder.timeline.clone();
         let offset = *self
             .offset
@@ -299,6 +316,7 @@ impl Publisher {
             jump_s = jump as f64 / f64::from(MEDIA_CLOCK),
             "timestamp discontinuity: timeline re-anchored, new segment at the next keyframe");
         metrics::counter!("packgate_timestamp_jumps_total").increment(1);
+        self.ingest.jump();
         if let Some(open) = self.segmenter.break_at_next_keyframe() {
             self.jump_after = [Some(open); 2];
         }
@@ -379,6 +397,7 @@ impl Publisher {
             return;
         }
         self.finished = true;
+        self.ingest.finish();
         let done = self.segmenter.finish();
         self.store(done);
         if let Some(ts) = self.ts.as_mut() {
