@@ -193,6 +193,9 @@ pub struct HttpConfig {
     pub write_timeout: f64,
     /// Seconds SIGTERM waits for in-flight and held requests before exiting.
     pub drain_timeout: f64,
+    /// Bearer token the API's mutating calls (`DELETE /api/streams/...`) must present;
+    /// empty = none configured, and those calls are refused.
+    pub api_token: String,
 }
 
 impl Default for HttpConfig {
@@ -207,6 +210,7 @@ impl Default for HttpConfig {
             keepalive_timeout: 60.0,
             write_timeout: 10.0,
             drain_timeout: 5.0,
+            api_token: String::new(),
         }
     }
 }
@@ -480,6 +484,7 @@ head_timeout = 10.0
 keepalive_timeout = 60.0
 write_timeout = 10.0
 drain_timeout = 5.0
+api_token = ""
 
 [segment]
 target_duration = 2.0

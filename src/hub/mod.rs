@@ -208,6 +208,16 @@ impl Hub {
         })
     }
 
+    /// Disconnects the publisher of RTMP stream `app/name`, or failing that every
+    /// publisher of ladder `app/name`; returns how many connections were told to close.
+    pub fn disconnect(&self, app: &str, name: &str) -> usize {
+        let ln = self.ladder_name(app, name);
+        match self.claims.stop(app, &ln.base, Some(&ln.label)) {
+            0 => self.claims.stop(app, name, None),
+            n => n,
+        }
+    }
+
     /// The ladder `app/base`.
     pub fn ladder(&self, app: &str, base: &str) -> Option<Arc<Ladder>> {
         self.ladders

@@ -499,6 +499,7 @@ impl Publisher {
             };
             if cut.kind == TrackKind::Video || self.video.is_none() {
                 self.note_alignment();
+                self.rendition.traffic.segment_produced();
             }
             let discontinuity = std::mem::take(&mut self.discontinuity[slot(cut.kind)])
                 | self.after_jump(cut.kind, cut.seq, true);
@@ -530,6 +531,8 @@ impl Publisher {
     /// One LL-HLS part: a CMAF chunk appended to the track's open segment.
     fn store_part(&mut self, part: &CutPart) {
         let kind = part.kind;
+        metrics::histogram!("packgate_part_duration_seconds", "track" => kind.as_str())
+            .record(part.duration() as f64 / f64::from(part.timescale));
         let next_id = {
             let state = self.rendition.read();
             state.track(kind).map(|t| t.window.next_part_id())
@@ -618,6 +621,8 @@ impl Publisher {
         }
         drop(state);
         metrics::counter!("packgate_segments_total", "track" => kind.as_str()).increment(1);
+        metrics::histogram!("packgate_segment_duration_seconds", "track" => kind.as_str())
+            .record(cut.duration_secs());
         debug!(
             track = kind.as_str(),
             seq = cut.seq,

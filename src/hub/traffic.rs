@@ -17,6 +17,7 @@ pub const MAX_TRACKED: usize = 4096;
 #[derive(Debug, Default)]
 pub struct Traffic {
     bytes_out: AtomicU64,
+    segments: AtomicU64,
     viewers: Mutex<HashMap<IpAddr, Instant>>,
 }
 
@@ -24,6 +25,16 @@ impl Traffic {
     /// Counts `n` bytes of response body served.
     pub fn sent(&self, n: usize) {
         self.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// Counts one segment cut.
+    pub fn segment_produced(&self) {
+        self.segments.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Segments cut so far.
+    pub fn segments(&self) -> u64 {
+        self.segments.load(Ordering::Relaxed)
     }
 
     /// Bytes of response body served so far.
