@@ -105,7 +105,11 @@ fn api_describes_what_the_encoder_sends_and_delete_needs_the_token() {
         http,
         "/api/streams/live/show",
         Duration::from_secs(20),
-        |r| r["gop_frames"].is_u64() && r["bitrate_in"].as_u64() > Some(0),
+        |r| {
+            r["gop_frames"].is_u64()
+                && r["video_bitrate_in"].as_u64() > Some(0)
+                && r["audio_bitrate_in"].as_u64() > Some(0)
+        },
     );
     eprintln!("{r:#}");
     assert_eq!(
@@ -127,6 +131,11 @@ fn api_describes_what_the_encoder_sends_and_delete_needs_the_token() {
     // 800 kb/s video plus 96 kb/s audio, measured: well within a factor of two.
     let rate = r["bitrate_in"].as_u64().unwrap();
     assert!((400_000..2_000_000).contains(&rate), "bitrate_in {rate}");
+    let audio = r["audio_bitrate_in"].as_u64().unwrap();
+    assert!(
+        (48_000..200_000).contains(&audio),
+        "audio_bitrate_in {audio}"
+    );
     assert!(r["segments_produced"].as_u64().unwrap() >= 1);
     assert!(r["bytes_out"].as_u64().unwrap() > 0);
     assert_eq!(r["viewers"], 1);

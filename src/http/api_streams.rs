@@ -69,21 +69,16 @@ pub fn rendition_detail(r: &Rendition, now: Instant) -> RenditionDetail {
     let stats = r.ingest.get();
     let state = r.read();
     let audio = state.audio.as_ref().and_then(|t| t.config.audio_format());
-    let mut warnings: Vec<WarningInfo> = stats
+    let warnings: Vec<WarningInfo> = stats
         .warnings
         .with(Warning::LadderMisaligned, state.misalignment_ms > 0.0)
+        .with(Warning::KeyframeOverdue, state.keyframe_overdue)
         .iter()
         .map(|w| WarningInfo {
             code: w.code(),
             message: w.message(),
         })
         .collect();
-    if state.keyframe_overdue {
-        warnings.push(WarningInfo {
-            code: "keyframe_overdue",
-            message: "no keyframe for longer than segment.max_keyframe_interval: segments are cut between keyframes",
-        });
-    }
     let live = state.publishing();
     RenditionDetail {
         publisher: stats.publisher_ip.map(|ip| ip.to_string()),

@@ -51,11 +51,13 @@ pub enum Warning {
     MissingAudio = 6,
     /// Audio flows but video has not for a while (or never came).
     MissingVideo = 7,
+    /// No keyframe for longer than `segment.max_keyframe_interval`.
+    KeyframeOverdue = 8,
 }
 
 impl Warning {
     /// Every warning, in bit order.
-    pub const ALL: [Warning; 8] = [
+    pub const ALL: [Warning; 9] = [
         Warning::GopTooLong,
         Warning::GopIrregular,
         Warning::LadderMisaligned,
@@ -64,6 +66,7 @@ impl Warning {
         Warning::AvDrift,
         Warning::MissingAudio,
         Warning::MissingVideo,
+        Warning::KeyframeOverdue,
     ];
 
     /// Stable machine name (API `code`, metric label).
@@ -77,6 +80,7 @@ impl Warning {
             Warning::AvDrift => "av_drift",
             Warning::MissingAudio => "missing_audio",
             Warning::MissingVideo => "missing_video",
+            Warning::KeyframeOverdue => "keyframe_overdue",
         }
     }
 
@@ -91,6 +95,7 @@ impl Warning {
             Warning::AvDrift => "audio and video timestamps more than 1 s apart",
             Warning::MissingAudio => "no audio for 5 s while video flows",
             Warning::MissingVideo => "no video for 5 s while audio flows",
+            Warning::KeyframeOverdue => "no keyframe for longer than segment.max_keyframe_interval: segments are cut between keyframes",
         }
     }
 
@@ -352,17 +357,13 @@ impl Tracker {
         for w in Warning::ALL {
             match (was.has(w), now.has(w)) {
                 (false, true) => {
-                    metrics::counter!("packgate_ingest_warnings_total", "warning" => w.code())
-                        .increment(1);
-                    metrics::gauge!("packgate_ingest_warnings_active", "warning" => w.code())
-                        .increment(1.0);
+                    warned(w, true);
                     warn!(app = %self.app, stream = %self.stream, warning = w.code(),
                         gop_ms = self.stats.gop_ms, drift_ms = self.stats.av_drift_ms,
                         "ingest: {}", w.message());
                 }
                 (true, false) => {
-                    metrics::gauge!("packgate_ingest_warnings_active", "warning" => w.code())
-                        .decrement(1.0);
+                    warned(w, false);
                     info!(app = %self.app, stream = %self.stream, warning = w.code(), "ingest: condition cleared");
                 }
                 _ => {}
@@ -373,6 +374,18 @@ impl Tracker {
     /// Clears this publish's active-warning gauges (the publish ended).
     pub fn finish(&mut self) {
         self.announce(Warnings::default());
+    }
+}
+
+/// Counts a warning coming (`on`) or going in the metrics: a counter of occurrences
+/// and a gauge of the renditions it currently applies to.
+pub fn warned(w: Warning, on: bool) {
+    let active = metrics::gauge!("packgate_ingest_warnings_active", "warning" => w.code());
+    if on {
+        metrics::counter!("packgate_ingest_warnings_total", "warning" => w.code()).increment(1);
+        active.increment(1.0);
+    } else {
+        active.decrement(1.0);
     }
 }
 

@@ -352,24 +352,6 @@ impl Publisher {
         hit
     }
 
-    /// Logs and records in the rendition's state when video goes without keyframes for
-    /// longer than the cap, and when keyframes come back.
-    fn note_keyframes(&mut self) {
-        let overdue = self.segmenter.keyframe_overdue();
-        if overdue.is_some() == self.overdue {
-            return;
-        }
-        self.overdue = overdue.is_some();
-        let cap = self.hub.config().segment.keyframe_cap().as_secs_f64();
-        if self.overdue {
-            warn!(app = %self.ladder.app, stream = %self.rendition.stream_name, cap_s = cap,
-                "no keyframe for longer than segment.max_keyframe_interval: segments are cut between keyframes (not independent)");
-        } else {
-            info!(app = %self.ladder.app, stream = %self.rendition.stream_name, "keyframes again");
-        }
-        self.rendition.write().keyframe_overdue = self.overdue;
-    }
-
     fn push(&mut self, mut frame: Frame, offset: i64) {
         frame.dts += offset;
         frame.pts += offset;
@@ -404,6 +386,7 @@ impl Publisher {
             let rest = ts.flush(self.video.as_ref(), self.audio.as_ref());
             self.store_ts(rest);
         }
+        self.clear_notes();
         super::lifecycle::stopped(&self.hub, &self.ladder, &self.rendition, how);
     }
 
@@ -426,25 +409,6 @@ impl Publisher {
     fn track_gaps(&self, kind: TrackKind, seq: u64, media_start: i64) -> Vec<StoredSegment> {
         let state = self.rendition.read();
         self.gaps(state.track(kind).map(|t| &t.window), seq, media_start)
-    }
-
-    /// Records how far the latest cut was from the ladder boundary; logs changes.
-    fn note_alignment(&mut self) {
-        let m = self.segmenter.misalignment();
-        let was = self.misalignments.iter().copied().max().unwrap_or(0);
-        self.misalignments.push_back(m);
-        if self.misalignments.len() > self.hub.config().segment.window {
-            self.misalignments.pop_front();
-        }
-        let now = self.misalignments.iter().copied().max().unwrap_or(0);
-        let ms = now as f64 * 1000.0 / f64::from(MEDIA_CLOCK);
-        if m > 0 && was == 0 {
-            warn!(ladder = %self.ladder.base, rendition = %self.rendition.label, misalignment_ms = ms,
-                "keyframes not aligned with the ladder: players may stall when switching to this rendition");
-        } else if now == 0 && was > 0 {
-            info!(ladder = %self.ladder.base, rendition = %self.rendition.label, "keyframes aligned with the ladder again");
-        }
-        self.rendition.write().misalignment_ms = ms;
     }
 
     fn store_ts(&mut self, segments: Vec<Result<TsSegment, TsError>>) {
@@ -637,6 +601,9 @@ impl Drop for Publisher {
         self.finish();
     }
 }
+
+#[path = "publisher_notes.rs"]
+mod notes;
 
 #[cfg(test)]
 #[path = "publisher_tests.rs"]
