@@ -308,7 +308,13 @@ impl Tracker {
 
     /// The warnings at media time `now`.
     fn judge(&mut self, now: i64) -> Warnings {
-        let open_gop = self.key_dts.map_or(0, |k| now - k);
+        let (v, a) = (slot(TrackKind::Video), slot(TrackKind::Audio));
+        // The open GOP is measured on video time: audio running ahead at the end of a
+        // stream is no missing keyframe.
+        let open_gop = match (self.key_dts, self.last[v]) {
+            (Some(k), Some(lv)) => lv - k,
+            _ => 0,
+        };
         let last_gop = self.stats.gop_ms.map_or(0, |ms| (ms as i64) * TICKS_PER_MS);
         let long = last_gop.max(open_gop) > self.gop_limit;
         let seen = self.gops_seen.min(GOP_HISTORY);
@@ -318,7 +324,6 @@ impl Tracker {
             matches!((lo, hi), (Some(lo), Some(hi)) if hi - lo > hi / 4)
         };
         let recent = |at: Option<i64>| at.is_some_and(|t| t != i64::MIN && now - t < EVENT_HOLD);
-        let (v, a) = (slot(TrackKind::Video), slot(TrackKind::Audio));
         let drift = match (self.last[v], self.last[a]) {
             (Some(lv), Some(la)) => {
                 let d = lv - la;
@@ -371,9 +376,12 @@ impl Tracker {
         }
     }
 
-    /// Clears this publish's active-warning gauges (the publish ended).
-    pub fn finish(&mut self) {
+    /// The publish ended: its warnings no longer apply (cleared in `shared` and in the
+    /// active-warning gauges); the measurements stay for the API.
+    pub fn finish(&mut self, shared: &Shared) {
         self.announce(Warnings::default());
+        self.stats.warnings = Warnings::default();
+        shared.set(self.stats);
     }
 }
 
@@ -486,5 +494,11 @@ mod tests {
         let w = shared.get().warnings;
         assert!(!w.has(Warning::TimestampBackwards));
         assert!(w.has(Warning::MissingVideo));
+        assert!(
+            !w.has(Warning::GopTooLong),
+            "audio time does not stretch the open GOP"
+        );
+        t.finish(&shared);
+        assert_eq!(shared.get().warnings, Warnings::default());
     }
 }

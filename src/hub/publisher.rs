@@ -379,7 +379,7 @@ impl Publisher {
             return;
         }
         self.finished = true;
-        self.ingest.finish();
+        self.ingest.finish(&self.rendition.ingest);
         let done = self.segmenter.finish();
         self.store(done);
         if let Some(ts) = self.ts.as_mut() {
