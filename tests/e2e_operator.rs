@@ -298,3 +298,56 @@ fn metrics_are_prometheus_text_and_move_with_a_stream() {
     );
     assert!(sum(&after, "packgate_http_bytes_sent_total") > 0.0);
 }
+
+#[test]
+fn the_web_page_lists_the_stream_and_plays_it_on_a_phone_viewport() {
+    let (_rt, server) = start(test_config());
+    let http = server.http_addr;
+    let _ffmpeg = publish(server.rtmp_addr, "live", "page", &long_sample(40), 0);
+    let shot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("operator_page_phone.png");
+    let _ = std::fs::remove_file(&shot);
+    let out = Command::new(tools::node())
+        .arg(tools::browser_dir().join("page.mjs"))
+        .args([
+            "--origin",
+            &format!("http://{http}"),
+            "--stream",
+            "live/page",
+        ])
+        .args(["--seconds", "6", "--shot"])
+        .arg(&shot)
+        .output()
+        .expect("run node page.mjs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "page.mjs failed:\n{stderr}\n{stdout}");
+    let r: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("bad JSON from page.mjs: {e}\n{stdout}\n{stderr}"));
+    eprintln!("page result: {r}; screenshot {}", shot.display());
+    let listed = r["listed"].as_str().unwrap();
+    assert!(
+        listed.contains("live/page") && listed.contains("640x360"),
+        "{listed}"
+    );
+    assert!(
+        r["advanced"].as_f64().unwrap() > 3.0,
+        "playback advances: {r}"
+    );
+    assert!(r["overlay"].as_str().unwrap().contains("latency"), "{r}");
+    assert_eq!(
+        r["external"],
+        serde_json::json!([]),
+        "nothing fetched from outside"
+    );
+    // On a 390 px viewport the player takes (nearly) the whole width, no sideways scroll.
+    assert!(r["videoWidth"].as_f64().unwrap() > 340.0, "{r}");
+    assert!(r["pageWidth"].as_f64().unwrap() <= 390.0, "{r}");
+    // The screenshot is a real PNG of some substance (a blank page compresses to ~2 KB).
+    let png = std::fs::read(&shot).expect("screenshot written");
+    assert!(png.starts_with(b"\x89PNG"), "not a PNG");
+    assert!(
+        png.len() > 20_000,
+        "screenshot looks blank: {} bytes",
+        png.len()
+    );
+}

@@ -203,9 +203,16 @@ pub struct Tracker {
 }
 
 impl Tracker {
-    /// Starts measuring a publish of `app/stream` whose segments target `target_ms`.
-    pub fn new(app: &str, stream: &str, target_ms: f64, ip: Option<IpAddr>) -> Tracker {
-        Tracker {
+    /// Starts measuring a publish of `app/stream` whose segments target `target_ms`; the
+    /// API sees the publisher and its start in `shared` at once.
+    pub fn new(
+        app: &str,
+        stream: &str,
+        target_ms: f64,
+        ip: Option<IpAddr>,
+        shared: &Shared,
+    ) -> Tracker {
+        let tracker = Tracker {
             stats: IngestStats {
                 started: Some(Instant::now()),
                 publisher_ip: ip,
@@ -228,7 +235,9 @@ impl Tracker {
             jump_at: None,
             backwards_at: None,
             drifting: false,
-        }
+        };
+        shared.set(tracker.stats);
+        tracker
     }
 
     /// The stats so far.
@@ -443,7 +452,7 @@ mod tests {
     #[test]
     fn measures_gop_b_frames_and_bitrate() {
         let shared = Shared::default();
-        let mut t = Tracker::new("live", "s", 2000.0, None);
+        let mut t = Tracker::new("live", "s", 2000.0, None, &shared);
         feed(&mut t, &shared, 60, 8, true);
         let s = shared.get();
         assert_eq!(s.gop_frames, Some(60));
@@ -456,7 +465,7 @@ mod tests {
     #[test]
     fn long_gop_and_missing_audio_are_warned() {
         let shared = Shared::default();
-        let mut t = Tracker::new("live", "s", 2000.0, None);
+        let mut t = Tracker::new("live", "s", 2000.0, None, &shared);
         feed(&mut t, &shared, 120, 9, false);
         let s = shared.get();
         assert_eq!(s.gop_ms, Some(4000.0));
@@ -468,7 +477,7 @@ mod tests {
     #[test]
     fn backwards_timestamps_and_drift_come_and_go() {
         let shared = Shared::default();
-        let mut t = Tracker::new("live", "s", 2000.0, None);
+        let mut t = Tracker::new("live", "s", 2000.0, None, &shared);
         t.frame(0, &frame(TrackKind::Video, 0, 0, true), &shared);
         t.frame(0, &frame(TrackKind::Audio, 0, 0, true), &shared);
         t.frame(3000, &frame(TrackKind::Video, 3000, 3000, false), &shared);

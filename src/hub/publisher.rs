@@ -125,7 +125,13 @@ impl Publisher {
         // Segments stay short enough for the fixed EXT-X-TARGETDURATION.
         let cap = config.segment.keyframe_cap();
         let longest = longest_segment(config.segment.target_duration).min(cap);
-        let (ladder_app, rendition_name) = (ladder.app.clone(), rendition.stream_name.clone());
+        let ingest = Tracker::new(
+            &ladder.app,
+            &rendition.stream_name,
+            config.segment.target_duration * 1000.0,
+            ip,
+            &rendition.ingest,
+        );
         Publisher {
             ladder,
             rendition,
@@ -151,12 +157,7 @@ impl Publisher {
             video: None,
             audio: None,
             ts_discontinuity: resumed,
-            ingest: Tracker::new(
-                &ladder_app,
-                &rendition_name,
-                config.segment.target_duration * 1000.0,
-                ip,
-            ),
+            ingest,
             hub,
         }
     }
