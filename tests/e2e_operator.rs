@@ -10,6 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::http::get;
+use common::retime::{publish_retimed, Tag};
 use common::{long_sample, poll, publish, start, test_config, tools};
 use serde_json::Value;
 
@@ -349,5 +350,42 @@ fn the_web_page_lists_the_stream_and_plays_it_on_a_phone_viewport() {
         png.len() > 20_000,
         "screenshot looks blank: {} bytes",
         png.len()
+    );
+}
+
+#[test]
+fn a_timestamp_jump_backwards_is_diagnosed() {
+    let (_rt, server) = start(test_config());
+    let http = server.http_addr;
+    // 60 s back at 4 s of media: re-anchored, and seen as going backwards.
+    let _p = publish_retimed(
+        server.rtmp_addr,
+        "live",
+        "back",
+        &long_sample(30),
+        20,
+        |t: Tag| {
+            let ms = 100_000 + t.media_ms;
+            Some(if t.media_ms >= 4000 { ms - 60_000 } else { ms } as u32)
+        },
+    );
+    let r = rendition_when(
+        http,
+        "/api/streams/live/back",
+        Duration::from_secs(25),
+        |r| r["timestamp_jumps"].as_u64() >= Some(1),
+    );
+    eprintln!("{r:#}");
+    let codes: Vec<&str> = r["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|w| w["code"].as_str())
+        .collect();
+    assert!(codes.contains(&"timestamp_jump"), "{codes:?}");
+    assert!(codes.contains(&"timestamp_backwards"), "{codes:?}");
+    assert!(
+        !codes.contains(&"av_drift"),
+        "the re-anchor keeps A/V together: {codes:?}"
     );
 }
