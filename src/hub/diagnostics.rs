@@ -53,11 +53,13 @@ pub enum Warning {
     MissingVideo = 7,
     /// No keyframe for longer than `segment.max_keyframe_interval`.
     KeyframeOverdue = 8,
+    /// Measured input bitrate above `rtmp.warn_bitrate`.
+    BitrateOverLimit = 9,
 }
 
 impl Warning {
     /// Every warning, in bit order.
-    pub const ALL: [Warning; 9] = [
+    pub const ALL: [Warning; 10] = [
         Warning::GopTooLong,
         Warning::GopIrregular,
         Warning::LadderMisaligned,
@@ -67,6 +69,7 @@ impl Warning {
         Warning::MissingAudio,
         Warning::MissingVideo,
         Warning::KeyframeOverdue,
+        Warning::BitrateOverLimit,
     ];
 
     /// Stable machine name (API `code`, metric label).
@@ -81,6 +84,7 @@ impl Warning {
             Warning::MissingAudio => "missing_audio",
             Warning::MissingVideo => "missing_video",
             Warning::KeyframeOverdue => "keyframe_overdue",
+            Warning::BitrateOverLimit => "bitrate_over_limit",
         }
     }
 
@@ -95,6 +99,7 @@ impl Warning {
             Warning::AvDrift => "audio and video timestamps more than 1 s apart",
             Warning::MissingAudio => "no audio for 5 s while video flows",
             Warning::MissingVideo => "no video for 5 s while audio flows",
+            Warning::BitrateOverLimit => "input bitrate above rtmp.warn_bitrate",
             Warning::KeyframeOverdue => "no keyframe for longer than segment.max_keyframe_interval: segments are cut between keyframes",
         }
     }
@@ -185,6 +190,8 @@ pub struct Tracker {
     stream: String,
     /// GOP target plus slack, ticks.
     gop_limit: i64,
+    /// `rtmp.warn_bitrate`, bits/s; 0 = none.
+    bitrate_limit: u64,
     /// Raw (encoder) dts of each kind's previous frame.
     last_raw: [Option<i64>; 2],
     /// Re-anchored dts of each kind's first and previous frame.
@@ -222,6 +229,7 @@ impl Tracker {
             app: app.to_string(),
             stream: stream.to_string(),
             gop_limit: (target_ms as i64) * TICKS_PER_MS + GOP_SLACK,
+            bitrate_limit: 0,
             last_raw: [None; 2],
             first: [None; 2],
             last: [None; 2],
@@ -238,6 +246,12 @@ impl Tracker {
         };
         shared.set(tracker.stats);
         tracker
+    }
+
+    /// Warns when the input bitrate goes above `bits_per_second` (0 = never).
+    pub fn with_bitrate_limit(mut self, bits_per_second: u64) -> Tracker {
+        self.bitrate_limit = bits_per_second;
+        self
     }
 
     /// The stats so far.
@@ -363,6 +377,11 @@ impl Tracker {
             .with(Warning::AvDrift, drift)
             .with(Warning::MissingAudio, missing(v, a))
             .with(Warning::MissingVideo, missing(a, v))
+            .with(
+                Warning::BitrateOverLimit,
+                self.bitrate_limit > 0
+                    && self.stats.bitrate_in.iter().sum::<u64>() > self.bitrate_limit,
+            )
     }
 
     /// Logs and counts each warning that came or went.
@@ -460,6 +479,10 @@ mod tests {
         assert!(s.b_frames);
         assert_eq!(s.bitrate_in[0], 30 * 100 * 8);
         assert!(s.warnings.iter().next().is_none(), "{:?}", s.warnings);
+        let mut capped =
+            Tracker::new("live", "s", 2000.0, None, &shared).with_bitrate_limit(20_000);
+        feed(&mut capped, &shared, 60, 4, true);
+        assert!(shared.get().warnings.has(Warning::BitrateOverLimit));
     }
 
     #[test]

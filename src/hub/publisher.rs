@@ -131,7 +131,8 @@ impl Publisher {
             config.segment.target_duration * 1000.0,
             ip,
             &rendition.ingest,
-        );
+        )
+        .with_bitrate_limit(config.rtmp.warn_bitrate);
         Publisher {
             ladder,
             rendition,
