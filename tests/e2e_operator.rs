@@ -300,31 +300,34 @@ fn metrics_are_prometheus_text_and_move_with_a_stream() {
     assert!(sum(&after, "packgate_http_bytes_sent_total") > 0.0);
 }
 
-#[test]
-fn the_web_page_lists_the_stream_and_plays_it_on_a_phone_viewport() {
+/// Runs tests/browser/page.mjs against a fresh server publishing `live/page`; returns its
+/// report.
+fn page_run(format: Option<&str>, shot: Option<&PathBuf>) -> Value {
     let (_rt, server) = start(test_config());
     let http = server.http_addr;
     let _ffmpeg = publish(server.rtmp_addr, "live", "page", &long_sample(40), 0);
-    let shot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("operator_page_phone.png");
-    let _ = std::fs::remove_file(&shot);
-    let out = Command::new(tools::node())
-        .arg(tools::browser_dir().join("page.mjs"))
+    let mut cmd = Command::new(tools::node());
+    cmd.arg(tools::browser_dir().join("page.mjs"))
         .args([
             "--origin",
             &format!("http://{http}"),
             "--stream",
             "live/page",
         ])
-        .args(["--seconds", "6", "--shot"])
-        .arg(&shot)
-        .output()
-        .expect("run node page.mjs");
+        .args(["--seconds", "6"]);
+    if let Some(f) = format {
+        cmd.args(["--format", f]);
+    }
+    if let Some(path) = shot {
+        cmd.arg("--shot").arg(path);
+    }
+    let out = cmd.output().expect("run node page.mjs");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "page.mjs failed:\n{stderr}\n{stdout}");
     let r: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
         .unwrap_or_else(|e| panic!("bad JSON from page.mjs: {e}\n{stdout}\n{stderr}"));
-    eprintln!("page result: {r}; screenshot {}", shot.display());
+    eprintln!("page result ({format:?}): {r}");
     let listed = r["listed"].as_str().unwrap();
     assert!(
         listed.contains("live/page") && listed.contains("640x360"),
@@ -340,6 +343,15 @@ fn the_web_page_lists_the_stream_and_plays_it_on_a_phone_viewport() {
         serde_json::json!([]),
         "nothing fetched from outside"
     );
+    r
+}
+
+#[test]
+fn the_web_page_lists_the_stream_and_plays_it_on_a_phone_viewport() {
+    let shot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("operator_page_phone.png");
+    let _ = std::fs::remove_file(&shot);
+    let r = page_run(None, Some(&shot));
+    eprintln!("screenshot {}", shot.display());
     // On a 390 px viewport the player takes (nearly) the whole width, no sideways scroll.
     assert!(r["videoWidth"].as_f64().unwrap() > 340.0, "{r}");
     assert!(r["pageWidth"].as_f64().unwrap() <= 390.0, "{r}");
@@ -350,6 +362,16 @@ fn the_web_page_lists_the_stream_and_plays_it_on_a_phone_viewport() {
         png.len() > 20_000,
         "screenshot looks blank: {} bytes",
         png.len()
+    );
+}
+
+#[test]
+fn the_web_page_plays_dash_with_the_vendored_dash_js() {
+    let r = page_run(Some("index.mpd|dash"), None);
+    assert_eq!(r["dash"], true, "dash.js loaded from /vendor");
+    assert!(
+        r["url"].as_str().unwrap().ends_with("/live/page/index.mpd"),
+        "{r}"
     );
 }
 

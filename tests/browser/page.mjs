@@ -2,7 +2,8 @@
 // waits for stream `--stream` to be listed, clicks it, lets it play, takes a screenshot and
 // prints one JSON line of what happened. The Rust test asserts on it.
 //
-//   node page.mjs --origin http://127.0.0.1:PORT --stream live/show --seconds 8 --shot out.png
+//   node page.mjs --origin http://127.0.0.1:PORT --stream live/show --seconds 8 [--shot out.png]
+//     [--format VALUE]  choose this option of the page's format select first (e.g. 'index.mpd|dash')
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +17,7 @@ const origin = opt('origin');
 const stream = opt('stream');
 const seconds = Number(opt('seconds', '8'));
 const shot = opt('shot');
+const format = opt('format');
 const chromiumPath = process.env.PACKGATE_CHROMIUM || '/usr/bin/chromium';
 const { chromium } = await import('playwright-core');
 
@@ -37,6 +39,7 @@ try {
   const button = page.locator('#streams button', { hasText: stream });
   await button.waitFor({ timeout: 20000 });
   const listed = await button.innerText();
+  if (format) await page.selectOption('#format', format);
   await button.click();
   const start = Date.now();
   await page.waitForFunction(() => document.getElementById('video').currentTime > 0, null, { timeout: 20000 });
@@ -48,6 +51,7 @@ try {
     pageWidth: document.documentElement.scrollWidth,
     overlay: document.getElementById('overlay').textContent,
     url: document.getElementById('url').textContent,
+    dash: !!window.dashjs,
   }));
   if (shot) await page.screenshot({ path: shot, fullPage: true });
   console.log(JSON.stringify({ listed, advanced: t1 - t0, waited: (Date.now() - start) / 1000, external, ...layout }));
