@@ -160,6 +160,9 @@ pub struct RtmpConfig {
     pub write_timeout: f64,
     /// Connections accepted at once from one IP address; 0 = no per-IP cap.
     pub max_connections_per_ip: usize,
+    /// Input bitrate (bits/s, all tracks of a rendition) above which the ingest
+    /// diagnostics warn `bitrate_over_limit`; 0 = no limit.
+    pub warn_bitrate: u64,
 }
 
 impl Default for RtmpConfig {
@@ -172,6 +175,7 @@ impl Default for RtmpConfig {
             publish_timeout: 10.0,
             write_timeout: 10.0,
             max_connections_per_ip: 32,
+            warn_bitrate: 0,
         }
     }
 }
@@ -476,6 +480,7 @@ idle_timeout = 30.0
 publish_timeout = 10.0
 write_timeout = 10.0
 max_connections_per_ip = 32
+warn_bitrate = 0
 
 [http]
 listen = "0.0.0.0:8080"

@@ -170,6 +170,10 @@ where
     S: Service<Request<Empty<Bytes>>, Response = warp::reply::Response, Error = Infallible>,
 {
     let _ = stream.set_nodelay(true);
+    let peer = stream
+        .peer_addr()
+        .ok()
+        .map(|a| super::observe::PeerIp(a.ip()));
     let mut buf = BytesMut::new();
     let mut first = true;
     loop {
@@ -206,7 +210,11 @@ where
             http10: request.version() == Version::HTTP_10,
             close,
         };
-        let Ok(response) = service.call(*request).await;
+        let mut request = *request;
+        if let Some(peer) = peer {
+            request.extensions_mut().insert(peer);
+        }
+        let Ok(response) = service.call(request).await;
         // Decided after the response is ready: a request answered during a drain is the
         // connection's last.
         let draining_now = *draining.borrow();

@@ -2,7 +2,27 @@
 
 use std::sync::OnceLock;
 
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Buckets for segment and part durations, seconds (parts ~0.1-1 s, segments 1-12 s).
+const DURATION_BUCKETS: &[f64] = &[0.1, 0.2, 0.33, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0];
+/// Buckets for HTTP latency, seconds: served from memory in ~ms; held (blocking) playlist
+/// requests take up to a part or segment duration.
+const LATENCY_BUCKETS: &[f64] = &[0.001, 0.005, 0.02, 0.1, 0.5, 1.0, 2.0, 5.0, 10.0];
+
+/// The builder with histogram buckets (without them the exporter renders summaries).
+fn builder() -> PrometheusBuilder {
+    let plain = PrometheusBuilder::new;
+    plain()
+        .set_buckets_for_metric(Matcher::Suffix("duration_seconds".into()), DURATION_BUCKETS)
+        .and_then(|b| {
+            b.set_buckets_for_metric(
+                Matcher::Full("packgate_http_request_seconds".into()),
+                LATENCY_BUCKETS,
+            )
+        })
+        .unwrap_or_else(|_| plain())
+}
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -11,7 +31,7 @@ static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 pub fn handle() -> Option<&'static PrometheusHandle> {
     HANDLE
         .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
+            let recorder = builder().build_recorder();
             let handle = recorder.handle();
             metrics::set_global_recorder(recorder).ok().map(|_| handle)
         })

@@ -1,12 +1,14 @@
 //! HTTP output (warp): playlists, segments, the JSON API, metrics and the web page.
 
 pub mod api;
+pub mod api_streams;
 pub mod blocking;
 pub mod conn;
 pub mod dash;
 pub mod media;
 pub mod metrics;
 pub mod objects;
+pub mod observe;
 pub mod playlist;
 pub mod response;
 pub mod routes;
@@ -60,8 +62,9 @@ pub async fn serve(
         .and(warp::path::full())
         .and(query)
         .and(warp::header::optional::<String>("authorization"))
+        .and(warp::ext::optional::<observe::PeerIp>())
         .and(warp::any().map(move || routes_hub.clone()))
-        .then(dispatch)
+        .then(observe::handle)
         .map(move |mut resp: warp::reply::Response| {
             if !cors.is_empty() {
                 if let Ok(v) = HeaderValue::from_str(&cors) {
@@ -176,7 +179,7 @@ async fn dispatch(
         let h = resp.headers_mut();
         h.insert(
             header::ACCESS_CONTROL_ALLOW_METHODS,
-            HeaderValue::from_static("GET, HEAD, OPTIONS, POST"),
+            HeaderValue::from_static("GET, HEAD, DELETE, OPTIONS, POST"),
         );
         h.insert(
             header::ACCESS_CONTROL_ALLOW_HEADERS,

@@ -37,21 +37,8 @@ pub fn control(
     name: &str,
     action: &str,
 ) -> warp::reply::Response {
-    let token = &hub.config().api.token;
-    if token.is_empty() {
-        return error(
-            StatusCode::FORBIDDEN,
-            "mutating API calls are off: set [api] token",
-        );
-    }
-    let given = authorization.and_then(|a| a.strip_prefix("Bearer "));
-    if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) {
-        let mut resp = error(StatusCode::UNAUTHORIZED, "bearer token required");
-        resp.headers_mut().insert(
-            warp::http::header::WWW_AUTHENTICATE,
-            warp::http::HeaderValue::from_static("Bearer"),
-        );
-        return resp;
+    if let Err(refused) = super::api_streams::authorize(hub, authorization) {
+        return refused;
     }
     if !valid_name(app) || !valid_name(name) {
         return error(StatusCode::BAD_REQUEST, "invalid app or name");
@@ -72,10 +59,6 @@ pub fn control(
         Err(e @ RecordError::ByConfig(_)) => error(StatusCode::CONFLICT, e.to_string()),
         Err(e @ RecordError::NotRecording(_)) => error(StatusCode::NOT_FOUND, e.to_string()),
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// `/{app}/{name}/vod/{start}/{rest…}`.

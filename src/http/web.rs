@@ -6,6 +6,7 @@ use super::response::{error, ok, Caching};
 
 const INDEX: &str = include_str!("../../web/index.html");
 const HLS_JS: &[u8] = include_bytes!("../../web/vendor/hls.min.js");
+const DASH_JS: &[u8] = include_bytes!("../../web/vendor/dash.all.min.js");
 
 /// The page.
 pub fn index() -> warp::reply::Response {
@@ -16,6 +17,7 @@ pub fn index() -> warp::reply::Response {
 pub fn vendor(file: &str) -> warp::reply::Response {
     match file {
         "hls.min.js" => ok(HLS_JS, "text/javascript; charset=utf-8", Caching::Live),
+        "dash.all.min.js" => ok(DASH_JS, "text/javascript; charset=utf-8", Caching::Live),
         _ => error(StatusCode::NOT_FOUND, format!("no such file: {file}")),
     }
 }

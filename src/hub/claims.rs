@@ -118,6 +118,22 @@ impl Claims {
     }
 }
 
+impl Claims {
+    /// Tells every holder of `app`'s ladder `base` (only rendition `label`, if given) to
+    /// stop, as a takeover would; returns how many were told.
+    pub fn stop(&self, app: &str, base: &str, label: Option<&str>) -> usize {
+        let held = self.lock();
+        let mut told = 0;
+        for ((a, b, l), claim) in held.iter() {
+            if a == app && b == base && label.is_none_or(|x| x == l) {
+                claim.stop.send_replace(true);
+                told += 1;
+            }
+        }
+        told
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod claims;
+pub mod diagnostics;
 pub mod dvr;
 pub mod gaps;
 pub mod ladder;
@@ -10,6 +11,7 @@ pub mod naming;
 pub mod publisher;
 pub mod renderings;
 pub mod rendition;
+pub mod traffic;
 pub mod ts_output;
 pub mod webhook;
 
@@ -174,6 +176,7 @@ impl Hub {
             .app(app)
             .map(|a| a.reconnect)
             .unwrap_or_default();
+        let holder_ip = holder.ip;
         let claim = match self
             .claims
             .claim((app, &ln.base, &ln.label), holder, policy)
@@ -185,6 +188,7 @@ impl Hub {
             Err(claims::Refused::TakingOver(r)) => return Err(PublishError::TakingOver(r)),
         };
         let conn_id = claim.conn_id();
+        let ip = holder_ip;
         // A ladder can be dropped from the map (its last rendition expired) between our
         // lookup and our insert; then go again with a fresh one. Once our rendition is in
         // the mapped ladder it is not empty, so no expiry can drop it: this ends.
@@ -241,9 +245,19 @@ impl Hub {
             }
         };
         Ok(Granted {
-            publisher: Publisher::new(self.clone(), ladder, rendition),
+            publisher: Publisher::new(self.clone(), ladder, rendition, ip),
             claim,
         })
+    }
+
+    /// Disconnects the publisher of RTMP stream `app/name`, or failing that every
+    /// publisher of ladder `app/name`; returns how many connections were told to close.
+    pub fn disconnect(&self, app: &str, name: &str) -> usize {
+        let ln = self.ladder_name(app, name);
+        match self.claims.stop(app, &ln.base, Some(&ln.label)) {
+            0 => self.claims.stop(app, name, None),
+            n => n,
+        }
     }
 
     /// The ladder `app/base`.

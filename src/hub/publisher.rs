@@ -8,6 +8,7 @@ use std::time::SystemTime;
 
 use tracing::{debug, info, warn};
 
+use super::diagnostics::Tracker;
 use super::ladder::Ladder;
 use super::lifecycle::Departure;
 use super::rendition::{Rendition, TrackOutput};
@@ -84,6 +85,8 @@ pub struct Publisher {
     audio: Option<CodecConfig>,
     /// The next TS segment starts a new timeline.
     ts_discontinuity: bool,
+    /// Ingest measurements and warnings.
+    ingest: Tracker,
 }
 
 fn slot(kind: TrackKind) -> usize {
@@ -94,7 +97,12 @@ fn slot(kind: TrackKind) -> usize {
 }
 
 impl Publisher {
-    pub(super) fn new(hub: Arc<Hub>, ladder: Arc<Ladder>, rendition: Arc<Rendition>) -> Self {
+    pub(super) fn new(
+        hub: Arc<Hub>,
+        ladder: Arc<Ladder>,
+        rendition: Arc<Rendition>,
+        ip: Option<std::net::IpAddr>,
+    ) -> Self {
         let (last_seq, resumed) = {
             let state = rendition.read();
             let last = [state.video.as_ref(), state.audio.as_ref()]
@@ -119,6 +127,14 @@ impl Publisher {
         // Segments stay short enough for the fixed EXT-X-TARGETDURATION.
         let cap = config.segment.keyframe_cap();
         let longest = longest_segment(config.segment.target_duration).min(cap);
+        let ingest = Tracker::new(
+            &ladder.app,
+            &rendition.stream_name,
+            config.segment.target_duration * 1000.0,
+            ip,
+            &rendition.ingest,
+        )
+        .with_bitrate_limit(config.rtmp.warn_bitrate);
         Publisher {
             ladder,
             rendition,
@@ -144,6 +160,7 @@ impl Publisher {
             video: None,
             audio: None,
             ts_discontinuity: resumed,
+            ingest,
             hub,
         }
     }
@@ -236,7 +253,9 @@ impl Publisher {
 
     /// One frame of media. An error means the connection must be closed.
     pub fn frame(&mut self, mut frame: Frame) -> Result<(), FrameError> {
+        let raw_dts = frame.dts;
         self.reanchor_frame(&mut frame);
+        self.ingest.frame(raw_dts, &frame, &self.rendition.ingest);
         let timeline = self.ladder.timeline.clone();
         let offset = *self
             .offset
@@ -301,6 +320,7 @@ impl Publisher {
             jump_s = jump as f64 / f64::from(MEDIA_CLOCK),
             "timestamp discontinuity: timeline re-anchored, new segment at the next keyframe");
         metrics::counter!("packgate_timestamp_jumps_total").increment(1);
+        self.ingest.jump();
         if let Some(open) = self.segmenter.break_at_next_keyframe() {
             self.jump_after = [Some(open); 2];
         }
@@ -336,24 +356,6 @@ impl Publisher {
         hit
     }
 
-    /// Logs and records in the rendition's state when video goes without keyframes for
-    /// longer than the cap, and when keyframes come back.
-    fn note_keyframes(&mut self) {
-        let overdue = self.segmenter.keyframe_overdue();
-        if overdue.is_some() == self.overdue {
-            return;
-        }
-        self.overdue = overdue.is_some();
-        let cap = self.hub.config().segment.keyframe_cap().as_secs_f64();
-        if self.overdue {
-            warn!(app = %self.ladder.app, stream = %self.rendition.stream_name, cap_s = cap,
-                "no keyframe for longer than segment.max_keyframe_interval: segments are cut between keyframes (not independent)");
-        } else {
-            info!(app = %self.ladder.app, stream = %self.rendition.stream_name, "keyframes again");
-        }
-        self.rendition.write().keyframe_overdue = self.overdue;
-    }
-
     fn push(&mut self, mut frame: Frame, offset: i64) {
         frame.dts += offset;
         frame.pts += offset;
@@ -381,6 +383,7 @@ impl Publisher {
             return;
         }
         self.finished = true;
+        self.ingest.finish(&self.rendition.ingest);
         let done = self.segmenter.finish();
         self.store(done);
         if let Some(ts) = self.ts.as_mut() {
@@ -392,6 +395,7 @@ impl Publisher {
         self.hub
             .recorder()
             .stopped(app, base, &self.rendition.label, clean);
+        self.clear_notes();
         super::lifecycle::stopped(&self.hub, &self.ladder, &self.rendition, how);
     }
 
@@ -414,25 +418,6 @@ impl Publisher {
     fn track_gaps(&self, kind: TrackKind, seq: u64, media_start: i64) -> Vec<StoredSegment> {
         let state = self.rendition.read();
         self.gaps(state.track(kind).map(|t| &t.window), seq, media_start)
-    }
-
-    /// Records how far the latest cut was from the ladder boundary; logs changes.
-    fn note_alignment(&mut self) {
-        let m = self.segmenter.misalignment();
-        let was = self.misalignments.iter().copied().max().unwrap_or(0);
-        self.misalignments.push_back(m);
-        if self.misalignments.len() > self.hub.config().segment.window {
-            self.misalignments.pop_front();
-        }
-        let now = self.misalignments.iter().copied().max().unwrap_or(0);
-        let ms = now as f64 * 1000.0 / f64::from(MEDIA_CLOCK);
-        if m > 0 && was == 0 {
-            warn!(ladder = %self.ladder.base, rendition = %self.rendition.label, misalignment_ms = ms,
-                "keyframes not aligned with the ladder: players may stall when switching to this rendition");
-        } else if now == 0 && was > 0 {
-            info!(ladder = %self.ladder.base, rendition = %self.rendition.label, "keyframes aligned with the ladder again");
-        }
-        self.rendition.write().misalignment_ms = ms;
     }
 
     fn store_ts(&mut self, segments: Vec<Result<TsSegment, TsError>>) {
@@ -487,6 +472,7 @@ impl Publisher {
             };
             if cut.kind == TrackKind::Video || self.video.is_none() {
                 self.note_alignment();
+                self.rendition.traffic.segment_produced();
             }
             let discontinuity = std::mem::take(&mut self.discontinuity[slot(cut.kind)])
                 | self.after_jump(cut.kind, cut.seq, true);
@@ -518,6 +504,8 @@ impl Publisher {
     /// One LL-HLS part: a CMAF chunk appended to the track's open segment.
     fn store_part(&mut self, part: &CutPart) {
         let kind = part.kind;
+        metrics::histogram!("packgate_part_duration_seconds", "track" => kind.as_str())
+            .record(part.duration() as f64 / f64::from(part.timescale));
         let next_id = {
             let state = self.rendition.read();
             state.track(kind).map(|t| t.window.next_part_id())
@@ -617,6 +605,8 @@ impl Publisher {
             self.hub.recorder().segment(app, base, label, tap);
         }
         metrics::counter!("packgate_segments_total", "track" => kind.as_str()).increment(1);
+        metrics::histogram!("packgate_segment_duration_seconds", "track" => kind.as_str())
+            .record(cut.duration_secs());
         debug!(
             track = kind.as_str(),
             seq = cut.seq,
@@ -631,6 +621,9 @@ impl Drop for Publisher {
         self.finish();
     }
 }
+
+#[path = "publisher_notes.rs"]
+mod notes;
 
 #[cfg(test)]
 #[path = "publisher_tests.rs"]

@@ -135,6 +135,10 @@ pub struct Rendition {
     moves: [watch::Sender<TrackStamp>; 2],
     /// Its playlists as last rendered, shared by the requests for the same position.
     pub renderings: Renderings,
+    /// What its current publisher's encoder sends (see [`super::diagnostics`]).
+    pub ingest: super::diagnostics::Shared,
+    /// Bytes served and recent viewers (see [`super::traffic`]).
+    pub traffic: super::traffic::Traffic,
 }
 
 fn slot(kind: TrackKind) -> usize {
@@ -175,6 +179,8 @@ impl Rendition {
                 watch::Sender::new(TrackStamp::default()),
             ],
             renderings: Renderings::default(),
+            ingest: Default::default(),
+            traffic: Default::default(),
         }
     }
 

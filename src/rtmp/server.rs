@@ -98,7 +98,7 @@ async fn connection(
     let reason = 'conn: loop {
         let n = tokio::select! {
             _ = stopped.changed() => break "server shutting down".to_string(),
-            _ = authorise::taken_over(conn.takeover_signal()) => break "taken over by a new publisher".to_string(),
+            _ = authorise::taken_over(conn.takeover_signal()) => break "told to stop (taken over by a new publisher, or disconnected through the API)".to_string(),
             _ = tokio::time::sleep_until(deadline.at().into()) => break deadline.reason(),
             r = socket.read(&mut buf) => match r {
                 Err(e) => break format!("read error: {e}"),
