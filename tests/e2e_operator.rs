@@ -267,6 +267,28 @@ fn sum(samples: &[(String, f64)], prefix: &str) -> f64 {
 }
 
 #[test]
+fn a_broken_rtmp_client_is_counted_as_an_error_by_kind() {
+    let (_rt, server) = start(test_config());
+    let http = server.http_addr;
+    let series = "packgate_errors_total{kind=\"rtmp_protocol\"}";
+    let before = sum(
+        &parse_prometheus(&get(http, "/metrics").unwrap().text()),
+        series,
+    );
+    // RTMP version byte 3 is required; 0x47 ('G' of an HTTP request) is a protocol error.
+    let mut sock = TcpStream::connect(server.rtmp_addr).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ = sock.write_all(&[0x47; 1537]);
+    let mut buf = [0u8; 64];
+    let _ = sock.read(&mut buf);
+    let counted = poll(Duration::from_secs(5), || {
+        let s = parse_prometheus(&get(http, "/metrics").ok()?.text());
+        (sum(&s, series) > before).then_some(())
+    });
+    assert!(counted.is_some(), "{series} did not move");
+}
+
+#[test]
 fn metrics_are_prometheus_text_and_move_with_a_stream() {
     let (_rt, server) = start(test_config());
     let http = server.http_addr;

@@ -95,44 +95,55 @@ async fn connection(
     let mut conn = Ingest::new(hub.clone(), id).with_peer(peer.ip());
     let mut buf = vec![0u8; 64 * 1024];
     let mut over_budget = false;
-    let reason = 'conn: loop {
+    // Why the connection ended, and the error kind counted in packgate_errors_total
+    // (None for an ordinary end).
+    let (kind, reason): (Option<&str>, String) = 'conn: loop {
         let n = tokio::select! {
-            _ = stopped.changed() => break "server shutting down".to_string(),
-            _ = authorise::taken_over(conn.takeover_signal()) => break "told to stop (taken over by a new publisher, or disconnected through the API)".to_string(),
-            _ = tokio::time::sleep_until(deadline.at().into()) => break deadline.reason(),
+            _ = stopped.changed() => break (None, "server shutting down".to_string()),
+            _ = authorise::taken_over(conn.takeover_signal()) => break (None, "told to stop (taken over by a new publisher, or disconnected through the API)".to_string()),
+            _ = tokio::time::sleep_until(deadline.at().into()) => break (Some("rtmp_deadline"), deadline.reason()),
             r = socket.read(&mut buf) => match r {
-                Err(e) => break format!("read error: {e}"),
-                Ok(0) => break "peer closed the connection".to_string(),
+                Err(e) => break (Some("rtmp_read"), format!("read error: {e}")),
+                Ok(0) => break (None, "peer closed the connection".to_string()),
                 Ok(n) => n,
             },
         };
         metrics::counter!("packgate_rtmp_bytes_received_total").increment(n as u64);
         if let Err(e) = conn.input(&buf[..n]) {
-            if let IngestError::Limit(hit) = &e {
+            let kind = if let IngestError::Limit(hit) = &e {
                 hit.count();
                 over_budget = true;
-            }
-            break e.to_string();
+                "rtmp_limit"
+            } else {
+                "rtmp_protocol"
+            };
+            break (Some(kind), e.to_string());
         }
         if let Err(hit) = authorise::settle(&mut conn).await {
             hit.count();
             over_budget = true;
-            break hit.to_string();
+            break (Some("rtmp_limit"), hit.to_string());
         }
         deadline.update(Instant::now(), conn.is_publishing(), conn.frames());
         for chunk in std::mem::take(&mut conn.out) {
             match tokio::time::timeout(write_timeout, socket.write_all(&chunk)).await {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) => break 'conn format!("write error: {e}"),
+                Ok(Err(e)) => break 'conn (Some("rtmp_write"), format!("write error: {e}")),
                 Err(_) => {
-                    break 'conn format!(
-                        "write blocked for rtmp.write_timeout ({} s)",
-                        write_timeout.as_secs_f64()
+                    break 'conn (
+                        Some("rtmp_write_timeout"),
+                        format!(
+                            "write blocked for rtmp.write_timeout ({} s)",
+                            write_timeout.as_secs_f64()
+                        ),
                     )
                 }
             }
         }
     };
+    if let Some(kind) = kind {
+        metrics::counter!("packgate_errors_total", "kind" => kind).increment(1);
+    }
     finish(conn, peer, &reason, over_budget);
 }
 
