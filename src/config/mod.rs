@@ -95,7 +95,7 @@ impl Default for LowLatencyConfig {
         LowLatencyConfig {
             enabled: true,
             part_target: 0.2,
-            part_hold_back: 2.0,
+            part_hold_back: 3.0,
             dash_target_latency: 1.0,
         }
     }
@@ -510,7 +510,7 @@ dash = true
 [low_latency]
 enabled = true
 part_target = 0.2
-part_hold_back = 2.0
+part_hold_back = 3.0
 dash_target_latency = 1.0
 
 [limits]

@@ -70,7 +70,10 @@ pub fn long_sample_sized(secs: u32, size: (u32, u32), bitrate: &str) -> PathBuf 
     if path.exists() {
         return path;
     }
-    let partial = dir.join(format!("{name}.{}.tmp.flv", std::process::id()));
+    // Unique per thread too: tests of one binary may make the same sample at once.
+    static MADE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let partial = dir.join(format!("{name}.{}.{n}.tmp.flv", std::process::id()));
     let status = Command::new(tools::ffmpeg())
         .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y"])
         .args([
