@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use common::http::get;
+use common::http::{call, get};
 use common::retime::{publish_retimed, Tag};
 use common::{long_sample, poll, publish, start, test_config, tools};
 use serde_json::Value;
@@ -18,26 +18,6 @@ use serde_json::Value;
 fn json(http: SocketAddr, path: &str) -> Option<Value> {
     let r = get(http, path).ok().filter(|r| r.status == 200)?;
     serde_json::from_slice(&r.body).ok()
-}
-
-/// Sends `method path` with an optional bearer token; returns status and body.
-fn call(http: SocketAddr, method: &str, path: &str, token: Option<&str>) -> (u16, String) {
-    let mut s = TcpStream::connect_timeout(&http, Duration::from_secs(5)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {http}\r\n{auth}Connection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut text = String::new();
-    let _ = s.read_to_string(&mut text);
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (status, text)
 }
 
 /// The first rendition of `app/base` once `ready` holds for it (bounded wait).
