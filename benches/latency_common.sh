@@ -85,6 +85,7 @@ wait_ready() {
 # player_args PLAYER PART_TARGET: play.mjs arguments for a player setting.
 #   hls        hls.js default config (lowLatencyMode on, no catch-up rate): what a new user gets
 #   hls-rec    the README's recommendation (lowLatencyMode, maxLiveSyncPlaybackRate 1.5)
+#   hls-std    hls.js standard (non-LL) mode: segments only, HOLD-BACK
 #   hls-phb2   as hls-rec, aiming at 2 x part target instead of the playlist's PART-HOLD-BACK
 #              (3 x): hls.js takes liveSyncDuration as its target latency when it is set
 #   dash       dash.js low latency (liveDelay 1 s)
@@ -92,6 +93,7 @@ player_args() {
   case $1 in
     hls) echo "--player hls --hls-config {}" ;;
     hls-rec) echo "--player hls --low-latency" ;;
+    hls-std) echo "--player hls --hls-config {\"lowLatencyMode\":false}" ;;
     hls-phb2) echo "--player hls --hls-config {\"lowLatencyMode\":true,\"maxLiveSyncPlaybackRate\":1.5,\"liveSyncDuration\":$(python3 -c "print(2*$2)")}" ;;
     dash) echo "--player dash --low-latency" ;;
   esac

@@ -76,7 +76,9 @@ pub fn master_playlist(variants: &[Variant], audio: &[AudioRendition]) -> String
         .collect();
     let playlist = MasterPlaylist {
         version: Some(VERSION),
-        independent_segments: true,
+        // Not claimed here for every variant: a stream whose GOP outgrows the longest
+        // segment has segments cut between keyframes. Each media playlist says it while true.
+        independent_segments: false,
         alternatives,
         variants: variants
             .into_iter()

@@ -89,6 +89,48 @@ const PART_LISTING_TARGETS: f64 = 3.0;
 /// CAN-SKIP-UNTIL in target durations (the minimum RFC 8216bis allows).
 const SKIP_UNTIL_TARGETS: f64 = 6.0;
 
+/// How far before the end of a segment a joining player is sent when it must start in
+/// that segment: more than hls.js's fragment look-up tolerance (0.25 s), so the player
+/// picks this segment and not the next.
+const JOIN_MARGIN: f64 = 0.3;
+
+/// EXT-X-START's TIME-OFFSET (negative, from the playlist's end) when a player joining
+/// PART-HOLD-BACK from the end would land in a segment that does not start on a keyframe
+/// (a GOP longer than the longest segment is cut between keyframes): the latest point,
+/// inside the last segment that does start on one, from which it can decode. hls.js
+/// starting in such a segment finds no INDEPENDENT part, appends video it cannot decode
+/// and stalls on the hole up to the next keyframe. `None` when the usual join works.
+pub fn join_offset<'s>(
+    segments: impl Iterator<Item = &'s StoredSegment>,
+    hold_back: f64,
+) -> Option<f64> {
+    let spans: Vec<(f64, f64, bool)> = segments
+        .scan(0.0, |start, s| {
+            let span = (
+                *start,
+                *start + s.duration_secs(),
+                !s.is_gap() && starts_on_keyframe(s),
+            );
+            *start = span.1;
+            Some(span)
+        })
+        .collect();
+    let total = spans.last()?.1;
+    let join = total - hold_back;
+    let at = spans.iter().position(|&(_, end, _)| end > join)?;
+    if spans[at].2 {
+        return None;
+    }
+    let &(start, end, _) = spans[..at].iter().rev().find(|s| s.2)?;
+    Some((end - JOIN_MARGIN).max(start) - total)
+}
+
+/// Whether a segment's first frame is a keyframe (a gap, having no media, does not
+/// spoil EXT-X-INDEPENDENT-SEGMENTS).
+fn starts_on_keyframe(s: &StoredSegment) -> bool {
+    s.parts.first().is_none_or(|p| p.independent)
+}
+
 impl MediaPlaylist<'_> {
     /// CAN-SKIP-UNTIL, seconds.
     pub fn skip_until(&self) -> f64 {
@@ -146,9 +188,14 @@ impl MediaPlaylist<'_> {
         }
         // Claimed only while true: a segment cut between keyframes (no keyframe within the
         // longest segment) starts on a frame that needs earlier ones.
-        let independent = |s: &StoredSegment| s.parts.first().is_none_or(|p| p.independent);
-        if listed.iter().copied().chain(open).all(independent) {
+        if listed.iter().copied().chain(open).all(starts_on_keyframe) {
             out.push_str("#EXT-X-INDEPENDENT-SEGMENTS\n");
+        }
+        if let (Some(ll), false) = (&self.low_latency, self.ended) {
+            let hold_back = ll.hold_back_parts * ll.part_target;
+            if let Some(offset) = join_offset(listed.iter().copied().chain(open), hold_back) {
+                let _ = writeln!(out, "#EXT-X-START:TIME-OFFSET={offset:.3}");
+            }
         }
         if skipped > 0 {
             let _ = writeln!(out, "#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}");

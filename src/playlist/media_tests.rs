@@ -196,3 +196,44 @@ fn independent_segments_are_claimed_only_while_true() {
     assert!(!text.contains("INDEPENDENT-SEGMENTS"), "{text}");
     assert_eq!(parse(&text).segments.len(), 3);
 }
+
+/// A stored segment of `ms` whose first part is (or not) a keyframe.
+fn seg(seq: u64, ms: u64, keyframe: bool) -> StoredSegment {
+    StoredSegment {
+        seq,
+        start: 0,
+        duration: ms * 90,
+        timescale: 90_000,
+        wall_clock: SystemTime::UNIX_EPOCH + Duration::from_secs(seq * 2),
+        init_version: 0,
+        discontinuity: false,
+        parts: vec![crate::store::StoredPart {
+            id: seq,
+            duration: ms * 90,
+            independent: keyframe,
+            data: Bytes::from(vec![0u8; 10]),
+        }],
+    }
+}
+
+#[test]
+fn a_join_that_would_land_between_keyframes_is_moved_back_to_one() {
+    // 4 s GOPs cut into 2 s segments: 1 and 3 start on keyframes, 2 and 4 do not.
+    let segs = [
+        seg(1, 2000, true),
+        seg(2, 2000, false),
+        seg(3, 2000, true),
+        seg(4, 1000, false),
+    ];
+    // PART-HOLD-BACK 0.6 s from the end (7.0 s) is 6.4 s: in segment 4, no keyframe.
+    // The join moves to 0.3 s before segment 3's end (5.7 s): 1.3 s before the end.
+    let offset = join_offset(segs.iter(), 0.6).expect("moved");
+    assert!((offset + 1.3).abs() < 1e-9, "{offset}");
+    // 1.2 s from the end lands in segment 3 itself: the usual join works.
+    assert_eq!(join_offset(segs.iter(), 1.2), None);
+    // Every segment on a keyframe (2 s GOPs): never moved.
+    let all: Vec<_> = (1..5).map(|i| seg(i, 2000, true)).collect();
+    assert_eq!(join_offset(all.iter(), 0.6), None);
+    // No earlier keyframe in the window: nothing better to offer.
+    assert_eq!(join_offset(segs[1..2].iter(), 0.6), None);
+}

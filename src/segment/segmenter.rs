@@ -462,8 +462,13 @@ impl Segmenter {
         out
     }
 
-    /// A video keyframe: cut when due, right after a discontinuity, or when the open
-    /// segment began on a non-sync frame (back in step with the GOPs).
+    /// A video keyframe: cut when due, right after a discontinuity, when the open
+    /// segment began on a non-sync frame (back in step with the GOPs), or early when the
+    /// GOP says the next keyframe would come after the longest segment allowed. The early
+    /// cut keeps a stream whose GOP does not divide the target (1.5 s GOPs, 2 s target)
+    /// in whole-GOP segments that each start on a keyframe; without it every other
+    /// segment was cut at the limit before a non-sync frame, and a player starting in
+    /// such a segment has nothing it can decode.
     fn keyframe(&mut self, dts: i64) {
         if let Some(prev) = self.last_keyframe.filter(|&p| p < dts) {
             self.gop = Some(dts - prev);
@@ -471,13 +476,19 @@ impl Segmenter {
         self.last_keyframe = Some(dts);
         let resync = self.boundaries.back().is_some_and(|b| !b.sync);
         let jumped = std::mem::take(&mut self.cut_next_keyframe);
-        let force = resync || jumped;
+        let elapsed = self.boundaries.back().map(|b| dts - b.start);
+        let early = match (elapsed, self.gop, self.limit) {
+            (Some(e), Some(gop), Some(limit)) => e > 0 && e < self.target && e + gop > limit,
+            _ => false,
+        };
+        let force = resync || jumped || early;
         if let Some(seq) = self.cut_at(dts, force) {
-            let natural = !force
+            let natural = !resync
+                && !jumped
                 && self
                     .boundaries
                     .back()
-                    .is_some_and(|b| b.sync && dts - b.start >= self.target);
+                    .is_some_and(|b| b.sync && (early || dts - b.start >= self.target));
             self.add_boundary(seq, dts, natural, true);
         }
     }

@@ -434,3 +434,45 @@ fn a_late_frame_and_a_burst_do_not_collapse_parts_to_single_frames() {
         "{per_segment:?}"
     );
 }
+
+#[test]
+fn gops_that_do_not_divide_the_target_make_whole_gop_segments() {
+    // 1.5 s GOPs with a 2 s target (2.499 s limit): waiting for the keyframe at 3 s would
+    // overrun the limit, so each GOP is its own segment, every one starting on a keyframe.
+    // The old rule cut at 2 s before a non-sync frame, leaving every other segment with
+    // nothing a joining player could decode.
+    let mut s = Segmenter::new(Duration::from_secs(2), 1)
+        .with_parts(Some(Duration::from_millis(200)))
+        .with_limits(Duration::from_millis(2499), Duration::from_secs(6));
+    s.set_track(TrackKind::Video, 90_000, None);
+    s.set_track(TrackKind::Audio, 48_000, Some(1024));
+    let video: Vec<_> = segments(run_all(&mut s, 20, 1500))
+        .into_iter()
+        .filter(|c| c.kind == TrackKind::Video)
+        .collect();
+    assert!(video.len() >= 12, "{} segments", video.len());
+    for seg in &video[..video.len() - 1] {
+        assert!(
+            seg.samples[0].keyframe,
+            "segment {} starts on a non-sync frame",
+            seg.seq
+        );
+        let secs = seg.duration_secs();
+        assert!(
+            (secs - 1.5).abs() < 0.035,
+            "segment {} of {secs} s",
+            seg.seq
+        );
+    }
+    // A GOP that divides the target is left alone: 1 s GOPs make 2 s segments.
+    let mut s = Segmenter::new(Duration::from_secs(2), 1)
+        .with_limits(Duration::from_millis(2499), Duration::from_secs(6));
+    s.set_track(TrackKind::Video, 90_000, None);
+    let video: Vec<_> = segments(run_all(&mut s, 10, 1000))
+        .into_iter()
+        .filter(|c| c.kind == TrackKind::Video)
+        .collect();
+    for seg in &video[..video.len() - 1] {
+        assert!((seg.duration_secs() - 2.0).abs() < 0.035);
+    }
+}
