@@ -116,23 +116,28 @@ pub(crate) mod tests {
         let mut w = TrackWindow::new(3);
         w.add_init(0, Bytes::from_static(b"init"));
         for seq in 1..=n {
-            w.push(StoredSegment {
-                seq,
-                start: ((seq - 1) * dur_ms * 90) as i64,
-                duration: dur_ms * 90,
-                timescale: 90_000,
-                wall_clock: SystemTime::UNIX_EPOCH + Duration::from_millis(seq * dur_ms),
-                init_version: 0,
-                discontinuity: false,
-                parts: vec![crate::store::StoredPart {
-                    id: seq,
-                    duration: dur_ms * 90,
-                    independent: true,
-                    data: Bytes::from(vec![0u8; 500]),
-                }],
-            });
+            w.push(segment(seq, dur_ms, true));
         }
         w
+    }
+
+    /// Segment `seq` of a run of `dur_ms` segments, one part, starting on a keyframe or not.
+    pub(crate) fn segment(seq: u64, dur_ms: u64, keyframe: bool) -> StoredSegment {
+        StoredSegment {
+            seq,
+            start: ((seq - 1) * dur_ms * 90) as i64,
+            duration: dur_ms * 90,
+            timescale: 90_000,
+            wall_clock: SystemTime::UNIX_EPOCH + Duration::from_millis(seq * dur_ms),
+            init_version: 0,
+            discontinuity: false,
+            parts: vec![crate::store::StoredPart {
+                id: seq,
+                duration: dur_ms * 90,
+                independent: keyframe,
+                data: Bytes::from(vec![0u8; 500]),
+            }],
+        }
     }
 
     #[test]

@@ -1,6 +1,6 @@
 use super::*;
 use crate::playlist::hls::fixed_target_duration;
-use crate::playlist::hls::tests::window;
+use crate::playlist::hls::tests::{segment as seg, window};
 use crate::store::StoredSegment;
 use bytes::Bytes;
 use std::time::{Duration, SystemTime};
@@ -195,25 +195,6 @@ fn independent_segments_are_claimed_only_while_true() {
     let text = classic(&w, "video", Container::Cmaf).render();
     assert!(!text.contains("INDEPENDENT-SEGMENTS"), "{text}");
     assert_eq!(parse(&text).segments.len(), 3);
-}
-
-/// A stored segment of `ms` whose first part is (or not) a keyframe.
-fn seg(seq: u64, ms: u64, keyframe: bool) -> StoredSegment {
-    StoredSegment {
-        seq,
-        start: 0,
-        duration: ms * 90,
-        timescale: 90_000,
-        wall_clock: SystemTime::UNIX_EPOCH + Duration::from_secs(seq * 2),
-        init_version: 0,
-        discontinuity: false,
-        parts: vec![crate::store::StoredPart {
-            id: seq,
-            duration: ms * 90,
-            independent: keyframe,
-            data: Bytes::from(vec![0u8; 10]),
-        }],
-    }
 }
 
 #[test]
