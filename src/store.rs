@@ -315,7 +315,23 @@ impl TrackWindow {
             self.pop_segment();
         }
         self.spill_old();
+        self.drop_evicted();
         self.prune_inits();
+    }
+
+    /// DVR: stubs at the window's start whose files the disk budget evicted leave the
+    /// listing (oldest go first, so only the front is checked: one stat per segment).
+    fn drop_evicted(&mut self) {
+        let Some(spill) = self.spill.clone() else {
+            return;
+        };
+        while self
+            .segments
+            .front()
+            .is_some_and(|s| s.is_spilled() && !spill.holds(s.seq))
+        {
+            self.pop_segment();
+        }
     }
 
     /// Appends a gap (see [`StoredSegment::is_gap`]) for number `seq`, numbered after the

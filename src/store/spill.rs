@@ -169,6 +169,13 @@ impl Spill {
         let _ = self.tier.jobs.try_send(Job::Delete(self.path(seq)));
     }
 
+    /// Whether segment `seq`'s bytes are still to be had (queued or on disk): false once
+    /// the byte budget evicted its file.
+    pub fn holds(&self, seq: u64) -> bool {
+        let path = self.path(seq);
+        self.tier.in_flight().get(&path).is_some() || path.exists()
+    }
+
     /// The bytes of spilled segment `seq`.
     pub fn read(&self, seq: u64) -> std::io::Result<Bytes> {
         self.tier.read(&self.path(seq))
@@ -372,6 +379,15 @@ mod tests {
         for seq in 7..=10 {
             assert!(spill.path(seq).exists(), "{seq} kept");
         }
+        // The next segment stored drops the evicted ones from the listing (players would
+        // get 404s for them); the kept stubs stay listed.
+        w.push(seg(13));
+        let first = w.listed().next().map(|s| s.seq);
+        assert!(
+            first.is_some_and(|f| (7..=8).contains(&f)),
+            "listing starts at {first:?}"
+        );
+        assert!(w.get(6).is_none() && w.get(9).is_some_and(|s| s.is_spilled()));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
