@@ -183,18 +183,42 @@ fn a_publish_is_recorded_decodes_at_its_length_and_plays_as_vod() {
     let listed = rec["duration"].as_f64().unwrap();
     assert!((listed - f64::from(PUBLISH_SECS)).abs() <= 2.0, "{rec}");
 
-    // The hook heard of both files.
-    let calls = poll(Duration::from_secs(10), || {
+    // The hook heard of both track files and of the combined one.
+    let calls = poll(Duration::from_secs(20), || {
         let calls = hooked.lock().unwrap().clone();
-        (calls.len() >= 2).then_some(calls)
+        (calls.len() >= 3).then_some(calls)
     })
-    .expect("two hook calls");
+    .expect("three hook calls");
     let mut tracks: Vec<_> = calls
         .iter()
         .map(|c| c["track"].as_str().unwrap().to_string())
         .collect();
     tracks.sort();
-    assert_eq!(tracks, ["audio", "video"], "{calls:?}");
+    assert_eq!(tracks, ["audio", "av", "video"], "{calls:?}");
+
+    // One file with both tracks: two streams, the published length, every frame decodes.
+    let av = recdir.join("av-0.mp4");
+    let streams = Command::new(tools::ffprobe())
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_type",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(&av)
+        .output()
+        .expect("run ffprobe");
+    let kinds = String::from_utf8_lossy(&streams.stdout);
+    let mut kinds: Vec<&str> = kinds.lines().map(str::trim).collect();
+    kinds.sort();
+    assert_eq!(kinds, ["audio", "video"], "streams of {}", av.display());
+    let av_secs = decoded_video_secs(&av);
+    assert!(
+        (av_secs - secs).abs() < 0.1,
+        "combined file {av_secs} s, video track file {secs} s"
+    );
     assert!(calls
         .iter()
         .all(|c| c["event"] == "recording_file" && c["start"] == start.as_str()));
@@ -442,6 +466,17 @@ fn kill_9_mid_recording_leaves_readable_files_and_the_restart_closes_them() {
     assert_eq!(
         video["bytes"].as_u64(),
         Some(std::fs::metadata(rdir.join("video-0.mp4")).unwrap().len())
+    );
+    // The interrupted recording also becomes one file with both tracks.
+    poll(Duration::from_secs(20), || {
+        let calls = hooked.lock().unwrap().clone();
+        calls.iter().any(|c| c["track"] == "av").then_some(())
+    })
+    .expect("the combined file announced after the restart");
+    let combined = decoded_video_secs(&rdir.join("av-0.mp4"));
+    assert!(
+        (combined - after).abs() < 0.1,
+        "combined {combined} s, video {after} s"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -5,6 +5,7 @@
 //! logged and counted) for the disk writer's thread ([`writer`]). Which ladders are
 //! recorded, and which recording a segment belongs to, is decided here under one lock.
 
+pub mod combine;
 pub mod index;
 pub mod recover;
 pub mod vod;
@@ -252,15 +253,18 @@ impl Recorder {
         Ok(())
     }
 
-    /// Closes the recordings a previous run left open (see [`recover`]) and tells the hook
-    /// about their files. Returns how many files.
+    /// Closes the recordings a previous run left open (see [`recover`]), tells the hook
+    /// about their files and combines their tracks. Returns how many files.
     pub fn recover(&self) -> usize {
-        let files = recover::close_interrupted(&self.config.dir);
+        let (files, dirs) = recover::close_interrupted(&self.config.dir);
         let n = files.len();
         if self.config.hook_url().is_some() {
             for done in files {
                 self.control(Job::Announce(done));
             }
+        }
+        for dir in dirs {
+            self.control(Job::Combine(dir));
         }
         n
     }

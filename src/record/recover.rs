@@ -4,7 +4,7 @@
 //! with EXT-X-ENDLIST like any other.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use tracing::{info, warn};
 
@@ -12,9 +12,10 @@ use super::index::{self, IndexLine, Recording};
 use super::writer::FileDone;
 
 /// Closes every recording under `root` that has no `ended.json`. Returns the files so
-/// completed.
-pub fn close_interrupted(root: &Path) -> Vec<FileDone> {
+/// completed and the recordings' directories.
+pub fn close_interrupted(root: &Path) -> (Vec<FileDone>, Vec<PathBuf>) {
     let mut closed = Vec::new();
+    let mut dirs = Vec::new();
     for rec in index::list(root) {
         if rec.ended.is_some() {
             continue;
@@ -22,6 +23,7 @@ pub fn close_interrupted(root: &Path) -> Vec<FileDone> {
         match close(&rec) {
             Ok(()) => {
                 closed.extend(files(&rec));
+                dirs.push(rec.dir.clone());
                 info!(app = %rec.session.app, stream = %rec.session.name, start = %rec.session.start,
                     "recording interrupted by a restart: closed");
             }
@@ -31,7 +33,7 @@ pub fn close_interrupted(root: &Path) -> Vec<FileDone> {
             }
         }
     }
-    closed
+    (closed, dirs)
 }
 
 fn files(rec: &Recording) -> Vec<FileDone> {

@@ -115,10 +115,10 @@ fn an_interrupted_recording_is_cut_to_whole_segments_and_ended() {
         .unwrap();
     idx.write_all(b"{\"t\":\"seg\",\"seq\":3,\"offset\":35,\"si")
         .unwrap();
-    let closed = recover::close_interrupted(&root);
+    let (closed, _) = recover::close_interrupted(&root);
     assert_eq!(closed.len(), 1);
     assert_eq!((closed[0].bytes, closed[0].segments), (35, 2));
-    assert!(recover::close_interrupted(&root).is_empty(), "done once");
+    assert!(recover::close_interrupted(&root).0.is_empty(), "done once");
     let rec = read_recording(&s.dir).unwrap();
     assert_eq!(
         rec.ended.as_ref().map(|e| e.how.as_str()),

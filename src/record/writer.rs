@@ -107,6 +107,8 @@ pub enum Job {
     EndSession(Arc<Session>),
     /// A file completed elsewhere (closed after a restart): tell the hook.
     Announce(FileDone),
+    /// A recording closed elsewhere (after a restart): combine its tracks per rendition.
+    Combine(PathBuf),
 }
 
 /// The JSON a hook receives when a recording file is complete.
@@ -194,6 +196,7 @@ impl Writer {
                     let _ = hook.send(done);
                 }
             }
+            Job::Combine(dir) => super::combine::spawn(dir, self.hook.clone()),
             Job::EndSession(session) => {
                 let keys: Vec<_> = self
                     .open
@@ -209,6 +212,7 @@ impl Writer {
                         failed(&session, "", &e);
                     }
                     info!(app = %session.app, stream = %session.name, start = %session.start, "recording ended");
+                    super::combine::spawn(session.dir.clone(), self.hook.clone());
                 }
             }
         }

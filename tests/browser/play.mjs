@@ -1,7 +1,8 @@
 // Plays a stream in Debian's headless Chromium with hls.js or dash.js and prints one JSON
 // line of what happened. The Rust tests assert on it.
 //
-//   node play.mjs --url http://127.0.0.1:PORT/live/show/index.m3u8 --seconds 10 [--player hls|dash] [--low-latency]
+//   node play.mjs --url http://127.0.0.1:PORT/live/show/index.m3u8 --seconds 10 [--player hls|dash|native] [--low-latency]
+//     (native: the URL is a whole media file given to <video src>, no player library)
 //     [--hls-config JSON]  hls.js config used as is ('{}' = hls.js defaults: lowLatencyMode on); overrides --low-latency
 //     [--series]           keep the 500 ms trace [ms, currentTime, bufferedEnd, readyState, rate, latency] (t0Epoch = its zero)
 //     [--seek-back N]      once playing, seek N seconds behind the end of the seekable range (DVR), then measure
@@ -70,7 +71,11 @@ const sbRanges = () => {
 s.stallLog = [];
 const note = what => { if (s.stallLog.length < 12) s.stallLog.push([what, Math.round(performance.now() - (s.playingAt || 0)), +v.currentTime.toFixed(3), ranges(v.buffered), sbRanges()]); };
 v.addEventListener('waiting', () => { if (s.playingAt !== null) { s.stalls++; note('waiting'); } });
-if (${JSON.stringify(player)} === 'dash') {
+if (${JSON.stringify(player)} === 'native') {
+  // A plain <video src>: a whole file (e.g. a recording's MP4) as the browser plays it.
+  v.addEventListener('error', () => s.fatal.push('video error ' + (v.error && v.error.code)));
+  v.src = ${JSON.stringify(url)};
+} else if (${JSON.stringify(player)} === 'dash') {
   const p = window.__p = dashjs.MediaPlayer().create();
   if (${lowLatency}) p.updateSettings({ streaming: { lowLatencyEnabled: true, delay: { liveDelay: 1 } } });
   if (${trace}) p.updateSettings({ debug: { logLevel: 5 } });
