@@ -4,56 +4,8 @@
 
 use std::collections::VecDeque;
 
-use super::segmenter::CutSegment;
+use super::output::{CutPart, Output};
 use crate::media::{total_duration, Sample, TrackKind, MEDIA_CLOCK};
-
-/// A finished part of one track's open segment.
-#[derive(Clone, Debug, PartialEq)]
-pub struct CutPart {
-    /// Which track.
-    pub kind: TrackKind,
-    /// Sequence number of the segment the part belongs to.
-    pub seq: u64,
-    /// Position within the segment, from 0 (what `_HLS_part` counts).
-    pub index: u32,
-    /// The segment's nominal start on the media clock.
-    pub media_start: i64,
-    /// The samples, in decode order, in the track's timescale.
-    pub samples: Vec<Sample>,
-    /// The track's timescale.
-    pub timescale: u32,
-}
-
-impl CutPart {
-    /// Duration in the track's timescale.
-    pub fn duration(&self) -> u64 {
-        total_duration(&self.samples)
-    }
-
-    /// True when the part starts with a sync sample (EXT-X-PART INDEPENDENT=YES).
-    pub fn independent(&self) -> bool {
-        self.samples.first().is_some_and(|s| s.keyframe)
-    }
-}
-
-/// What the segmenter produces, in order: a segment's parts come before the segment.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Output {
-    /// A part of the open segment (only when parts are enabled).
-    Part(CutPart),
-    /// A finished segment; its parts (if any) were all emitted before it.
-    Segment(CutSegment),
-}
-
-impl Output {
-    /// The segment, if this is one.
-    pub fn segment(self) -> Option<CutSegment> {
-        match self {
-            Output::Segment(s) => Some(s),
-            Output::Part(_) => None,
-        }
-    }
-}
 
 /// What a part inherits from its segment.
 #[derive(Clone, Copy, Debug)]

@@ -17,7 +17,8 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::part::{Head, Output, PartCutter, PartEnds};
+use super::output::{CutSegment, Output};
+use super::part::{Head, PartCutter, PartEnds};
 use super::timeline::{Cut, LadderTimeline};
 use super::timing::{SampleClock, TimedSample};
 use crate::media::{Frame, Sample, TrackKind, MEDIA_CLOCK};
@@ -26,38 +27,6 @@ use crate::media::{Frame, Sample, TrackKind, MEDIA_CLOCK};
 const AUDIO_LEAD_LIMIT: i64 = MEDIA_CLOCK as i64;
 /// Boundaries remembered for placing late samples; older ones are dropped.
 const BOUNDARY_MEMORY: usize = 8;
-
-/// A finished segment of one track.
-#[derive(Clone, Debug, PartialEq)]
-pub struct CutSegment {
-    /// Which track.
-    pub kind: TrackKind,
-    /// Sequence number, shared by all tracks of the stream.
-    pub seq: u64,
-    /// The segment's nominal start on the media clock (the cutting keyframe's dts).
-    pub media_start: i64,
-    /// The samples, in decode order, in the track's timescale.
-    pub samples: Vec<Sample>,
-    /// The track's timescale.
-    pub timescale: u32,
-}
-
-impl CutSegment {
-    /// Total duration in the track's timescale.
-    pub fn duration(&self) -> u64 {
-        crate::media::total_duration(&self.samples)
-    }
-
-    /// Duration in seconds.
-    pub fn duration_secs(&self) -> f64 {
-        self.duration() as f64 / f64::from(self.timescale)
-    }
-
-    /// Decode time of the first sample in the track's timescale.
-    pub fn start(&self) -> i64 {
-        self.samples.first().map_or(0, |s| s.dts)
-    }
-}
 
 #[derive(Debug, Clone, Copy)]
 struct Boundary {
