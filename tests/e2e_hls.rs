@@ -318,9 +318,15 @@ fn gstreamer_rtmp2sink_publishes() {
         m.variants[0].codecs.as_deref(),
         Some("avc1.64001e,mp4a.40.2")
     );
+    // Decoded frames keep the stream's own 90 kHz times (DTS must still strictly increase
+    // at that resolution): a live encoder starved of CPU stamps frames closer than 1/30 s
+    // after a stall, which is valid, but in ffmpeg's default 1/30 s encoder time base two
+    // of them collide and it reports a "non monotonically increasing dts" that is not in
+    // the stream (seen on a loaded machine with the binary before and after the change).
     let out = Command::new(tools::ffmpeg())
         .args(["-v", "error", "-nostdin", "-i"])
         .arg(format!("http://{http}/live/gst/index.m3u8"))
+        .args(["-fps_mode", "passthrough", "-enc_time_base:v", "demux"])
         .args(["-f", "null", "-"])
         .output()
         .unwrap();
