@@ -24,4 +24,5 @@ pub mod rtmp;
 pub mod segment;
 pub mod server;
 pub mod store;
+pub mod urls;
 pub mod wallclock;

@@ -33,6 +33,15 @@ impl TrackKind {
             TrackKind::Audio => "audio",
         }
     }
+
+    /// The kind named `name` ([`TrackKind::as_str`]).
+    pub fn parse(name: &str) -> Option<TrackKind> {
+        match name {
+            "video" => Some(TrackKind::Video),
+            "audio" => Some(TrackKind::Audio),
+            _ => None,
+        }
+    }
 }
 
 /// Decoder configuration of one track, as announced by the encoder's sequence header.

@@ -6,13 +6,16 @@ use std::time::{Duration, SystemTime};
 
 use crate::media::TrackKind;
 use crate::store::TrackWindow;
+use crate::urls::live::segment_template;
+use crate::urls::{Container, ObjectName};
 use crate::wallclock::iso8601;
 
 /// One Representation: a CMAF track of a rendition.
 pub struct DashTrack<'a> {
     /// Representation id (unique in the MPD).
     pub id: String,
-    /// Path prefix of its objects relative to the MPD, e.g. `720p/video`.
+    /// The directory of its objects relative to the MPD: a written
+    /// [`crate::urls::FeedDir`], e.g. `720p/video`.
     pub prefix: String,
     /// Its segments.
     pub window: &'a TrackWindow,
@@ -273,8 +276,12 @@ fn representation(
     });
     let _ = writeln!(
         out,
-        "        <SegmentTemplate timescale=\"{}\"{pto} initialization=\"{}/init-{}.mp4\" media=\"{}/$Number$.m4s\" startNumber=\"{}\"{ato}>",
-        first.timescale, t.prefix, first.init_version, t.prefix, first.seq
+        "        <SegmentTemplate timescale=\"{}\"{pto} initialization=\"{}/{}\" media=\"{}\" startNumber=\"{}\"{ato}>",
+        first.timescale,
+        t.prefix,
+        ObjectName::Init(first.init_version).file(Container::Cmaf),
+        segment_template(&t.prefix),
+        first.seq
     );
     out.push_str("          <SegmentTimeline>\n");
     // Runs of equal durations collapse into one S@r, as the spec intends.

@@ -196,3 +196,52 @@ fn independent_segments_are_claimed_only_while_true() {
     assert!(!text.contains("INDEPENDENT-SEGMENTS"), "{text}");
     assert_eq!(parse(&text).segments.len(), 3);
 }
+
+#[test]
+fn every_uri_written_names_an_object_of_the_playlists_feed() {
+    use crate::urls::{Feed, FeedDir, LadderFile, ObjectName, ObjectPath};
+    let w = ll_window(12, 3);
+    for feed in [Feed::Cmaf(crate::media::TrackKind::Video), Feed::Ts] {
+        let dir = FeedDir::Rendition {
+            label: "720p".into(),
+            feed,
+        };
+        let at = ObjectPath::live("live", "show", LadderFile::Playlist(dir.clone())).to_string();
+        let mut playlist = ll(&w, false);
+        playlist.prefix = feed.name();
+        playlist.container = feed.container();
+        if feed == Feed::Ts {
+            playlist.low_latency = None;
+        }
+        let text = playlist.render();
+        let quoted = text
+            .split("URI=\"")
+            .skip(1)
+            .map(|s| &s[..s.find('"').unwrap()]);
+        let plain = text.lines().filter(|l| !l.starts_with('#'));
+        let mut names = Vec::new();
+        for uri in quoted.chain(plain) {
+            if uri.starts_with("../") {
+                continue; // rendition reports: checked in http::playlist
+            }
+            let resolved = format!("{}{uri}", &at[..=at.rfind('/').unwrap()]);
+            match resolved.parse::<ObjectPath>() {
+                Ok(ObjectPath::Live {
+                    file: LadderFile::Object(d, name),
+                    ..
+                }) if d == dir => names.push(name),
+                other => panic!("{uri} resolves to {other:?}"),
+            }
+        }
+        assert!(names.contains(&ObjectName::Segment(12)), "{text}");
+        assert_eq!(
+            names.contains(&ObjectName::Init(0)),
+            feed != Feed::Ts,
+            "{text}"
+        );
+        assert_eq!(
+            names.iter().any(|n| matches!(n, ObjectName::Part(_))),
+            feed != Feed::Ts
+        );
+    }
+}
