@@ -26,3 +26,4 @@ pub mod server;
 pub mod store;
 pub mod urls;
 pub mod wallclock;
+pub mod webhook;

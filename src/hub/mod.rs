@@ -13,7 +13,6 @@ pub mod renderings;
 pub mod rendition;
 pub mod traffic;
 pub mod ts_output;
-pub mod webhook;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};

@@ -16,9 +16,9 @@ use tracing::{info, warn};
 
 use super::index::{EndedFile, IndexLine, SegmentEntry, SessionFile, TrackMeta};
 use crate::config::WebhookUrl;
-use crate::hub::webhook::WebhookCall;
 use crate::lograte::LogRate;
 use crate::rate_limited_warn;
+use crate::webhook::WebhookCall;
 
 static WRITE_ERRORS: LogRate = LogRate::per_second();
 
