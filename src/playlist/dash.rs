@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 
-use crate::media::TrackKind;
+use crate::media::{secs_to_ticks, TrackKind};
 use crate::store::TrackWindow;
 use crate::urls::live::segment_template;
 use crate::urls::{Container, ObjectName};
@@ -231,7 +231,7 @@ fn representation(
     if let (Some(_), Some(open)) = (low_latency, t.window.open()) {
         let follows = segments.last().is_none_or(|l| open.seq == l.seq + 1);
         if follows && (!open.discontinuity || segments.is_empty()) {
-            let expected = (target_duration * f64::from(open.timescale)).round() as u64;
+            let expected = secs_to_ticks(target_duration, open.timescale) as u64;
             growing = Some(crate::store::StoredSegment {
                 duration: open.duration.max(expected),
                 parts: Vec::new(),
@@ -250,7 +250,7 @@ fn representation(
         .map(|last| crate::store::StoredSegment {
             seq: last.seq + 1,
             start: last.start + last.duration as i64,
-            duration: (target_duration * f64::from(last.timescale)).round() as u64,
+            duration: secs_to_ticks(target_duration, last.timescale) as u64,
             parts: Vec::new(),
             discontinuity: false,
             ..last.clone()

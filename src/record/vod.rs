@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::index::{FileIndex, Recording, RenditionIndex, TrackIndex};
-use crate::media::TrackKind;
+use crate::media::{secs_to_ticks, TrackKind};
 use crate::playlist::hls::{master_playlist, AudioRendition, Variant, VERSION};
 use crate::urls::{ObjectPath, TrackObject, VodFile, VodObject};
 
@@ -268,7 +268,7 @@ pub fn mpd(rec: &Recording) -> String {
                 if let Some(ch) = f.meta.channels {
                     let _ = writeln!(body, "        <AudioChannelConfiguration schemeIdUri=\"urn:mpeg:dash:23003:3:audio_channel_configuration:2011\" value=\"{ch}\"/>");
                 }
-                let pto = (origin * f64::from(scale)).round() as i64;
+                let pto = secs_to_ticks(origin, scale);
                 let init = VodFile::Object {
                     label: label.to_string(),
                     kind: track,
