@@ -1,3 +1,6 @@
+//! Tests of the media playlist writer: the classic and LL-HLS forms, delta updates, and
+//! that every URI it writes names an object of its feed.
+
 use super::*;
 use crate::playlist::hls::fixed_target_duration;
 use crate::playlist::hls::tests::window;

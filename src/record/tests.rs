@@ -1,3 +1,6 @@
+//! Tests of recording: one file per init version read back as VOD, an interrupted
+//! recording cut to whole segments, start/stop, and the byte cap of the writer's queue.
+
 use std::time::{Duration, Instant};
 
 use super::index::{read_recording, TrackMeta};
