@@ -1,8 +1,13 @@
-//! packgate: an RTMP ingest that packages live streams into CMAF/HLS without transcoding.
+//! packgate: an RTMP ingest that packages live streams, without transcoding, into
+//! HLS with CMAF (fMP4) segments, HLS with MPEG-TS segments cut at the same boundaries,
+//! Low-Latency HLS (parts, blocking reload, delta updates), live DASH (also low latency)
+//! over the same CMAF objects, and DVR windows and recordings served as VOD.
 //!
 //! The data path: `rtmp` (sans-IO protocol + tokio driver) → `flv` (tag bodies → frames)
-//! → `hub` (streams, ladders, publish lifecycle) → `segment` (keyframe-aligned cuts) →
-//! `mux` (CMAF) → `store` (in-memory windows) → `playlist` → `http`.
+//! → `hub` (streams, ladders, publish lifecycle) → `segment` (keyframe-aligned cuts and
+//! parts) → `mux` (CMAF, MPEG-TS) → `store` (in-memory windows, disk spill) and `record`
+//! (recordings) → `playlist` (HLS, DASH) → `http`, with every URL typed in `urls`.
+//! ARCHITECTURE.md at the repository root has the whole picture.
 
 #![warn(missing_docs)]
 
@@ -24,4 +29,6 @@ pub mod rtmp;
 pub mod segment;
 pub mod server;
 pub mod store;
+pub mod urls;
 pub mod wallclock;
+pub mod webhook;

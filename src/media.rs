@@ -16,6 +16,11 @@ use crate::codec::vp9::Vp9Config;
 /// Ticks per second of the stream-wide media clock.
 pub const MEDIA_CLOCK: u32 = 90_000;
 
+/// `secs` seconds in ticks of `timescale`, rounded to the nearest tick.
+pub fn secs_to_ticks(secs: f64, timescale: u32) -> i64 {
+    (secs * f64::from(timescale)).round() as i64
+}
+
 /// Whether a track carries video or audio.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum TrackKind {
@@ -31,6 +36,15 @@ impl TrackKind {
         match self {
             TrackKind::Video => "video",
             TrackKind::Audio => "audio",
+        }
+    }
+
+    /// The kind named `name` ([`TrackKind::as_str`]).
+    pub fn parse(name: &str) -> Option<TrackKind> {
+        match name {
+            "video" => Some(TrackKind::Video),
+            "audio" => Some(TrackKind::Audio),
+            _ => None,
         }
     }
 }

@@ -242,8 +242,8 @@ fn ll_hls_rules_hold_over_a_live_ladder() {
     let (_, again) = fetch(http, &format!("{base}/{hint}"));
     assert_eq!(hinted, again, "held answer differs from the stored part");
 
-    // Blocking reload: ask for the next part; the answer lists it. Measure how long after
-    // the part appears the answer comes, using a second, non-blocking observer's view.
+    // Blocking reload: ask for the next part; the answer lists it. Each wait is measured
+    // from the request, when the awaited part is at most one part target from being made.
     let mut waits = Vec::new();
     for _ in 0..10 {
         let now = parse(&get(http, &format!("{base}/video.m3u8")).unwrap().text());

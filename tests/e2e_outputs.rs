@@ -201,6 +201,32 @@ fn ts_and_dash_read_back_and_share_cmaf_bytes() {
     let time = get(http, "/time").unwrap().text();
     assert!(time.ends_with('Z') && time.len() == 24, "{time}");
 
+    // Produced once per segment number, however many feeds carry it and however many
+    // viewers ask: note the first number now (the window cannot have slid yet), serve
+    // viewers of all three outputs while the publish runs, then compare the rendition's
+    // count of cuts with the numbers it used.
+    let media_sequence = |text: &str| -> u64 {
+        let tag = "#EXT-X-MEDIA-SEQUENCE:";
+        let at = text
+            .find(tag)
+            .unwrap_or_else(|| panic!("no {tag} in\n{text}"))
+            + tag.len();
+        text[at..].lines().next().unwrap().parse().unwrap()
+    };
+    let first = media_sequence(&get(http, "/live/three/src/video.m3u8").unwrap().text());
+    for _ in 0..40 {
+        for path in [
+            "/live/three/ts.m3u8",
+            "/live/three/index.m3u8",
+            "/live/three/index.mpd",
+            "/live/three/src/ts.m3u8",
+            "/live/three/src/video.m3u8",
+        ] {
+            assert_eq!(get(http, path).unwrap().status, 200, "{path}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
     assert_eq!(
         ffmpeg.wait_for(Duration::from_secs(40)),
         Some(true),
@@ -231,6 +257,14 @@ fn ts_and_dash_read_back_and_share_cmaf_bytes() {
     assert_eq!(
         ts_segs.iter().map(|s| num(s)).collect::<Vec<_>>(),
         v_segs.iter().map(|s| num(s)).collect::<Vec<_>>()
+    );
+    let last: u64 = num(v_segs.last().unwrap()).parse().unwrap();
+    let api: serde_json::Value =
+        serde_json::from_slice(&get(http, "/api/streams/live/three").unwrap().body).unwrap();
+    assert_eq!(
+        api["renditions"][0]["segments_produced"].as_u64(),
+        Some(last - first + 1),
+        "segments {first}..={last} were cut, each once"
     );
     let ts_master = get(http, "/live/three/ts.m3u8").unwrap().text();
     assert!(

@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::{ConfigError, LadderConfig};
+use super::error::ConfigError;
+use super::ladder::LadderConfig;
 
 /// Publish authorisation settings.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]

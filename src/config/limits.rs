@@ -4,7 +4,7 @@
 
 use serde::Deserialize;
 
-use super::ConfigError;
+use super::error::ConfigError;
 
 /// `[limits]`: per-connection and per-stream budgets. Hitting one is logged once, counted
 /// in `/metrics` (`packgate_limit_hits_total{limit=...}`), and closes only the offending

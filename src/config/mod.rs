@@ -3,7 +3,6 @@
 //! Unknown keys are errors (a typo must not silently fall back to a default), and every
 //! validation message names the key it is about, so a bad file fails fast with exit code 2.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
@@ -11,41 +10,16 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub mod auth;
+pub mod error;
+pub mod ladder;
 pub mod limits;
 pub mod record;
 
 pub use auth::{AppAuthConfig, AuthConfig, Reconnect, WebhookDefault, WebhookUrl};
+pub use error::ConfigError;
+pub use ladder::{AppLadderConfig, LadderConfig};
 pub use limits::LimitsConfig;
 pub use record::{ApiConfig, AppRecordConfig, RecordConfig};
-
-/// A configuration problem, reported at start before anything listens.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        /// The path given on the command line.
-        path: String,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// The file is not valid TOML or a value has the wrong type or an unknown key.
-    #[error("config file {path}: {message}")]
-    Parse {
-        /// The path given on the command line.
-        path: String,
-        /// toml's message, which quotes the offending line and key.
-        message: String,
-    },
-    /// A value parsed but is out of range.
-    #[error("config key `{key}`: {problem}")]
-    Invalid {
-        /// Dotted key, e.g. `segment.target_duration`.
-        key: &'static str,
-        /// What is wrong with it.
-        problem: String,
-    },
-}
 
 /// The whole configuration.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
@@ -249,40 +223,6 @@ impl Default for SegmentConfig {
             linger: 60.0,
             max_keyframe_interval: None,
             timestamp_jump: 3.0,
-        }
-    }
-}
-
-/// How stream names group into adaptive ladders.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct LadderConfig {
-    /// Labels that make `{base}_{label}` a rendition of ladder `{base}`, besides any `\d+p`.
-    pub labels: Vec<String>,
-    /// Per-app label lists (`[ladder.apps.tv] labels = ["hd", "sd"]`) replacing `labels`.
-    pub apps: BTreeMap<String, AppLadderConfig>,
-}
-
-/// Ladder grouping for one app.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct AppLadderConfig {
-    /// Labels that group names in this app, besides any `\d+p`.
-    pub labels: Vec<String>,
-}
-
-impl LadderConfig {
-    /// The labels that apply in `app`.
-    pub fn labels_for(&self, app: &str) -> &[String] {
-        self.apps.get(app).map_or(&self.labels, |a| &a.labels)
-    }
-}
-
-impl Default for LadderConfig {
-    fn default() -> Self {
-        LadderConfig {
-            labels: ["src", "hi", "mid", "low"].map(String::from).to_vec(),
-            apps: BTreeMap::new(),
         }
     }
 }

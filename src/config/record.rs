@@ -6,7 +6,8 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::{ConfigError, WebhookUrl};
+use super::auth::WebhookUrl;
+use super::error::ConfigError;
 
 /// Recording to disk: which apps are recorded from the first segment, where, and who is
 /// told when a recording file is complete.

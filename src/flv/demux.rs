@@ -4,7 +4,8 @@ use bytes::Bytes;
 
 use super::budget::{ChangeLog, ConfigBudget};
 use super::enhanced;
-use super::tag::{parse_audio, parse_video, AudioTag, FlvError, VideoTag};
+use super::error::FlvError;
+use super::tag::{parse_audio, parse_video, AudioTag, VideoTag};
 use super::timestamp::Unwrapper;
 use crate::codec::aac::AacConfig;
 use crate::codec::h264::AvcConfig;

@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use super::tag::FlvError;
+use super::error::FlvError;
 
 /// A FourCC codec identifier from an ExHeader (`hvc1`, `av01`, `vp09`, `Opus`, `mp4a`...).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -8,7 +8,7 @@ use bytes::Bytes;
 
 use super::demux::{DemuxEvent, TagDemuxer};
 use super::enhanced::{self, ExHeader, FourCc};
-use super::tag::FlvError;
+use super::error::FlvError;
 use crate::codec::aac::AacConfig;
 use crate::codec::av1::{strip_temporal_delimiter, Av1Config};
 use crate::codec::h264::AvcConfig;

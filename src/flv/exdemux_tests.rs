@@ -1,3 +1,5 @@
+//! Tests of Enhanced RTMP tag bodies (HEVC, AV1, VP9, H.264, AAC, Opus) → demux events.
+
 use bytes::Bytes;
 
 use super::*;

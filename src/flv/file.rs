@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use super::tag::FlvError;
+use super::error::FlvError;
 
 /// One FLV tag.
 #[derive(Clone, Debug, PartialEq)]

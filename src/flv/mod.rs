@@ -3,6 +3,7 @@
 //!
 //! - [`tag`]: one body → [`tag::VideoTag`] / [`tag::AudioTag`] (legacy H.264 + AAC).
 //! - [`enhanced`]: Enhanced RTMP ExHeaders (packet types, ModEx, FourCC).
+//! - [`error`]: [`FlvError`], shared by both parsers.
 //! - [`exdemux`]: Enhanced RTMP bodies (HEVC, AV1, VP9, H.264, AAC, Opus) → events.
 //! - [`multitrack`]: Enhanced RTMP multitrack messages → one event per track.
 //! - [`timestamp`]: 32-bit RTMP milliseconds → one unwrapped i64 timeline.
@@ -13,6 +14,7 @@
 pub mod budget;
 pub mod demux;
 pub mod enhanced;
+pub mod error;
 mod exdemux;
 pub mod file;
 pub mod multitrack;
@@ -20,5 +22,5 @@ pub mod tag;
 pub mod timestamp;
 
 pub use demux::{DemuxEvent, TagDemuxer};
+pub use error::FlvError;
 pub use multitrack::TrackEvent;
-pub use tag::FlvError;

@@ -11,8 +11,8 @@ use super::demux::{DemuxEvent, TagDemuxer};
 use super::enhanced::{
     self, is_ex_audio, is_ex_video, ExHeader, FourCc, MANY_TRACKS_MANY_CODECS, ONE_TRACK,
 };
+use super::error::FlvError;
 use super::exdemux::Packet;
-use super::tag::FlvError;
 use crate::media::TrackKind;
 
 /// Tracks per kind one connection may use (ids are 0..=255 on the wire); later ones are

@@ -1,3 +1,6 @@
+//! Tests of Enhanced RTMP multitrack demuxing: one event per track, and bad messages as
+//! errors rather than panics.
+
 use bytes::Bytes;
 
 use super::*;

@@ -4,26 +4,7 @@
 use bytes::Bytes;
 
 use super::enhanced;
-
-/// Why a tag body was not usable.
-#[derive(Clone, Debug, thiserror::Error, PartialEq)]
-pub enum FlvError {
-    /// The body ended before its header did.
-    #[error("{0} tag body is truncated")]
-    Truncated(&'static str),
-    /// A codec or packet kind we do not package (yet); the text names it.
-    #[error("{0}")]
-    Unsupported(String),
-    /// A coded frame arrived before the sequence header that describes it.
-    #[error("{0} frame before its sequence header")]
-    NoConfig(&'static str),
-    /// The sequence header did not parse.
-    #[error("bad sequence header: {0}")]
-    BadConfig(String),
-    /// A sequence header over its size budget, or one configuration change too many.
-    #[error("sequence header: {0}")]
-    Limit(#[from] crate::limit::LimitExceeded),
-}
+use super::error::FlvError;
 
 /// What one video tag body holds.
 #[derive(Debug, PartialEq)]

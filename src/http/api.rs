@@ -1,9 +1,11 @@
-//! The JSON API: what is live, with what codecs and bitrates.
+//! The JSON API's description of a ladder: what is live, with what codecs and bitrates
+//! ([`super::api_streams`] adds the ingest and traffic detail and answers the routes).
 
 use serde::Serialize;
 
-use crate::hub::{Hub, Ladder};
+use crate::hub::Ladder;
 use crate::media::CodecConfig;
+use crate::urls::{Container, LadderFile, ObjectPath};
 
 /// One ladder as the API shows it.
 #[derive(Debug, Serialize)]
@@ -100,13 +102,12 @@ pub fn stream_info(ladder: &Ladder) -> StreamInfo {
         name: ladder.base.clone(),
         live: renditions.iter().any(|r| r.live),
         aligned: renditions.iter().all(|r| r.aligned),
-        hls: format!("/{}/{}/index.m3u8", ladder.app, ladder.base),
+        hls: ObjectPath::live(
+            &ladder.app,
+            &ladder.base,
+            LadderFile::Master(Container::Cmaf),
+        )
+        .to_string(),
         renditions,
     }
-}
-
-/// Every ladder, for `/api/streams`.
-pub fn streams(hub: &Hub) -> serde_json::Value {
-    let list: Vec<StreamInfo> = hub.ladders().iter().map(|l| stream_info(l)).collect();
-    serde_json::json!({ "streams": list })
 }

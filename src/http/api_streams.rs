@@ -11,7 +11,7 @@ use serde_json::Value;
 use warp::http::StatusCode;
 
 use super::api;
-use super::response::error;
+use super::response::{error, json};
 use crate::hub::diagnostics::Warning;
 use crate::hub::{Hub, Ladder, Rendition};
 
@@ -208,7 +208,7 @@ pub fn delete(
         n => {
             tracing::info!(%app, stream = %name, publishers = n, "publisher disconnected through the API");
             metrics::counter!("packgate_api_disconnects_total").increment(n as u64);
-            super::json(&serde_json::json!({ "disconnected": n }))
+            json(&serde_json::json!({ "disconnected": n }))
         }
     }
 }

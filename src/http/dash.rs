@@ -7,14 +7,15 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use warp::http::StatusCode;
 
-use super::media::{
+use super::response::{error, ok, Caching};
+use super::snapshot::{
     alternate_audio, cmaf_ready, listed, not_found, wait_until, LadderKey, Snapshot,
 };
-use super::response::{error, ok, Caching};
 use crate::hub::rendition::TrackOutput;
 use crate::hub::{Hub, Ladder};
 use crate::media::TrackKind;
 use crate::playlist::dash::{self, DashTrack, LowLatencyDash, Manifest};
+use crate::urls::{Feed, FeedDir, LadderFile, ObjectPath};
 
 /// Content type of an MPD.
 const MPD: &str = "application/dash+xml";
@@ -33,7 +34,7 @@ pub async fn manifest(hub: &Hub, app: &str, base: &str) -> warp::reply::Response
     let renditions = listed(&ladder, cmaf_ready);
     let alternates = alternate_audio(&ladder);
     let all: Vec<Snapshot> = renditions.iter().chain(&alternates).cloned().collect();
-    let key = LadderKey::new("index.mpd", &all);
+    let key = LadderKey::new(LadderFile::Mpd, &all);
     let body = ladder.renderings.get_or_render(key, |_| {
         Bytes::from(manifest_text(hub, &ladder, &renditions, &alternates))
     });
@@ -62,7 +63,7 @@ fn manifest_text(
         if let Some(t) = state.video.as_ref() {
             video.push(DashTrack {
                 id: format!("{label}-video"),
-                prefix: format!("{label}/video"),
+                prefix: rendition_dir(label, TrackKind::Video).to_string(),
                 window: &t.window,
                 kind: TrackKind::Video,
                 codecs: t.config.codec_string(),
@@ -75,17 +76,15 @@ fn manifest_text(
         }
         if let (Some(t), true) = (state.audio.as_ref(), audio_source == Some(label)) {
             // The ladder-level path, as in HLS: stable when the source changes.
-            audio.extend(audio_track("audio".to_string(), "audio".to_string(), t));
+            let dir = FeedDir::LadderAudio.to_string();
+            audio.extend(audio_track("audio".to_string(), dir, t));
         }
     }
     // Multitrack audio tracks 1..: one AdaptationSet each, after the ladder's audio.
     for (r, state) in alternates {
         if let Some(t) = state.audio.as_ref() {
-            audio.extend(audio_track(
-                r.label.clone(),
-                format!("{}/audio", r.label),
-                t,
-            ));
+            let dir = rendition_dir(&r.label, TrackKind::Audio).to_string();
+            audio.extend(audio_track(r.label.clone(), dir, t));
         }
     }
     let ended = renditions.iter().all(|(_, s)| s.ended);
@@ -102,7 +101,7 @@ fn manifest_text(
         target_duration: hub.config().segment.target_duration,
         video,
         audio,
-        utc_timing_url: "/time".to_string(),
+        utc_timing_url: ObjectPath::Time.to_string(),
         aligned,
         low_latency: hub
             .config()
@@ -113,6 +112,14 @@ fn manifest_text(
                 target_latency: hub.config().low_latency.dash_target_latency,
             }),
     })
+}
+
+/// Where rendition `label`'s CMAF track `kind` is.
+fn rendition_dir(label: &str, kind: TrackKind) -> FeedDir {
+    FeedDir::Rendition {
+        label: label.to_string(),
+        feed: Feed::Cmaf(kind),
+    }
 }
 
 /// The Representation of audio track `t`, once its format is known.

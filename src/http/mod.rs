@@ -1,17 +1,24 @@
 //! HTTP output (warp): playlists, segments, the JSON API, metrics and the web page.
+//!
+//! Layers, top down: this file accepts connections ([`conn`] serves each); [`observe`]
+//! parses the path once into a [`crate::urls::ObjectPath`] and counts the request;
+//! [`router`] dispatches on it to the handlers ([`master`], [`dash`], [`playlist`],
+//! [`objects`], [`vod`], [`api_streams`], [`web`]); below them sit [`snapshot`] (what
+//! they read from the hub), [`blocking`] (held requests) and [`response`].
 
 pub mod api;
 pub mod api_streams;
 pub mod blocking;
 pub mod conn;
 pub mod dash;
-pub mod media;
+pub mod master;
 pub mod metrics;
 pub mod objects;
 pub mod observe;
 pub mod playlist;
 pub mod response;
-pub mod routes;
+pub mod router;
+pub mod snapshot;
 pub mod vod;
 pub mod web;
 pub mod writer;
@@ -25,16 +32,13 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tracing::Instrument;
-use warp::http::{header, HeaderValue, Method, StatusCode};
-use warp::path::FullPath;
-use warp::reply::Reply;
+use warp::http::{header, HeaderValue};
 use warp::Filter;
 
 use crate::hub::Hub;
 use crate::lograte::LogRate;
 use crate::netlimit::{ConnLimiter, Refusal};
 use crate::rate_limited_warn;
-use response::{error, ok, Caching};
 
 /// Refusals (connection caps) are logged at most once a second.
 static REFUSALS: LogRate = LogRate::per_second();
@@ -164,93 +168,5 @@ impl Open {
 impl Drop for Open {
     fn drop(&mut self) {
         ::metrics::gauge!("packgate_http_connections").decrement(1.0);
-    }
-}
-
-async fn dispatch(
-    method: Method,
-    path: FullPath,
-    query: String,
-    authorization: Option<String>,
-    hub: Arc<Hub>,
-) -> warp::reply::Response {
-    if method == Method::OPTIONS {
-        let mut resp = StatusCode::NO_CONTENT.into_response();
-        let h = resp.headers_mut();
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_METHODS,
-            HeaderValue::from_static("GET, HEAD, DELETE, OPTIONS, POST"),
-        );
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_HEADERS,
-            HeaderValue::from_static("*"),
-        );
-        h.insert(
-            header::ACCESS_CONTROL_MAX_AGE,
-            HeaderValue::from_static("86400"),
-        );
-        return resp;
-    }
-    if method == Method::POST {
-        if let Some(rest) = path.as_str().strip_prefix("/api/recordings/") {
-            if let [app, name, action] = rest.split('/').collect::<Vec<_>>().as_slice() {
-                return vod::control(&hub, authorization.as_deref(), app, name, action);
-            }
-        }
-    }
-    if method != Method::GET && method != Method::HEAD {
-        return error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            format!("{method} is not supported"),
-        );
-    }
-    let parts: Vec<String> = path
-        .as_str()
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect();
-    let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
-    metrics::handle();
-    ::metrics::counter!("packgate_http_requests_total").increment(1);
-    match refs.as_slice() {
-        [] => web::index(),
-        [routes::VENDOR, file] => web::vendor(file),
-        // DASH UTCTiming (urn:mpeg:dash:utc:http-iso:2014): players sync to our clock.
-        [routes::TIME] => ok(
-            crate::wallclock::iso8601(std::time::SystemTime::now()),
-            "text/plain",
-            Caching::NoStore,
-        ),
-        [routes::METRICS] => ok(
-            metrics::render(),
-            "text/plain; version=0.0.4",
-            Caching::NoStore,
-        ),
-        [routes::API, "streams"] => json(&api::streams(&hub)),
-        [routes::API, "recordings"] => vod::list(&hub).await,
-        [routes::API, "streams", app, base] => match hub.ladder(app, base) {
-            Some(l) => json(&api::stream_info(&l)),
-            None => error(
-                StatusCode::NOT_FOUND,
-                format!("stream {app}/{base} is not live"),
-            ),
-        },
-        [routes::API, ..] => error(StatusCode::NOT_FOUND, "no such API endpoint"),
-        [app, name, "vod", start, rest @ ..] => vod::handle(&hub, app, name, start, rest).await,
-        _ => match media::handle(hub, parts, &query).await {
-            Some(resp) => resp,
-            None => error(
-                StatusCode::NOT_FOUND,
-                format!("no such path: {}", path.as_str()),
-            ),
-        },
-    }
-}
-
-pub(crate) fn json(value: &impl serde::Serialize) -> warp::reply::Response {
-    match serde_json::to_vec(value) {
-        Ok(body) => ok(body, "application/json", Caching::NoStore),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }

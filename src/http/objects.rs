@@ -13,43 +13,17 @@ use warp::http::{header, HeaderValue, StatusCode};
 use warp::reply::Reply;
 
 use super::blocking::wait_for;
-use super::media::{listed, not_found, Feed};
 use super::response::{error, ok, Caching};
+use super::snapshot::{listed, not_found};
 use crate::drain::Drain;
 use crate::hub::rendition::RenditionState;
 use crate::hub::{Hub, Rendition};
 use crate::media::TrackKind;
 use crate::store::{StoredSegment, TrackWindow};
+use crate::urls::{Feed, ObjectName};
 
 /// Parts ahead of the newest that a request may wait for (the hinted one and the next).
 const PART_LOOKAHEAD: u64 = 2;
-
-/// What an object file name names.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum ObjectName {
-    /// `init-{version}.mp4`.
-    Init(u64),
-    /// `part-{id}.m4s`.
-    Part(u64),
-    /// `{seq}{extension}`.
-    Segment(u64),
-}
-
-impl ObjectName {
-    /// Parses `file`; segments end in `extension` (`.m4s` or `.ts`).
-    fn parse(file: &str, extension: &str) -> Option<ObjectName> {
-        let number = |prefix: &str, suffix: &str| -> Option<u64> {
-            file.strip_prefix(prefix)?
-                .strip_suffix(suffix)?
-                .parse()
-                .ok()
-        };
-        number("init-", ".mp4")
-            .map(ObjectName::Init)
-            .or_else(|| number("part-", ".m4s").map(ObjectName::Part))
-            .or_else(|| number("", extension).map(ObjectName::Segment))
-    }
-}
 
 /// `/{app}/{base}/{label}/{feed}/{file}`.
 pub async fn object(
@@ -57,39 +31,39 @@ pub async fn object(
     app: &str,
     base: &str,
     label: &str,
-    feed: &str,
-    file: &str,
+    feed: Feed,
+    name: ObjectName,
 ) -> warp::reply::Response {
-    let Some(feed) = Feed::parse(feed).filter(|f| f.enabled(hub)) else {
-        return error(StatusCode::NOT_FOUND, format!("no such track: {feed}"));
-    };
     let Some(ladder) = hub.ladder(app, base) else {
         return not_found(app, base);
     };
     let Some(rendition) = ladder.rendition(label) else {
         return not_found(app, base);
     };
-    let (content_type, extension) = match feed {
-        Feed::Cmaf(TrackKind::Video) => ("video/mp4", ".m4s"),
-        Feed::Cmaf(TrackKind::Audio) => ("audio/mp4", ".m4s"),
-        Feed::Ts => ("video/mp2t", ".ts"),
+    let content_type = match feed {
+        Feed::Cmaf(TrackKind::Video) => "video/mp4",
+        Feed::Cmaf(TrackKind::Audio) => "audio/mp4",
+        Feed::Ts => "video/mp2t",
     };
     let cmaf = feed != Feed::Ts;
     let low_latency = hub.config().low_latency.enabled && cmaf;
     let limit = Duration::from_secs_f64(3.0 * hub.config().segment.target_duration);
-    let seq = match ObjectName::parse(file, extension) {
-        Some(ObjectName::Init(version)) if cmaf => {
+    let seq = match name {
+        ObjectName::Init(version) if cmaf => {
             let state = rendition.read();
             return match feed.window(&state).and_then(|w| w.init(version)) {
                 Some(b) => ok(b.clone(), content_type, Caching::Immutable),
                 None => error(StatusCode::NOT_FOUND, format!("no init segment {version}")),
             };
         }
-        Some(ObjectName::Part(id)) if low_latency => {
+        ObjectName::Part(id) if low_latency => {
             return part(hub.drain(), &rendition, feed, id, limit, content_type).await;
         }
-        Some(ObjectName::Segment(seq)) => seq,
-        _ => return error(StatusCode::NOT_FOUND, format!("no such object: {file}")),
+        ObjectName::Segment(seq) => seq,
+        _ => {
+            let file = name.file(feed.container());
+            return error(StatusCode::NOT_FOUND, format!("no such object: {file}"));
+        }
     };
     let state = rendition.read();
     let Some(window) = feed.window(&state) else {
@@ -117,7 +91,12 @@ pub async fn object(
 
 /// `/{app}/{base}/audio/{file}`: an object of the ladder's audio, from the rendition that
 /// supplies it now or, for older objects, from whichever rendition still holds it.
-pub async fn ladder_audio(hub: &Hub, app: &str, base: &str, file: &str) -> warp::reply::Response {
+pub async fn ladder_audio(
+    hub: &Hub,
+    app: &str,
+    base: &str,
+    name: ObjectName,
+) -> warp::reply::Response {
     let Some(ladder) = hub.ladder(app, base) else {
         return not_found(app, base);
     };
@@ -136,17 +115,15 @@ pub async fn ladder_audio(hub: &Hub, app: &str, base: &str, file: &str) -> warp:
     // The current source first: it answers for what is not stored anywhere yet.
     let current = ladder.current_audio_source();
     candidates.sort_by_key(|r| current.as_deref() != Some(r.label.as_str()));
-    let name = ObjectName::parse(file, ".m4s");
     let holds = |r: &Rendition| {
         let state = r.read();
         let Some(w) = state.audio.as_ref().map(|t| &t.window) else {
             return false;
         };
         match name {
-            Some(ObjectName::Init(v)) => w.init(v).is_some(),
-            Some(ObjectName::Part(id)) => w.part(id).is_some(),
-            Some(ObjectName::Segment(seq)) => w.get(seq).is_some(),
-            None => false,
+            ObjectName::Init(v) => w.init(v).is_some(),
+            ObjectName::Part(id) => w.part(id).is_some(),
+            ObjectName::Segment(seq) => w.get(seq).is_some(),
         }
     };
     // Not stored anywhere yet (a hinted part, the growing segment): ask the current source.
@@ -161,7 +138,8 @@ pub async fn ladder_audio(hub: &Hub, app: &str, base: &str, file: &str) -> warp:
             format!("stream {app}/{base} has no audio"),
         );
     };
-    object(hub, app, base, &holder.label, "audio", file).await
+    let audio = Feed::Cmaf(TrackKind::Audio);
+    object(hub, app, base, &holder.label, audio, name).await
 }
 
 /// A DVR segment from the disk tier, read on the blocking pool.
@@ -310,31 +288,4 @@ fn growing(
     // response that may have been cut short by the publisher leaving.
     set_type(resp.headers_mut(), content_type, Caching::Live);
     resp
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn object_names() {
-        assert_eq!(
-            ObjectName::parse("init-7.mp4", ".m4s"),
-            Some(ObjectName::Init(7))
-        );
-        assert_eq!(
-            ObjectName::parse("part-12.m4s", ".m4s"),
-            Some(ObjectName::Part(12))
-        );
-        assert_eq!(
-            ObjectName::parse("99.m4s", ".m4s"),
-            Some(ObjectName::Segment(99))
-        );
-        assert_eq!(
-            ObjectName::parse("99.ts", ".ts"),
-            Some(ObjectName::Segment(99))
-        );
-        assert_eq!(ObjectName::parse("99.ts", ".m4s"), None);
-        assert_eq!(ObjectName::parse("part-x.m4s", ".m4s"), None);
-    }
 }

@@ -1,7 +1,7 @@
-//! Around every request: the detailed stream API and its `DELETE` (see
-//! [`super::api_streams`]), then the plain router; afterwards the request is counted by
-//! route and status with its latency, and a media response is credited to its rendition
-//! (bytes out; a playlist fetch marks its client as a viewer).
+//! Around every request: its path is parsed once into an [`ObjectPath`] and handed to
+//! [`super::router`]; afterwards the request is counted by route and status with its
+//! latency, and a live media response is credited to its rendition (bytes out; a playlist
+//! fetch marks its client as a viewer).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -11,10 +11,9 @@ use http_body::Body as _;
 use warp::http::{Method, StatusCode};
 use warp::path::FullPath;
 
-use super::api_streams;
-use super::response::error;
-use super::routes;
+use super::router;
 use crate::hub::Hub;
+use crate::urls::{FeedDir, LadderFile, ObjectPath};
 
 /// The client's IP address, put into each request's extensions by [`super::conn`].
 #[derive(Clone, Copy, Debug)]
@@ -30,29 +29,18 @@ pub async fn handle(
     hub: Arc<Hub>,
 ) -> warp::reply::Response {
     let start = Instant::now();
-    let owned: Vec<String> = path
-        .as_str()
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect();
-    let parts: Vec<&str> = owned.iter().map(String::as_str).collect();
-    let route = route_of(&parts);
-    let is_get = method == Method::GET || method == Method::HEAD;
-    let resp = match (parts.as_slice(), is_get) {
-        ([routes::API, "streams"], true) => super::json(&api_streams::streams(&hub)),
-        ([routes::API, "streams", app, base], true) => match hub.ladder(app, base) {
-            Some(l) => super::json(&api_streams::stream_detail(&l)),
-            None => error(
-                StatusCode::NOT_FOUND,
-                format!("stream {app}/{base} is not live"),
-            ),
-        },
-        ([routes::API, "streams", app, name], false) if method == Method::DELETE => {
-            api_streams::delete(&hub, app, name, authorization.as_deref())
-        }
-        _ => super::dispatch(method, path, query, authorization, hub.clone()).await,
-    };
+    let parsed: Option<ObjectPath> = path.as_str().parse().ok();
+    let route = route_of(parsed.as_ref());
+    let credited = parsed.as_ref().and_then(Credit::of);
+    let resp = router::route(
+        &method,
+        parsed,
+        path.as_str(),
+        &query,
+        authorization.as_deref(),
+        hub.clone(),
+    )
+    .await;
     let status = resp.status();
     metrics::counter!("packgate_http_responses_total", "route" => route, "status" => status.as_str().to_string())
         .increment(1);
@@ -64,25 +52,51 @@ pub async fn handle(
     }
     let bytes = resp.body().size_hint().exact().unwrap_or(0);
     metrics::counter!("packgate_http_bytes_sent_total", "route" => route).increment(bytes);
-    if status.is_success() {
-        credit(&hub, &parts, route, peer, &resp);
+    if let (true, Some(credited)) = (status.is_success(), credited) {
+        credit(&hub, credited, route, peer, &resp);
     }
     resp
 }
 
-/// A bounded label for the route `parts` took.
-fn route_of(parts: &[&str]) -> &'static str {
-    match parts {
-        [] => "index",
-        [routes::VENDOR, ..] => "vendor",
-        [routes::TIME] => "time",
-        [routes::METRICS] => "metrics",
-        [routes::API, ..] => "api",
-        [_, _, f] if f.ends_with(".mpd") => "manifest",
-        [_, _, f] if f.ends_with(".m3u8") => "master_playlist",
-        [_, _, _, f] if f.ends_with(".m3u8") => "media_playlist",
-        [_, _, _, _] | [_, _, _, _, _] => "media",
-        _ => "other",
+/// A bounded label for the route `path` took.
+fn route_of(path: Option<&ObjectPath>) -> &'static str {
+    let Some(path) = path else {
+        return "other";
+    };
+    match path {
+        ObjectPath::Index => "index",
+        ObjectPath::Vendor(_) => "vendor",
+        ObjectPath::Time => "time",
+        ObjectPath::Metrics => "metrics",
+        ObjectPath::Api(_) => "api",
+        ObjectPath::Vod { .. } => "vod",
+        ObjectPath::Live { file, .. } => match file {
+            LadderFile::Mpd => "manifest",
+            LadderFile::Master(_) | LadderFile::Playlist(FeedDir::LadderAudio) => "master_playlist",
+            LadderFile::Playlist(FeedDir::Rendition { .. }) => "media_playlist",
+            LadderFile::Object(..) => "media",
+        },
+    }
+}
+
+/// The live ladder (and rendition, if the file is not ladder-wide) a response is
+/// credited to.
+struct Credit {
+    app: String,
+    base: String,
+    label: Option<String>,
+}
+
+impl Credit {
+    fn of(path: &ObjectPath) -> Option<Credit> {
+        let ObjectPath::Live { app, base, file } = path else {
+            return None;
+        };
+        Some(Credit {
+            app: app.clone(),
+            base: base.clone(),
+            label: file.label().map(str::to_string),
+        })
     }
 }
 
@@ -101,23 +115,18 @@ fn error_kind(route: &'static str, status: StatusCode) -> &'static str {
 /// the ladder's renditions' viewer counts).
 fn credit(
     hub: &Hub,
-    parts: &[&str],
+    to: Credit,
     route: &'static str,
     peer: Option<PeerIp>,
     resp: &warp::reply::Response,
 ) {
-    let (app, base, label) = match parts {
-        [app, base, label, ..] if parts.len() >= 4 => (*app, *base, Some(*label)),
-        [app, base, _] => (*app, *base, None),
-        _ => return,
-    };
-    let Some(ladder) = hub.ladder(app, base) else {
+    let Some(ladder) = hub.ladder(&to.app, &to.base) else {
         return;
     };
     let bytes = resp.body().size_hint().exact().unwrap_or(0) as usize;
     let playlist = matches!(route, "master_playlist" | "media_playlist" | "manifest");
     let now = Instant::now();
-    match label.and_then(|l| ladder.rendition(l)) {
+    match to.label.and_then(|l| ladder.rendition(&l)) {
         Some(r) => {
             r.traffic.sent(bytes);
             if let (true, Some(PeerIp(ip))) = (playlist, peer) {

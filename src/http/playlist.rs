@@ -9,16 +9,15 @@ use bytes::Bytes;
 use warp::http::StatusCode;
 
 use super::blocking::{satisfied, too_far, wait_for, Directives};
-use super::media::{cmaf_ready, listed, not_found, wait_until, Feed, Snapshot};
 use super::response::{error, ok, Caching, M3U8};
+use super::snapshot::{cmaf_ready, listed, not_found, wait_until, Snapshot};
 use crate::hub::renderings::RenderKey;
 use crate::hub::rendition::RenditionState;
 use crate::hub::{Hub, Ladder, Rendition};
 use crate::media::TrackKind;
 use crate::playlist::hls;
-use crate::playlist::media::{
-    last_position, Container, LowLatency, MediaPlaylist, RenditionReport,
-};
+use crate::playlist::media::{last_position, LowLatency, MediaPlaylist, RenditionReport};
+use crate::urls::{Feed, FeedDir, LadderFile};
 
 /// `/{app}/{base}/audio.m3u8`: the ladder's one audio track, taken from the first listed
 /// rendition that has audio. Renditions share numbers and timeline, so when that
@@ -44,7 +43,6 @@ pub async fn ladder_audio(hub: &Hub, app: &str, base: &str, query: &str) -> warp
         &ladder,
         &source,
         Feed::Cmaf(TrackKind::Audio),
-        "audio",
         false,
         query,
     )
@@ -89,7 +87,7 @@ pub async fn media_playlist(
             format!("stream {app}/{base}/{label} has no {} segment", feed.name()),
         );
     }
-    answer(hub, &ladder, &rendition, feed, feed.name(), true, query).await
+    answer(hub, &ladder, &rendition, feed, true, query).await
 }
 
 /// The target duration all playlists of a rendition share, as players expect when
@@ -103,7 +101,6 @@ fn shared_target(hub: &Hub) -> u64 {
 #[derive(Debug, PartialEq)]
 struct PlaylistKey {
     feed: Feed,
-    prefix: &'static str,
     /// The window's revision: changes with every part, segment and init segment.
     revision: u64,
     target: u64,
@@ -111,14 +108,14 @@ struct PlaylistKey {
     /// `Some(skip)` for the LL-HLS form.
     low_latency: Option<bool>,
     /// A rendition's own playlist (with rendition reports) rather than the ladder's audio
-    /// playlist: the two share a prefix but are different resources.
+    /// playlist: the two share a feed but are different resources.
     with_reports: bool,
     reports: Vec<RenditionReport>,
 }
 
 impl RenderKey for PlaylistKey {
     fn same_slot(&self, other: &Self) -> bool {
-        let slot = |k: &Self| (k.feed, k.prefix, k.low_latency, k.with_reports);
+        let slot = |k: &Self| (k.feed, k.low_latency, k.with_reports);
         slot(self) == slot(other)
     }
 }
@@ -130,7 +127,6 @@ async fn answer(
     ladder: &Ladder,
     rendition: &Rendition,
     feed: Feed,
-    prefix: &'static str,
     with_reports: bool,
     query: &str,
 ) -> warp::reply::Response {
@@ -188,7 +184,6 @@ async fn answer(
     let part_target = state.part_target;
     let key = PlaylistKey {
         feed,
-        prefix,
         revision: window.revision(),
         target: shared_target(hub),
         ended: state.ended,
@@ -199,11 +194,8 @@ async fn answer(
     let body = rendition.renderings.get_or_render(key, |key| {
         let playlist = MediaPlaylist {
             window,
-            prefix,
-            container: match feed {
-                Feed::Ts => Container::Ts,
-                Feed::Cmaf(_) => Container::Cmaf,
-            },
+            prefix: feed.name(),
+            container: feed.container(),
             target: key.target,
             ended: key.ended,
             low_latency: key.low_latency.map(|skip| LowLatency {
@@ -231,8 +223,13 @@ fn reports(ladder: &Ladder, this: &Rendition, feed: Feed) -> Vec<RenditionReport
                 return None;
             }
             let (last_msn, last_part) = last_position(feed.window(&state)?)?;
+            let dir = FeedDir::Rendition {
+                label: r.label.clone(),
+                feed,
+            };
             Some(RenditionReport {
-                uri: format!("../{}/{}.m3u8", r.label, feed.name()),
+                // From this playlist's directory (`{label}/`) up to the ladder's.
+                uri: format!("../{}", LadderFile::Playlist(dir)),
                 last_msn,
                 last_part,
             })

@@ -56,3 +56,11 @@ fn with_status(
         .map(Reply::into_response)
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
+
+/// A 200 JSON response, never cached.
+pub fn json(value: &impl serde::Serialize) -> warp::reply::Response {
+    match serde_json::to_vec(value) {
+        Ok(body) => ok(body, "application/json", Caching::NoStore),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}

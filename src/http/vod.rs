@@ -7,12 +7,13 @@ use std::path::PathBuf;
 
 use warp::http::StatusCode;
 
-use super::response::{error, ok, Caching, M3U8};
+use super::response::{error, json, ok, Caching, M3U8};
 use crate::hub::naming::valid_name;
 use crate::hub::Hub;
 use crate::record::index::{self, Recording};
-use crate::record::vod::{self, VodObject};
+use crate::record::vod;
 use crate::record::RecordError;
+use crate::urls::{RecordingAction, VodFile};
 
 /// Largest object served from a recording (a segment or init), a guard against a corrupt
 /// index asking for a huge read.
@@ -26,7 +27,7 @@ pub async fn list(hub: &Hub) -> warp::reply::Response {
     })
     .await
     .unwrap_or_default();
-    super::json(&serde_json::json!({ "recordings": listed }))
+    json(&serde_json::json!({ "recordings": listed }))
 }
 
 /// `POST /api/recordings/{app}/{name}/{start|stop}`.
@@ -35,7 +36,7 @@ pub fn control(
     authorization: Option<&str>,
     app: &str,
     name: &str,
-    action: &str,
+    action: RecordingAction,
 ) -> warp::reply::Response {
     if let Err(refused) = super::api_streams::authorize(hub, authorization) {
         return refused;
@@ -45,38 +46,36 @@ pub fn control(
     }
     let recorder = hub.recorder();
     let result = match action {
-        "start" => {
+        RecordingAction::Start => {
             let started = recorder.start(app, name);
             Ok(serde_json::json!({ "recording": true, "changed": started }))
         }
-        "stop" => recorder
+        RecordingAction::Stop => recorder
             .stop(app, name)
             .map(|()| serde_json::json!({ "recording": false, "changed": true })),
-        _ => return error(StatusCode::NOT_FOUND, "no such API endpoint"),
     };
     match result {
-        Ok(v) => super::json(&v),
+        Ok(v) => json(&v),
         Err(e @ RecordError::ByConfig(_)) => error(StatusCode::CONFLICT, e.to_string()),
         Err(e @ RecordError::NotRecording(_)) => error(StatusCode::NOT_FOUND, e.to_string()),
     }
 }
 
-/// `/{app}/{name}/vod/{start}/{rest…}`.
+/// `/{app}/{name}/vod/{start}/{file}`.
 pub async fn handle(
     hub: &Hub,
     app: &str,
     name: &str,
     start: &str,
-    rest: &[&str],
+    file: VodFile,
 ) -> warp::reply::Response {
     if ![app, name, start].iter().all(|s| valid_name(s)) {
         return error(StatusCode::NOT_FOUND, "no such recording");
     }
     let dir: PathBuf = hub.recorder().root().join(app).join(name).join(start);
-    let rest: Vec<String> = rest.iter().map(|s| s.to_string()).collect();
     let served = tokio::task::spawn_blocking(move || {
         let rec = index::read_recording(&dir)?;
-        Some(serve(&rec, &rest))
+        Some(serve(&rec, &file))
     })
     .await
     .ok()
@@ -84,41 +83,39 @@ pub async fn handle(
     served.unwrap_or_else(|| error(StatusCode::NOT_FOUND, "no such recording"))
 }
 
-fn serve(rec: &Recording, rest: &[String]) -> warp::reply::Response {
-    let refs: Vec<&str> = rest.iter().map(String::as_str).collect();
+fn serve(rec: &Recording, file: &VodFile) -> warp::reply::Response {
     let missing = || error(StatusCode::NOT_FOUND, "no such object in the recording");
-    match refs.as_slice() {
-        ["index.m3u8"] => ok(vod::master(rec), M3U8, Caching::NoStore),
-        ["index.mpd"] => ok(vod::mpd(rec), "application/dash+xml", Caching::NoStore),
-        [label, playlist] => {
-            let Some(kind) = playlist.strip_suffix(".m3u8") else {
-                return missing();
-            };
-            match rec.rendition(label).and_then(|r| r.track(kind)) {
+    match file {
+        VodFile::Master => ok(vod::master(rec), M3U8, Caching::NoStore),
+        VodFile::Mpd => ok(vod::mpd(rec), "application/dash+xml", Caching::NoStore),
+        VodFile::Playlist { label, kind } => {
+            match rec.rendition(label).and_then(|r| r.track(*kind)) {
                 Some(t) => ok(vod::media(rec, t), M3U8, Caching::NoStore),
                 None => missing(),
             }
         }
-        [label, kind, file] => {
-            let Some(track) = rec.rendition(label).and_then(|r| r.track(kind)) else {
+        VodFile::Object {
+            label,
+            kind,
+            object,
+        } => {
+            let Some(track) = rec.rendition(label).and_then(|r| r.track(*kind)) else {
                 return missing();
             };
-            let Some((path, offset, len)) = VodObject::parse(file).and_then(|o| o.locate(track))
-            else {
+            let Some((path, offset, len)) = vod::locate(*object, track) else {
                 return missing();
             };
             if len > MAX_OBJECT {
                 return error(StatusCode::INTERNAL_SERVER_ERROR, "object too large");
             }
             match read_range(path, offset, len) {
-                Ok(bytes) => ok(bytes, &format!("{kind}/mp4"), Caching::Immutable),
+                Ok(bytes) => ok(bytes, &format!("{}/mp4", kind.as_str()), Caching::Immutable),
                 Err(e) => error(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     format!("cannot read the recording: {e}"),
                 ),
             }
         }
-        _ => missing(),
     }
 }
 

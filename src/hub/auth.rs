@@ -15,8 +15,8 @@ use std::time::Duration;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
-use super::webhook::WebhookCall;
 use crate::config::{AppAuthConfig, Reconnect, WebhookDefault, WebhookUrl};
+use crate::webhook::WebhookCall;
 
 /// Query parameters a publish may carry; more are ignored.
 const MAX_PARAMS: usize = 32;

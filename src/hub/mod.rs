@@ -13,7 +13,6 @@ pub mod renderings;
 pub mod rendition;
 pub mod traffic;
 pub mod ts_output;
-pub mod webhook;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -37,7 +36,7 @@ pub enum PublishError {
     InvalidName(String),
     /// The app name is one of the HTTP router's own paths (`api`, `metrics`, ...), so its
     /// streams could never be played.
-    #[error("app name {0:?} is reserved for the HTTP routes {routes:?}", routes = crate::http::routes::RESERVED_APPS)]
+    #[error("app name {0:?} is reserved for the HTTP routes {routes:?}", routes = crate::urls::RESERVED_APPS)]
     ReservedApp(String),
     /// Somebody is already publishing this name.
     #[error("stream {0} is already being published")]
@@ -427,7 +426,7 @@ mod tests {
     #[test]
     fn route_names_are_refused_as_apps() {
         let hub = Hub::new(Arc::new(Config::default()));
-        for app in crate::http::routes::RESERVED_APPS {
+        for app in crate::urls::RESERVED_APPS {
             assert!(matches!(
                 hub.publish(app, "show", from(1, None)),
                 Err(PublishError::ReservedApp(a)) if a == *app

@@ -33,9 +33,9 @@ pub fn ladder_name(name: &str, labels: &[String]) -> LadderName {
 }
 
 /// True when `app` is a path the HTTP router answers itself (see
-/// [`crate::http::routes::RESERVED_APPS`]): its streams could not be played.
+/// [`crate::urls::RESERVED_APPS`]): its streams could not be played.
 pub fn reserved_app(app: &str) -> bool {
-    crate::http::routes::is_reserved_app(app)
+    crate::urls::is_reserved_app(app)
 }
 
 /// True when `s` is safe as one URL path segment and one stream name: no separators,

@@ -6,7 +6,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::codec::aac::AacConfig;
-use crate::codec::h264::AvcConfig;
+use crate::codec::h264::{self, AvcConfig};
 use crate::codec::hevc::{self, HevcConfig};
 use crate::media::Sample;
 
@@ -325,23 +325,9 @@ fn annex_b(
     const START: [u8; 4] = [0, 0, 0, 1];
     out.extend_from_slice(&START);
     out.extend_from_slice(syntax.aud);
-    let len_size = usize::from(nal_length_size.clamp(1, 4));
-    let mut nals = Vec::new();
-    let mut data = &sample.data[..];
-    while !data.is_empty() {
-        if data.len() < len_size {
-            return Err(TsError::BadSample("truncated NAL length"));
-        }
-        let n = data[..len_size]
-            .iter()
-            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
-        data = &data[len_size..];
-        if n > data.len() {
-            return Err(TsError::BadSample("NAL length past the end of the sample"));
-        }
-        nals.push(&data[..n]);
-        data = &data[n..];
-    }
+    let nals = h264::nal_units(&sample.data, nal_length_size)
+        .collect::<Result<Vec<&[u8]>, _>>()
+        .map_err(|_| TsError::BadSample("NAL length past the end of the sample"))?;
     let kind = syntax.kind;
     let random_access = nals.iter().any(|n| (syntax.random_access)(kind(n)));
     let has_sets = nals.iter().any(|n| (syntax.parameter_set)(kind(n)));

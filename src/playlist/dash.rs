@@ -4,15 +4,18 @@
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 
-use crate::media::TrackKind;
+use crate::media::{secs_to_ticks, TrackKind};
 use crate::store::TrackWindow;
+use crate::urls::live::segment_template;
+use crate::urls::{Container, ObjectName};
 use crate::wallclock::iso8601;
 
 /// One Representation: a CMAF track of a rendition.
 pub struct DashTrack<'a> {
     /// Representation id (unique in the MPD).
     pub id: String,
-    /// Path prefix of its objects relative to the MPD, e.g. `720p/video`.
+    /// The directory of its objects relative to the MPD: a written
+    /// [`crate::urls::FeedDir`], e.g. `720p/video`.
     pub prefix: String,
     /// Its segments.
     pub window: &'a TrackWindow,
@@ -228,7 +231,7 @@ fn representation(
     if let (Some(_), Some(open)) = (low_latency, t.window.open()) {
         let follows = segments.last().is_none_or(|l| open.seq == l.seq + 1);
         if follows && (!open.discontinuity || segments.is_empty()) {
-            let expected = (target_duration * f64::from(open.timescale)).round() as u64;
+            let expected = secs_to_ticks(target_duration, open.timescale) as u64;
             growing = Some(crate::store::StoredSegment {
                 duration: open.duration.max(expected),
                 parts: Vec::new(),
@@ -247,7 +250,7 @@ fn representation(
         .map(|last| crate::store::StoredSegment {
             seq: last.seq + 1,
             start: last.start + last.duration as i64,
-            duration: (target_duration * f64::from(last.timescale)).round() as u64,
+            duration: secs_to_ticks(target_duration, last.timescale) as u64,
             parts: Vec::new(),
             discontinuity: false,
             ..last.clone()
@@ -273,8 +276,12 @@ fn representation(
     });
     let _ = writeln!(
         out,
-        "        <SegmentTemplate timescale=\"{}\"{pto} initialization=\"{}/init-{}.mp4\" media=\"{}/$Number$.m4s\" startNumber=\"{}\"{ato}>",
-        first.timescale, t.prefix, first.init_version, t.prefix, first.seq
+        "        <SegmentTemplate timescale=\"{}\"{pto} initialization=\"{}/{}\" media=\"{}\" startNumber=\"{}\"{ato}>",
+        first.timescale,
+        t.prefix,
+        ObjectName::Init(first.init_version).file(Container::Cmaf),
+        segment_template(&t.prefix),
+        first.seq
     );
     out.push_str("          <SegmentTimeline>\n");
     // Runs of equal durations collapse into one S@r, as the spec intends.

@@ -6,29 +6,12 @@ use std::fmt::Write as _;
 
 use super::hls::VERSION;
 use crate::store::{StoredSegment, TrackWindow};
+pub use crate::urls::Container;
+use crate::urls::ObjectName;
 use crate::wallclock::iso8601;
 
 /// EXT-X-SKIP needs protocol version 9 (RFC 8216bis 4.4.5.2).
 const LL_VERSION: usize = 9;
-
-/// How a playlist names its segments.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Container {
-    /// CMAF: `{prefix}/{seq}.m4s` with EXT-X-MAP `{prefix}/init-{version}.mp4`, parts
-    /// `{prefix}/part-{id}.m4s`.
-    Cmaf,
-    /// MPEG-TS: `{prefix}/{seq}.ts`, self-initialising.
-    Ts,
-}
-
-impl Container {
-    fn extension(self) -> &'static str {
-        match self {
-            Container::Cmaf => "m4s",
-            Container::Ts => "ts",
-        }
-    }
-}
 
 /// Where another rendition's playlist ends, for EXT-X-RENDITION-REPORT.
 #[derive(Clone, Debug, PartialEq)]
@@ -59,9 +42,10 @@ pub struct LowLatency {
 pub struct MediaPlaylist<'a> {
     /// The segments.
     pub window: &'a TrackWindow,
-    /// URI prefix of segments, relative to the playlist (`video`, `720p/audio`).
+    /// The directory of the objects relative to the playlist: the feed's name
+    /// ([`crate::urls::Feed::name`]; objects are at `{feed}/{file}` next to `{feed}.m3u8`).
     pub prefix: &'a str,
-    /// Segment naming.
+    /// How the feed names its objects.
     pub container: Container,
     /// EXT-X-TARGETDURATION.
     pub target: u64,
@@ -218,11 +202,10 @@ impl MediaPlaylist<'_> {
             }
             let _ = write!(
                 out,
-                "#EXTINF:{:.3},\n{}/{}.{}\n",
+                "#EXTINF:{:.3},\n{}/{}\n",
                 seg.duration_secs(),
                 self.prefix,
-                seg.seq,
-                self.container.extension()
+                self.file(ObjectName::Segment(seg.seq))
             );
         }
         if let Some(open) = open {
@@ -233,9 +216,9 @@ impl MediaPlaylist<'_> {
             if !self.ended {
                 let _ = writeln!(
                     out,
-                    "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{}/part-{}.m4s\"",
+                    "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{}/{}\"",
                     self.prefix,
-                    self.window.next_part_id()
+                    self.file(ObjectName::Part(self.window.next_part_id()))
                 );
             }
             for r in &ll.reports {
@@ -270,8 +253,9 @@ impl MediaPlaylist<'_> {
         if self.container == Container::Cmaf && *map != Some(seg.init_version) {
             let _ = writeln!(
                 out,
-                "#EXT-X-MAP:URI=\"{}/init-{}.mp4\"",
-                self.prefix, seg.init_version
+                "#EXT-X-MAP:URI=\"{}/{}\"",
+                self.prefix,
+                self.file(ObjectName::Init(seg.init_version))
             );
             *map = Some(seg.init_version);
         }
@@ -279,14 +263,19 @@ impl MediaPlaylist<'_> {
         let _ = writeln!(out, "#EXT-X-PROGRAM-DATE-TIME:{}", iso8601(seg.wall_clock));
     }
 
+    /// The file name of an object of this playlist's feed.
+    fn file(&self, name: ObjectName) -> crate::urls::live::FileName {
+        name.file(self.container)
+    }
+
     fn parts(&self, out: &mut String, seg: &StoredSegment) {
         for p in &seg.parts {
             let _ = write!(
                 out,
-                "#EXT-X-PART:DURATION={:.3},URI=\"{}/part-{}.m4s\"",
+                "#EXT-X-PART:DURATION={:.3},URI=\"{}/{}\"",
                 p.duration as f64 / f64::from(seg.timescale),
                 self.prefix,
-                p.id
+                self.file(ObjectName::Part(p.id))
             );
             if p.independent {
                 out.push_str(",INDEPENDENT=YES");

@@ -1,3 +1,6 @@
+//! Tests of the media playlist writer: the classic and LL-HLS forms, delta updates, and
+//! that every URI it writes names an object of its feed.
+
 use super::*;
 use crate::playlist::hls::fixed_target_duration;
 use crate::playlist::hls::tests::{segment as seg, window};
@@ -217,4 +220,53 @@ fn a_join_that_would_land_between_keyframes_is_moved_back_to_one() {
     assert_eq!(join_offset(all.iter(), 0.6), None);
     // No earlier keyframe in the window: nothing better to offer.
     assert_eq!(join_offset(segs[1..2].iter(), 0.6), None);
+}
+
+#[test]
+fn every_uri_written_names_an_object_of_the_playlists_feed() {
+    use crate::urls::{Feed, FeedDir, LadderFile, ObjectName, ObjectPath};
+    let w = ll_window(12, 3);
+    for feed in [Feed::Cmaf(crate::media::TrackKind::Video), Feed::Ts] {
+        let dir = FeedDir::Rendition {
+            label: "720p".into(),
+            feed,
+        };
+        let at = ObjectPath::live("live", "show", LadderFile::Playlist(dir.clone())).to_string();
+        let mut playlist = ll(&w, false);
+        playlist.prefix = feed.name();
+        playlist.container = feed.container();
+        if feed == Feed::Ts {
+            playlist.low_latency = None;
+        }
+        let text = playlist.render();
+        let quoted = text
+            .split("URI=\"")
+            .skip(1)
+            .map(|s| &s[..s.find('"').unwrap()]);
+        let plain = text.lines().filter(|l| !l.starts_with('#'));
+        let mut names = Vec::new();
+        for uri in quoted.chain(plain) {
+            if uri.starts_with("../") {
+                continue; // rendition reports: checked in http::playlist
+            }
+            let resolved = format!("{}{uri}", &at[..=at.rfind('/').unwrap()]);
+            match resolved.parse::<ObjectPath>() {
+                Ok(ObjectPath::Live {
+                    file: LadderFile::Object(d, name),
+                    ..
+                }) if d == dir => names.push(name),
+                other => panic!("{uri} resolves to {other:?}"),
+            }
+        }
+        assert!(names.contains(&ObjectName::Segment(12)), "{text}");
+        assert_eq!(
+            names.contains(&ObjectName::Init(0)),
+            feed != Feed::Ts,
+            "{text}"
+        );
+        assert_eq!(
+            names.iter().any(|n| matches!(n, ObjectName::Part(_))),
+            feed != Feed::Ts
+        );
+    }
 }

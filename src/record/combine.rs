@@ -17,8 +17,9 @@ use thiserror::Error;
 
 use tracing::{info, warn};
 
+use super::announce::FileDone;
 use super::index::{FileIndex, RenditionIndex, SegmentEntry};
-use super::writer::FileDone;
+use crate::media::TrackKind;
 
 /// Why a combined file could not be written.
 #[derive(Debug, Error)]
@@ -46,7 +47,10 @@ const AUDIO_TRACK: u32 = 2;
 /// recorded over the same segments; returns the files written. A rendition without video
 /// or without audio gets none (its one track file already plays alone).
 pub fn combine(rendition: &RenditionIndex, dir: &Path) -> Result<Vec<PathBuf>, CombineError> {
-    let (Some(video), Some(audio)) = (rendition.track("video"), rendition.track("audio")) else {
+    let (Some(video), Some(audio)) = (
+        rendition.track(TrackKind::Video),
+        rendition.track(TrackKind::Audio),
+    ) else {
         return Ok(Vec::new());
     };
     let mut written = Vec::new();
@@ -232,7 +236,7 @@ pub fn spawn(dir: PathBuf, hook: Option<std::sync::mpsc::Sender<FileDone>>) {
                 Ok(files) => {
                     for path in files {
                         let bytes = std::fs::metadata(&path).map_or(0, |m| m.len());
-                        let video = r.track("video");
+                        let video = r.track(TrackKind::Video);
                         let done = FileDone {
                             event: "recording_file",
                             app: rec.session.app.clone(),

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::media::TrackKind;
+
 /// `session.json`: what the recording is of.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct SessionFile {
@@ -112,8 +114,8 @@ impl FileIndex {
 /// A track (`video` or `audio`) of a recorded rendition.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TrackIndex {
-    /// `video` or `audio`.
-    pub kind: String,
+    /// Video or audio.
+    pub kind: TrackKind,
     /// Its files in order; a new one starts at each codec change or reconnect.
     pub files: Vec<FileIndex>,
 }
@@ -150,7 +152,7 @@ pub struct RenditionIndex {
 
 impl RenditionIndex {
     /// The track of `kind`.
-    pub fn track(&self, kind: &str) -> Option<&TrackIndex> {
+    pub fn track(&self, kind: TrackKind) -> Option<&TrackIndex> {
         self.tracks.iter().find(|t| t.kind == kind)
     }
 }
@@ -185,12 +187,12 @@ impl Recording {
 }
 
 /// Track kinds, in the order they are listed.
-pub const KINDS: [&str; 2] = ["video", "audio"];
+pub const KINDS: [TrackKind; 2] = [TrackKind::Video, TrackKind::Audio];
 
 /// Reads a track index. A last line cut short by a crash is ignored, as are segments
 /// that point past the end of their file (their bytes did not all reach the disk).
-pub fn read_track(rendition_dir: &Path, kind: &str) -> std::io::Result<Option<TrackIndex>> {
-    let path = rendition_dir.join(format!("{kind}.jsonl"));
+pub fn read_track(rendition_dir: &Path, kind: TrackKind) -> std::io::Result<Option<TrackIndex>> {
+    let path = rendition_dir.join(format!("{}.jsonl", kind.as_str()));
     let file = match std::fs::File::open(&path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -220,10 +222,7 @@ pub fn read_track(rendition_dir: &Path, kind: &str) -> std::io::Result<Option<Tr
         f.segments.retain(|s| s.offset + s.size <= len);
     }
     files.retain(|f| !f.segments.is_empty());
-    Ok(Some(TrackIndex {
-        kind: kind.to_string(),
-        files,
-    }))
+    Ok(Some(TrackIndex { kind, files }))
 }
 
 /// Reads the recording in `dir`; `None` when it has no `session.json`.
@@ -245,7 +244,7 @@ pub fn read_recording(dir: &Path) -> Option<Recording> {
         let rdir = dir.join(&label);
         let tracks: Vec<TrackIndex> = KINDS
             .iter()
-            .filter_map(|k| read_track(&rdir, k).ok().flatten())
+            .filter_map(|k| read_track(&rdir, *k).ok().flatten())
             .filter(|t| !t.files.is_empty())
             .collect();
         if !tracks.is_empty() {
@@ -336,7 +335,7 @@ mod tests {
         }
         write!(idx, "{{\"t\":\"seg\",\"seq\":4,\"off").unwrap();
         drop(idx);
-        let t = read_track(&dir, "video").unwrap().unwrap();
+        let t = read_track(&dir, TrackKind::Video).unwrap().unwrap();
         // The third segment's bytes are not in the file.
         assert_eq!(t.files[0].segments.len(), 2);
         assert_eq!(t.files[0].end(), 150);

@@ -5,6 +5,7 @@
 //! logged and counted) for the disk writer's thread ([`writer`]). Which ladders are
 //! recorded, and which recording a segment belongs to, is decided here under one lock.
 
+pub mod announce;
 pub mod combine;
 pub mod index;
 pub mod recover;

@@ -47,7 +47,7 @@ fn files(rec: &Recording) -> Vec<FileDone> {
                     name: rec.session.name.clone(),
                     start: rec.session.start.clone(),
                     rendition: r.label.clone(),
-                    track: t.kind.clone(),
+                    track: t.kind.as_str().to_string(),
                     path: f.path.display().to_string(),
                     bytes: f.end(),
                     segments: f.segments.len() as u64,
@@ -86,8 +86,8 @@ fn close(rec: &Recording) -> std::io::Result<()> {
                     text.push(b'\n');
                 }
             }
-            let path = rdir.join(format!("{}.jsonl", t.kind));
-            let tmp = rdir.join(format!("{}.jsonl.tmp", t.kind));
+            let path = rdir.join(format!("{}.jsonl", t.kind.as_str()));
+            let tmp = rdir.join(format!("{}.jsonl.tmp", t.kind.as_str()));
             std::fs::File::create(&tmp)?.write_all(&text)?;
             std::fs::rename(tmp, path)?;
         }

@@ -1,9 +1,13 @@
+//! Tests of recording: one file per init version read back as VOD, an interrupted
+//! recording cut to whole segments, start/stop, and the byte cap of the writer's queue.
+
 use std::time::{Duration, Instant};
 
 use super::index::{read_recording, TrackMeta};
-use super::vod::{self, VodObject};
+use super::vod::{self, locate};
 use super::writer::Writer;
 use super::*;
+use crate::urls::VodObject;
 
 fn temp(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("pg-rec-{name}-{}", std::process::id()));
@@ -53,31 +57,25 @@ fn segments_append_to_one_file_per_init_version_and_read_back_as_vod() {
     let rec = read_recording(&s.dir).expect("listed while recording");
     assert!(rec.ended.is_none());
     assert!(
-        !vod::media(&rec, rec.renditions[0].track("video").unwrap()).contains("ENDLIST"),
+        !vod::media(&rec, rec.renditions[0].track(TrackKind::Video).unwrap()).contains("ENDLIST"),
         "a growing recording has no ENDLIST"
     );
     w.handle(Job::EndSession(s.clone()));
     let rec = read_recording(&s.dir).unwrap();
     assert_eq!(rec.ended.as_ref().map(|e| e.how.as_str()), Some("stopped"));
-    let track = rec.renditions[0].track("video").unwrap();
+    let track = rec.renditions[0].track(TrackKind::Video).unwrap();
     assert_eq!(track.files.len(), 2);
     assert_eq!(track.files[0].segments.len(), 2);
     assert_eq!(track.duration_secs(), 6.0);
     let file0 = std::fs::read(&track.files[0].path).unwrap();
     assert_eq!(&file0[..5], b"INIT7");
     assert_eq!(file0.len(), 5 + 15 + 15);
-    let (path, off, len) = VodObject::parse("0-1.m4s").unwrap().locate(track).unwrap();
+    let (path, off, len) = locate(VodObject::parse("0-1.m4s").unwrap(), track).unwrap();
     let bytes = std::fs::read(path).unwrap();
     assert_eq!(&bytes[off as usize..(off + len) as usize], &[2u8; 15]);
-    assert_eq!(
-        VodObject::parse("init-1.mp4")
-            .unwrap()
-            .locate(track)
-            .unwrap()
-            .2,
-        5
-    );
-    assert!(VodObject::parse("2-0.m4s").unwrap().locate(track).is_none());
+    let init = VodObject::parse("init-1.mp4").unwrap();
+    assert_eq!(locate(init, track).unwrap().2, 5);
+    assert!(locate(VodObject::parse("2-0.m4s").unwrap(), track).is_none());
     let m3u8 = vod::media(&rec, track);
     assert!(m3u8.contains("#EXT-X-PLAYLIST-TYPE:VOD"), "{m3u8}");
     assert!(m3u8.ends_with("#EXT-X-ENDLIST\n"), "{m3u8}");
@@ -131,7 +129,8 @@ fn an_interrupted_recording_is_cut_to_whole_segments_and_ended() {
     let text = std::fs::read_to_string(rdir.join("video.jsonl")).unwrap();
     assert_eq!(text.lines().count(), 3, "{text}");
     assert!(
-        vod::media(&rec, rec.renditions[0].track("video").unwrap()).ends_with("#EXT-X-ENDLIST\n")
+        vod::media(&rec, rec.renditions[0].track(TrackKind::Video).unwrap())
+            .ends_with("#EXT-X-ENDLIST\n")
     );
     std::fs::remove_dir_all(&root).unwrap();
 }

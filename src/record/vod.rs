@@ -8,8 +8,10 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::index::{FileIndex, Recording, TrackIndex};
+use super::index::{FileIndex, Recording, RenditionIndex, TrackIndex};
+use crate::media::{secs_to_ticks, TrackKind};
 use crate::playlist::hls::{master_playlist, AudioRendition, Variant, VERSION};
+use crate::urls::{ObjectPath, TrackObject, VodFile, VodObject};
 
 /// `/api/recordings` entry.
 #[derive(Debug, Serialize)]
@@ -39,7 +41,15 @@ pub struct RecordingInfo {
 /// Describes a recording for the API.
 pub fn info(rec: &Recording) -> RecordingInfo {
     let s = &rec.session;
-    let base = format!("/{}/{}/vod/{}", s.app, s.name, s.start);
+    let path = |file| {
+        ObjectPath::Vod {
+            app: s.app.clone(),
+            name: s.name.clone(),
+            start: s.start.clone(),
+            file,
+        }
+        .to_string()
+    };
     RecordingInfo {
         app: s.app.clone(),
         name: s.name.clone(),
@@ -49,8 +59,8 @@ pub fn info(rec: &Recording) -> RecordingInfo {
         how: rec.ended.as_ref().map(|e| e.how.clone()),
         duration: (rec.duration_secs() * 1000.0).round() / 1000.0,
         renditions: rec.renditions.iter().map(|r| r.label.clone()).collect(),
-        hls: format!("{base}/index.m3u8"),
-        dash: format!("{base}/index.mpd"),
+        hls: path(VodFile::Master),
+        dash: path(VodFile::Mpd),
     }
 }
 
@@ -60,9 +70,9 @@ pub fn master(rec: &Recording) -> String {
     let audio = rec
         .renditions
         .iter()
-        .find_map(|r| r.track("audio").map(|t| (r, t)));
+        .find_map(|r| r.track(TrackKind::Audio).map(|t| (r, t)));
     let audio_rendition = audio.map(|(r, t)| AudioRendition {
-        uri: format!("{}/audio.m3u8", r.label),
+        uri: playlist(r, TrackKind::Audio),
         channels: first_file(t).and_then(|f| f.meta.channels).unwrap_or(2),
         name: "audio".to_string(),
         language: None,
@@ -75,7 +85,7 @@ pub fn master(rec: &Recording) -> String {
         .renditions
         .iter()
         .filter_map(|r| {
-            let video = r.track("video")?;
+            let video = r.track(TrackKind::Video)?;
             let meta = &first_file(video)?.meta;
             let codecs = [Some(meta.codecs.clone()), audio_codec.clone()]
                 .into_iter()
@@ -84,7 +94,7 @@ pub fn master(rec: &Recording) -> String {
                 .join(",");
             let bandwidth = video.peak_bitrate() + audio_rate;
             Some(Variant {
-                uri: format!("{}/video.m3u8", r.label),
+                uri: playlist(r, TrackKind::Video),
                 bandwidth,
                 average_bandwidth: average(video) + audio.map_or(0, |(_, t)| average(t)),
                 codecs,
@@ -97,7 +107,7 @@ pub fn master(rec: &Recording) -> String {
         // Audio only: the audio playlist is the one variant.
         if let (Some((r, t)), Some(codecs)) = (audio, audio_codec) {
             variants.push(Variant {
-                uri: format!("{}/audio.m3u8", r.label),
+                uri: playlist(r, TrackKind::Audio),
                 bandwidth: audio_rate,
                 average_bandwidth: average(t),
                 codecs,
@@ -108,6 +118,12 @@ pub fn master(rec: &Recording) -> String {
         }
     }
     master_playlist(&variants, audio_rendition.as_slice())
+}
+
+/// The URI of a track's media playlist, relative to the master playlist.
+fn playlist(r: &RenditionIndex, kind: TrackKind) -> String {
+    let label = r.label.clone();
+    VodFile::Playlist { label, kind }.to_string()
 }
 
 fn first_file(t: &TrackIndex) -> Option<&FileIndex> {
@@ -146,18 +162,20 @@ pub fn media(rec: &Recording, track: &TrackIndex) -> String {
         "#EXTM3U\n#EXT-X-VERSION:{VERSION}\n#EXT-X-TARGETDURATION:{target}\n#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-PLAYLIST-TYPE:{}\n#EXT-X-INDEPENDENT-SEGMENTS\n",
         if rec.ended.is_some() { "VOD" } else { "EVENT" }
     );
+    let kind = track.kind;
     for (n, f) in track.files.iter().enumerate() {
         if n > 0 {
             out.push_str("#EXT-X-DISCONTINUITY\n");
         }
-        let _ = writeln!(out, "#EXT-X-MAP:URI=\"{}/init-{n}.mp4\"", track.kind);
+        let init = TrackObject(kind, VodObject::Init(n));
+        let _ = writeln!(out, "#EXT-X-MAP:URI=\"{init}\"");
         let scale = f64::from(f.meta.timescale.max(1));
         for (i, s) in f.segments.iter().enumerate() {
             let _ = write!(
                 out,
-                "#EXTINF:{:.5},\n{}/{n}-{i}.m4s\n",
+                "#EXTINF:{:.5},\n{}\n",
                 s.duration as f64 / scale,
-                track.kind
+                TrackObject(kind, VodObject::Segment(n, i))
             );
         }
     }
@@ -184,13 +202,13 @@ pub fn mpd(rec: &Recording) -> String {
     let mut body = String::with_capacity(4096);
     let mut at = 0.0;
     for n in 0..periods {
-        let files: Vec<(&str, &str, &FileIndex)> = rec
+        let files: Vec<(&str, TrackKind, &FileIndex)> = rec
             .renditions
             .iter()
             .flat_map(|r| {
                 r.tracks
                     .iter()
-                    .filter_map(move |t| Some((r.label.as_str(), t.kind.as_str(), t.files.get(n)?)))
+                    .filter_map(move |t| Some((r.label.as_str(), t.kind, t.files.get(n)?)))
             })
             .collect();
         // One presentation time offset for the whole period, in seconds: tracks keep their
@@ -216,8 +234,9 @@ pub fn mpd(rec: &Recording) -> String {
             secs(at),
             secs(length)
         );
-        for kind in super::index::KINDS {
-            let reps: Vec<_> = files.iter().filter(|(_, k, _)| *k == kind).collect();
+        for track in super::index::KINDS {
+            let kind = track.as_str();
+            let reps: Vec<_> = files.iter().filter(|(_, k, _)| *k == track).collect();
             if reps.is_empty() {
                 continue;
             }
@@ -249,10 +268,16 @@ pub fn mpd(rec: &Recording) -> String {
                 if let Some(ch) = f.meta.channels {
                     let _ = writeln!(body, "        <AudioChannelConfiguration schemeIdUri=\"urn:mpeg:dash:23003:3:audio_channel_configuration:2011\" value=\"{ch}\"/>");
                 }
-                let pto = (origin * f64::from(scale)).round() as i64;
+                let pto = secs_to_ticks(origin, scale);
+                let init = VodFile::Object {
+                    label: label.to_string(),
+                    kind: track,
+                    object: VodObject::Init(n),
+                };
+                let media = VodFile::segment_template(label, track, n);
                 let _ = writeln!(
                     body,
-                    "        <SegmentTemplate timescale=\"{scale}\" presentationTimeOffset=\"{pto}\" startNumber=\"0\" initialization=\"{label}/{kind}/init-{n}.mp4\" media=\"{label}/{kind}/{n}-$Number$.m4s\">\n          <SegmentTimeline>"
+                    "        <SegmentTemplate timescale=\"{scale}\" presentationTimeOffset=\"{pto}\" startNumber=\"0\" initialization=\"{init}\" media=\"{media}\">\n          <SegmentTimeline>"
                 );
                 for s in &f.segments {
                     let _ = writeln!(
@@ -280,40 +305,17 @@ pub fn mpd(rec: &Recording) -> String {
     out
 }
 
-/// What a VOD object name names: `init-{n}.mp4` or `{n}-{i}.m4s`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum VodObject {
-    /// The init segment of file `n`.
-    Init(usize),
-    /// Segment `i` of file `n`.
-    Segment(usize, usize),
-}
-
-impl VodObject {
-    /// Parses an object file name.
-    pub fn parse(file: &str) -> Option<VodObject> {
-        if let Some(n) = file
-            .strip_prefix("init-")
-            .and_then(|f| f.strip_suffix(".mp4"))
-        {
-            return n.parse().ok().map(VodObject::Init);
+/// The byte range of `object` in the file it is in: (path, offset, length).
+pub fn locate(object: VodObject, track: &TrackIndex) -> Option<(&std::path::Path, u64, u64)> {
+    match object {
+        VodObject::Init(n) => {
+            let f = track.files.get(n)?;
+            Some((&f.path, 0, f.init))
         }
-        let (n, i) = file.strip_suffix(".m4s")?.split_once('-')?;
-        Some(VodObject::Segment(n.parse().ok()?, i.parse().ok()?))
-    }
-
-    /// The byte range of the file it is in: (path, offset, length).
-    pub fn locate(self, track: &TrackIndex) -> Option<(&std::path::Path, u64, u64)> {
-        match self {
-            VodObject::Init(n) => {
-                let f = track.files.get(n)?;
-                Some((&f.path, 0, f.init))
-            }
-            VodObject::Segment(n, i) => {
-                let f = track.files.get(n)?;
-                let s = f.segments.get(i)?;
-                Some((&f.path, s.offset, s.size))
-            }
+        VodObject::Segment(n, i) => {
+            let f = track.files.get(n)?;
+            let s = f.segments.get(i)?;
+            Some((&f.path, s.offset, s.size))
         }
     }
 }

@@ -14,11 +14,12 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use tracing::{info, warn};
 
+pub use super::announce::FileDone;
 use super::index::{EndedFile, IndexLine, SegmentEntry, SessionFile, TrackMeta};
 use crate::config::WebhookUrl;
-use crate::hub::webhook::WebhookCall;
 use crate::lograte::LogRate;
 use crate::rate_limited_warn;
+use crate::webhook::WebhookCall;
 
 static WRITE_ERRORS: LogRate = LogRate::per_second();
 
@@ -109,31 +110,6 @@ pub enum Job {
     Announce(FileDone),
     /// A recording closed elsewhere (after a restart): combine its tracks per rendition.
     Combine(PathBuf),
-}
-
-/// The JSON a hook receives when a recording file is complete.
-#[derive(Debug, serde::Serialize)]
-pub struct FileDone {
-    /// Always `recording_file`.
-    pub event: &'static str,
-    /// RTMP application.
-    pub app: String,
-    /// Ladder base name.
-    pub name: String,
-    /// The recording's start (directory name).
-    pub start: String,
-    /// Rendition label.
-    pub rendition: String,
-    /// `video` or `audio`.
-    pub track: String,
-    /// Path of the file.
-    pub path: String,
-    /// Its size.
-    pub bytes: u64,
-    /// Segments in it.
-    pub segments: u64,
-    /// Seconds of media in it.
-    pub duration: f64,
 }
 
 struct OpenFile {

@@ -16,11 +16,11 @@ use crate::flv::{DemuxEvent, FlvError, TagDemuxer, TrackEvent};
 use crate::hub::auth::{self, Check, Credential, HookEvent, Refusal};
 use crate::hub::naming::valid_name;
 use crate::hub::publisher::FrameError;
-use crate::hub::webhook::WebhookCall;
 use crate::hub::{Departure, Granted, Holder, Hub, PublishError, Released};
 use crate::limit::{Limit, LimitExceeded};
 use crate::lograte::clip;
 use crate::media::{CodecConfig, TrackKind};
+use crate::webhook::WebhookCall;
 
 /// Why a connection must be closed.
 #[derive(Debug, thiserror::Error)]

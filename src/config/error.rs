@@ -1,0 +1,30 @@
+//! [`ConfigError`]: a configuration problem, shared by every section's validation.
+
+/// A configuration problem, reported at start before anything listens.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The path given on the command line.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or a value has the wrong type or an unknown key.
+    #[error("config file {path}: {message}")]
+    Parse {
+        /// The path given on the command line.
+        path: String,
+        /// toml's message, which quotes the offending line and key.
+        message: String,
+    },
+    /// A value parsed but is out of range.
+    #[error("config key `{key}`: {problem}")]
+    Invalid {
+        /// Dotted key, e.g. `segment.target_duration`.
+        key: &'static str,
+        /// What is wrong with it.
+        problem: String,
+    },
+}
