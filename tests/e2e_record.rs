@@ -13,7 +13,8 @@ use std::process::{Command, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{browser, http::get, poll, start, test_config, tools, Proc};
+use common::http::{get, request_with};
+use common::{browser, poll, start, test_config, tools, Proc};
 
 /// Seconds published in the recording test.
 const PUBLISH_SECS: u32 = 24;
@@ -219,6 +220,22 @@ fn a_publish_is_recorded_decodes_at_its_length_and_plays_as_vod() {
         (av_secs - secs).abs() < 0.1,
         "combined file {av_secs} s, video track file {secs} s"
     );
+    // Served whole and by ranges, byte for byte.
+    let on_disk = std::fs::read(&av).unwrap();
+    let av_url = format!("/live/show/vod/{start}/src/av-0.mp4");
+    let whole = get(http, &av_url).unwrap();
+    assert_eq!(whole.status, 200);
+    assert!(whole.body == on_disk, "whole file differs");
+    let part = request_with(http, "GET", &av_url, &[("Range", "bytes=100-199")]).unwrap();
+    assert_eq!(part.status, 206);
+    assert_eq!(
+        part.header("content-range"),
+        Some(format!("bytes 100-199/{}", on_disk.len()).as_str())
+    );
+    assert!(part.body == on_disk[100..200]);
+    let past = format!("bytes={}-", on_disk.len());
+    let past = request_with(http, "GET", &av_url, &[("Range", past.as_str())]).unwrap();
+    assert_eq!(past.status, 416);
     assert!(calls
         .iter()
         .all(|c| c["event"] == "recording_file" && c["start"] == start.as_str()));
@@ -273,7 +290,7 @@ fn a_publish_is_recorded_decodes_at_its_length_and_plays_as_vod() {
         "VOD playlist lasts {vod_secs} s"
     );
 
-    // Both players play it.
+    // Both players play it, and a plain <video> plays the combined file.
     let hls_url = format!("http://{http}{base}/index.m3u8");
     let dash_url = format!("http://{http}{base}/index.mpd");
     let hls = std::thread::spawn(move || browser::play(&hls_url, "hls", 8, &[]));
@@ -281,6 +298,13 @@ fn a_publish_is_recorded_decodes_at_its_length_and_plays_as_vod() {
     let hls = hls.join().unwrap();
     browser::assert_played(&hls, 320, 240);
     browser::assert_played(&dash, 320, 240);
+    let native = browser::play(&format!("http://{http}{av_url}"), "native", 6, &[]);
+    browser::assert_played(&native, 320, 240);
+    let shown = native["duration"].as_f64().unwrap_or(0.0);
+    assert!(
+        (shown - secs).abs() < 0.5,
+        "<video> shows {shown} s for a {secs} s recording: {native}"
+    );
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -11,6 +11,7 @@ pub mod api_streams;
 pub mod blocking;
 pub mod conn;
 pub mod dash;
+pub mod file_range;
 pub mod master;
 pub mod metrics;
 pub mod objects;
@@ -62,10 +63,16 @@ pub async fn serve(
     let draining = hub.drain().subscribe();
     let query = warp::query::raw().or(warp::any().map(String::new)).unify();
     let routes_hub = hub.clone();
+    let headers = warp::header::optional::<String>("authorization")
+        .and(warp::header::optional::<String>("range"))
+        .map(|authorization, range| router::Headers {
+            authorization,
+            range,
+        });
     let routes = warp::method()
         .and(warp::path::full())
         .and(query)
-        .and(warp::header::optional::<String>("authorization"))
+        .and(headers)
         .and(warp::ext::optional::<observe::PeerIp>())
         .and(warp::any().map(move || routes_hub.clone()))
         .then(observe::handle)

@@ -24,7 +24,7 @@ pub async fn handle(
     method: Method,
     path: FullPath,
     query: String,
-    authorization: Option<String>,
+    headers: router::Headers,
     peer: Option<PeerIp>,
     hub: Arc<Hub>,
 ) -> warp::reply::Response {
@@ -37,7 +37,7 @@ pub async fn handle(
         parsed,
         path.as_str(),
         &query,
-        authorization.as_deref(),
+        &headers,
         hub.clone(),
     )
     .await;

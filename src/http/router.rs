@@ -11,6 +11,15 @@ use super::{api_streams, dash, master, metrics, objects, playlist, vod, web};
 use crate::hub::Hub;
 use crate::urls::{ApiPath, Container, FeedDir, LadderFile, ObjectPath};
 
+/// The request headers a handler reads.
+#[derive(Clone, Debug, Default)]
+pub struct Headers {
+    /// `Authorization` (the API's bearer token).
+    pub authorization: Option<String>,
+    /// `Range` (whole recorded files).
+    pub range: Option<String>,
+}
+
 /// Answers `method` on `path` (`None`: a path that names nothing; `raw` is what was
 /// asked, for the error message).
 pub async fn route(
@@ -18,9 +27,10 @@ pub async fn route(
     path: Option<ObjectPath>,
     raw: &str,
     query: &str,
-    authorization: Option<&str>,
+    headers: &Headers,
     hub: Arc<Hub>,
 ) -> warp::reply::Response {
+    let authorization = headers.authorization.as_deref();
     if method == Method::OPTIONS {
         return preflight();
     }
@@ -79,7 +89,7 @@ pub async fn route(
             name,
             start,
             file,
-        } => vod::handle(&hub, &app, &name, &start, file).await,
+        } => vod::handle(&hub, &app, &name, &start, file, headers.range.as_deref()).await,
         ObjectPath::Live { app, base, file } => live(&hub, &app, &base, file, query).await,
     }
 }

@@ -1,6 +1,7 @@
 //! Recordings over HTTP: `GET /api/recordings`, `POST /api/recordings/{app}/{name}/start`
 //! and `…/stop` (bearer token from `[api] token`), and the VOD routes
-//! `/{app}/{name}/vod/{start}/…` read from disk on the blocking pool.
+//! `/{app}/{name}/vod/{start}/…` read from disk on the blocking pool (a rendition's
+//! combined file, `{label}/av-{n}.mp4`, streamed with ranges by [`super::file_range`]).
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
@@ -68,11 +69,19 @@ pub async fn handle(
     name: &str,
     start: &str,
     file: VodFile,
+    range: Option<&str>,
 ) -> warp::reply::Response {
     if ![app, name, start].iter().all(|s| valid_name(s)) {
         return error(StatusCode::NOT_FOUND, "no such recording");
     }
     let dir: PathBuf = hub.recorder().root().join(app).join(name).join(start);
+    if let VodFile::Combined { label, n } = &file {
+        if !valid_name(label) {
+            return error(StatusCode::NOT_FOUND, "no such rendition");
+        }
+        let path = dir.join(label).join(format!("av-{n}.mp4"));
+        return super::file_range::serve(path, range, "video/mp4").await;
+    }
     let served = tokio::task::spawn_blocking(move || {
         let rec = index::read_recording(&dir)?;
         Some(serve(&rec, &file))
@@ -87,6 +96,8 @@ fn serve(rec: &Recording, file: &VodFile) -> warp::reply::Response {
     let missing = || error(StatusCode::NOT_FOUND, "no such object in the recording");
     match file {
         VodFile::Master => ok(vod::master(rec), M3U8, Caching::NoStore),
+        // Streamed by `handle` before the recording's index is read.
+        VodFile::Combined { .. } => missing(),
         VodFile::Mpd => ok(vod::mpd(rec), "application/dash+xml", Caching::NoStore),
         VodFile::Playlist { label, kind } => {
             match rec.rendition(label).and_then(|r| r.track(*kind)) {

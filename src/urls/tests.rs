@@ -121,12 +121,16 @@ fn ladder_file(rng: &mut StdRng) -> LadderFile {
 
 fn vod_file(rng: &mut StdRng) -> VodFile {
     let small = |rng: &mut StdRng| rng.random_range(0..10_000usize);
-    match rng.random_range(0..4) {
+    match rng.random_range(0..5) {
         0 => VodFile::Master,
         1 => VodFile::Mpd,
         2 => VodFile::Playlist {
             label: name(rng),
             kind: kind(rng),
+        },
+        3 => VodFile::Combined {
+            label: name(rng),
+            n: small(rng),
         },
         _ => VodFile::Object {
             label: name(rng),

@@ -1,6 +1,7 @@
 //! The paths of a recording served as VOD under `/{app}/{name}/vod/{start}/`: its master
 //! playlist and MPD, a media playlist per track, and the objects, named by file and
-//! position (`{label}/{track}/init-{n}.mp4`, `{label}/{track}/{n}-{i}.m4s`).
+//! position (`{label}/{track}/init-{n}.mp4`, `{label}/{track}/{n}-{i}.m4s`), and each
+//! rendition's combined file (`{label}/av-{n}.mp4`).
 
 use std::fmt;
 
@@ -63,6 +64,13 @@ pub enum VodFile {
         /// The track.
         kind: TrackKind,
     },
+    /// `{label}/av-{n}.mp4`: video file `n` and its audio in one MP4 (whole, with ranges).
+    Combined {
+        /// The rendition's label.
+        label: String,
+        /// Which video file.
+        n: usize,
+    },
     /// `{label}/{track}/{file}`: an object.
     Object {
         /// The rendition's label.
@@ -80,6 +88,14 @@ impl VodFile {
         Some(match rest {
             ["index.m3u8"] => VodFile::Master,
             ["index.mpd"] => VodFile::Mpd,
+            [label, file] if file.ends_with(".mp4") => VodFile::Combined {
+                label: label.to_string(),
+                n: file
+                    .strip_prefix("av-")?
+                    .strip_suffix(".mp4")?
+                    .parse()
+                    .ok()?,
+            },
             [label, playlist] => VodFile::Playlist {
                 label: label.to_string(),
                 kind: TrackKind::parse(playlist.strip_suffix(".m3u8")?)?,
@@ -105,6 +121,7 @@ impl fmt::Display for VodFile {
             VodFile::Master => f.write_str("index.m3u8"),
             VodFile::Mpd => f.write_str("index.mpd"),
             VodFile::Playlist { label, kind } => write!(f, "{label}/{}.m3u8", kind.as_str()),
+            VodFile::Combined { label, n } => write!(f, "{label}/av-{n}.mp4"),
             VodFile::Object {
                 label,
                 kind,

@@ -196,7 +196,7 @@ try {
     const lat = [...s.latency].sort((a, b) => a - b);
     const q = p => (lat.length ? lat[Math.min(lat.length - 1, Math.floor(p * lat.length))] : null);
     return {
-      played: s.playingAt !== null, videoWidth: v.videoWidth, videoHeight: v.videoHeight,
+      played: s.playingAt !== null, videoWidth: v.videoWidth, videoHeight: v.videoHeight, duration: Number.isFinite(v.duration) ? v.duration : null,
       audioDecodedBytes: v.webkitAudioDecodedByteCount || 0, fatal: s.fatal, errors: s.errors.slice(0, 20),
       levels: s.levels, stalls: s.stalls, stallLog: s.stallLog, trace: s.trace, t0Epoch: s.t0Epoch, switched: s.switched, latencyMedian: q(0.5), latencyP95: q(0.95), latencySamples: lat.length,
     };
