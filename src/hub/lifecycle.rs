@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tracing::info;
 
-use super::rendition::{Rendition, RenditionState};
+use super::rendition::{Rendition, RenditionState, StateWriter};
 use super::{Hub, Ladder};
 
 /// Where a rendition is in its lifecycle.
@@ -65,14 +65,14 @@ impl RenditionState {
     pub fn publishing(&self) -> bool {
         self.phase() == Phase::Publishing
     }
+}
 
-    /// Moves to `to`, keeping the per-phase gauge right.
-    fn set_phase(&mut self, to: Phase) {
-        count(self.phase(), -1.0);
-        self.ended = to == Phase::Ended;
-        self.reconnect_wait = (to == Phase::ReconnectWait).then(Instant::now);
-        count(to, 1.0);
-    }
+/// Moves `state` to `to`, keeping the per-phase gauge right.
+fn set_phase(state: &mut StateWriter<'_>, to: Phase) {
+    count(state.phase(), -1.0);
+    let waiting = (to == Phase::ReconnectWait).then(Instant::now);
+    state.set_lifecycle(to == Phase::Ended, waiting);
+    count(to, 1.0);
 }
 
 fn count(phase: Phase, delta: f64) {
@@ -100,15 +100,14 @@ pub(super) enum Resume {
 }
 
 /// A publisher (connection `conn_id`) asks for an existing rendition.
-pub(super) fn republish(state: &mut RenditionState, conn_id: u64) -> Resume {
+pub(super) fn republish(state: &mut StateWriter<'_>, conn_id: u64) -> Resume {
     match state.phase() {
         Phase::Publishing => Resume::Busy,
         Phase::Ended => Resume::Replace,
         Phase::ReconnectWait => {
             let gap = state.reconnect_wait.map(|t| t.elapsed().as_secs_f64());
-            state.set_phase(Phase::Publishing);
-            state.generation += 1;
-            state.publisher = conn_id;
+            set_phase(state, Phase::Publishing);
+            state.next_session(conn_id);
             info!(gap_secs = gap, "publisher reconnected: playlists continue");
             metrics::counter!("packgate_reconnects_total").increment(1);
             Resume::Continued
@@ -135,7 +134,7 @@ pub(super) fn stopped(
     };
     let generation = {
         let mut state = rendition.write();
-        state.set_phase(to);
+        set_phase(&mut state, to);
         state.generation
     };
     ladder.notify();
@@ -162,7 +161,7 @@ fn give_up(ladder: &Ladder, rendition: &Rendition, generation: u64) -> bool {
     if state.phase() != Phase::ReconnectWait || state.generation != generation {
         return false;
     }
-    state.set_phase(Phase::Ended);
+    set_phase(&mut state, Phase::Ended);
     drop(state);
     ladder.notify();
     info!(app = %ladder.app, stream = %rendition.stream_name, "publisher did not come back: playlists ended");

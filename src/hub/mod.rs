@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod claims;
+mod cmaf_output;
 pub mod diagnostics;
 pub mod dvr;
 pub mod gaps;
@@ -11,6 +12,8 @@ pub mod naming;
 pub mod publisher;
 pub mod renderings;
 pub mod rendition;
+mod storage;
+mod timeline_map;
 pub mod traffic;
 pub mod ts_output;
 pub mod webhook;

@@ -48,7 +48,7 @@ fn frames_before_the_first_keyframe_have_a_byte_budget() {
         p.frame(frame(i * 33, false, 100 << 10)).unwrap();
     }
     p.frame(frame(200, true, 1000)).unwrap();
-    assert!(p.held.is_empty() && p.held_bytes == 0);
+    assert!(p.map.held.is_empty() && p.map.held_bytes == 0);
 }
 
 #[test]
