@@ -192,19 +192,11 @@ impl Hub {
         };
         let conn_id = claim.conn_id();
         let ip = holder_ip;
-        // A ladder can be dropped from the map (its last rendition expired) between our
-        // lookup and our insert; then go again with a fresh one. Once our rendition is in
-        // the mapped ladder it is not empty, so no expiry can drop it: this ends.
+        // What is under the name is looked at, then changed only if it is still the same
+        // (`Ladder::swap`); if it changed meanwhile (an expiry removed it, the ladder
+        // retired), look again. Every lap follows a change by someone else, so this ends.
         let (ladder, rendition) = loop {
-            let ladder = {
-                let mut ladders = self.ladders.write().unwrap_or_else(|e| e.into_inner());
-                ladders
-                    .entry((app.to_string(), ln.base.clone()))
-                    .or_insert_with(|| {
-                        Arc::new(Ladder::new(app, &ln.base, self.config.segment.target()))
-                    })
-                    .clone()
-            };
+            let ladder = self.mapped_ladder(app, &ln.base);
             let existing = ladder.rendition(&ln.label);
             // A live rendition of the same label but another kind (a rung named `audio1`)
             // is not continued as this one.
@@ -217,34 +209,31 @@ impl Hub {
             let resume = existing
                 .as_ref()
                 .map(|r| lifecycle::republish(&mut r.write(), conn_id));
-            let rendition = match (existing, resume) {
+            match (existing, resume) {
                 // Only a publisher that outlived its claim gets here.
                 (_, Some(lifecycle::Resume::Busy)) => {
                     return Err(PublishError::AlreadyPublishing(format!("{app}/{name}")));
                 }
-                // The encoder came back within the linger time: the same playlists continue.
-                (Some(existing), Some(lifecycle::Resume::Continued)) => existing,
+                // The encoder came back within the linger time: the same playlists
+                // continue. A rendition that is not ended is never removed, so it is
+                // still in the ladder.
+                (Some(existing), Some(lifecycle::Resume::Continued)) => break (ladder, existing),
                 (old, _) => {
                     // New, or its playlists ended (EXT-X-ENDLIST is final): fresh playlists.
-                    if let Some(old) = old {
-                        lifecycle::removed(&old.read());
-                    }
                     let r = Rendition::new(&ln.label, name, conn_id);
                     let r = Arc::new(match audio_track {
                         Some(track) => r.as_audio_track(track),
                         None => r,
                     });
+                    if !ladder.swap(old.as_ref(), r.clone()) {
+                        continue;
+                    }
+                    if let Some(old) = old {
+                        lifecycle::removed(&old.read());
+                    }
                     lifecycle::started(&r.read());
-                    ladder.insert(r.clone());
-                    r
+                    break (ladder, r);
                 }
-            };
-            let current = self.ladder(app, &ln.base);
-            if current.is_some_and(|l| Arc::ptr_eq(&l, &ladder)) {
-                break (ladder, rendition);
-            }
-            if ladder.remove(&rendition) {
-                lifecycle::removed(&rendition.read());
             }
         };
         Ok(Granted {
@@ -285,8 +274,24 @@ impl Hub {
         all
     }
 
-    /// Removes an ended rendition (scheduled by [`lifecycle`]) unless it was republished,
-    /// and the ladder with it when it was the last.
+    /// The ladder `app/base` in the map, created if there is none; a retired one (its
+    /// last rendition expired) is replaced by a fresh one.
+    fn mapped_ladder(&self, app: &str, base: &str) -> Arc<Ladder> {
+        let mut ladders = self.ladders.write().unwrap_or_else(|e| e.into_inner());
+        let fresh = || Arc::new(Ladder::new(app, base, self.config.segment.target()));
+        let ladder = ladders
+            .entry((app.to_string(), base.to_string()))
+            .or_insert_with(fresh);
+        if ladder.is_retired() {
+            *ladder = fresh();
+        }
+        ladder.clone()
+    }
+
+    /// Removes an ended rendition (scheduled by [`lifecycle`] for publish session
+    /// `generation`) unless it was published again since: a republish either continued it
+    /// (a newer generation) or put a new rendition under its name, which is left alone.
+    /// The ladder goes with its last rendition.
     pub fn expire(&self, ladder: &Arc<Ladder>, rendition: &Arc<Rendition>, generation: u64) {
         {
             let state = rendition.read();
@@ -294,13 +299,18 @@ impl Hub {
                 return;
             }
         }
-        if ladder.remove(rendition) {
+        // An ended rendition is never continued, only replaced, and `remove` only takes
+        // this very object: no newer publish of the name is lost between the check above
+        // and here.
+        let removed = ladder.remove(rendition);
+        if removed.removed {
             lifecycle::removed(&rendition.read());
         }
-        // Asked before taking the hub's lock: no lock is held while another is taken.
-        if !ladder.is_empty() {
+        if !removed.retired {
             return;
         }
+        // The ladder retired with its last rendition (no publish joins it any more): unmap
+        // it unless a publish has already mapped a fresh one in its place.
         let mut ladders = self.ladders.write().unwrap_or_else(|e| e.into_inner());
         let key = (ladder.app.clone(), ladder.base.clone());
         if ladders.get(&key).is_some_and(|l| Arc::ptr_eq(l, ladder)) {
@@ -310,6 +320,10 @@ impl Hub {
         self.recorder.expired(&ladder.app, &ladder.base);
     }
 }
+
+#[cfg(test)]
+#[path = "publish_tests.rs"]
+mod publish_tests;
 
 #[cfg(test)]
 mod tests {
