@@ -6,6 +6,7 @@
 
 #![warn(missing_docs)]
 
+pub mod clock;
 pub mod codec;
 pub mod config;
 pub mod drain;

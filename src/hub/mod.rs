@@ -28,6 +28,7 @@ pub use lifecycle::{Departure, Phase};
 pub use publisher::Publisher;
 pub use rendition::Rendition;
 
+use crate::clock::Time;
 use crate::config::Config;
 use crate::drain::Drain;
 use naming::{ladder_name, reserved_app, valid_name};
@@ -64,6 +65,8 @@ pub struct Granted {
 #[derive(Debug)]
 pub struct Hub {
     config: Arc<Config>,
+    /// Where publishers and the lifecycle read the time and schedule work.
+    time: Time,
     drain: Drain,
     ladders: RwLock<HashMap<(String, String), Arc<Ladder>>>,
     claims: Arc<claims::Claims>,
@@ -73,9 +76,15 @@ pub struct Hub {
 }
 
 impl Hub {
-    /// An empty hub.
+    /// An empty hub on the system clocks.
     pub fn new(config: Arc<Config>) -> Arc<Self> {
+        Self::with_time(config, Time::real())
+    }
+
+    /// An empty hub on `time`'s clock and spawner (a fake one in tests).
+    pub fn with_time(config: Arc<Config>, time: Time) -> Arc<Self> {
         Arc::new(Hub {
+            time,
             drain: Drain::default(),
             ladders: RwLock::new(HashMap::new()),
             claims: Arc::default(),
@@ -83,6 +92,11 @@ impl Hub {
             spill: dvr::tier(&config),
             config,
         })
+    }
+
+    /// The clock and spawner of the ingest side.
+    pub fn time(&self) -> &Time {
+        &self.time
     }
 
     /// The configuration the hub runs with.
@@ -208,7 +222,7 @@ impl Hub {
             }
             let resume = existing
                 .as_ref()
-                .map(|r| lifecycle::republish(&mut r.write(), conn_id));
+                .map(|r| lifecycle::republish(&mut r.write(), conn_id, self.time.instant()));
             match (existing, resume) {
                 // Only a publisher that outlived its claim gets here.
                 (_, Some(lifecycle::Resume::Busy)) => {
@@ -278,7 +292,14 @@ impl Hub {
     /// last rendition expired) is replaced by a fresh one.
     fn mapped_ladder(&self, app: &str, base: &str) -> Arc<Ladder> {
         let mut ladders = self.ladders.write().unwrap_or_else(|e| e.into_inner());
-        let fresh = || Arc::new(Ladder::new(app, base, self.config.segment.target()));
+        let fresh = || {
+            Arc::new(Ladder::new(
+                app,
+                base,
+                self.config.segment.target(),
+                &self.time,
+            ))
+        };
         let ladder = ladders
             .entry((app.to_string(), base.to_string()))
             .or_insert_with(fresh);

@@ -7,7 +7,6 @@
 //! and [`Storage`] (into the store, the recorder, the lifecycle).
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use tracing::{debug, info, warn};
 
@@ -188,7 +187,7 @@ impl Publisher {
         let (app, stream) = (&self.store.ladder.app, &self.store.rendition.stream_name);
         match self
             .map
-            .place(frame, SystemTime::now(), has_video, (app, stream))?
+            .place(frame, self.store.hub.time().now(), has_video, (app, stream))?
         {
             Placed::Held => {}
             Placed::Ready(frame) => self.push(frame),

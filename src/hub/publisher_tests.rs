@@ -78,3 +78,56 @@ fn a_reconnect_before_the_first_segment_still_packages() {
         "no segment after the reconnect"
     );
 }
+
+/// Video at 25 fps with a keyframe every 2 s, media times `from_ms..to_ms`.
+fn feed(p: &mut Publisher, from_ms: i64, to_ms: i64) {
+    for ms in (from_ms..to_ms).step_by(40) {
+        p.frame(frame(ms, ms % 2000 == 0, 300)).unwrap();
+    }
+}
+
+/// (seq, start) of every segment of `p`'s video track.
+fn segments(p: &Publisher) -> Vec<(u64, i64)> {
+    let state = p.rendition().read();
+    let window = &state.video.as_ref().expect("video track").window;
+    window.listed().map(|s| (s.seq, s.start)).collect()
+}
+
+/// A publisher of `live/{name}` with an H.264 track.
+fn h264_publisher(hub: &Arc<Hub>, name: &str, conn_id: u64) -> Publisher {
+    let mut p = hub
+        .publish("live", name, crate::hub::Holder::open(conn_id))
+        .unwrap()
+        .publisher;
+    let avc = AvcConfig::parse(Bytes::from_static(AVCC_640X360)).unwrap();
+    p.config(CodecConfig::H264(avc));
+    p
+}
+
+#[test]
+fn a_rung_joining_later_by_the_wall_clock_aligns_with_the_ladder() {
+    let (time, clock) = crate::clock::Time::fake();
+    let hub = Hub::with_time(Arc::new(Config::default()), time);
+    let mut hi = h264_publisher(&hub, "show_720p", 1);
+    feed(&mut hi, 0, 6000);
+    // The second rung's encoder starts its own clock at 0, 4 s (and a little jitter) of
+    // wall-clock time after the first: by arrival it lands next to the 4 s boundary, and
+    // its first keyframe snaps onto it.
+    clock.advance(std::time::Duration::from_millis(4012));
+    let mut lo = h264_publisher(&hub, "show_360p", 2);
+    feed(&mut lo, 0, 4000);
+    feed(&mut hi, 6000, 8040);
+    feed(&mut lo, 4000, 4040);
+    let (hi_segments, lo_segments) = (segments(&hi), segments(&lo));
+    assert_eq!(lo_segments.len(), 2, "{lo_segments:?}");
+    for s in &lo_segments {
+        assert!(hi_segments.contains(s), "{s:?} not in {hi_segments:?}");
+    }
+    assert_eq!(lo.rendition().read().misalignment_ms, 0.0);
+    // The mapping follows the (fake) wall clock, not the media times alone.
+    assert_eq!(
+        lo_segments[0].1 - hi_segments[0].1,
+        4 * 90_000,
+        "starts at the 4 s boundary"
+    );
+}

@@ -9,6 +9,7 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use tracing::debug;
 
+use super::gaps::Boundaries;
 use super::ladder::Ladder;
 use super::lifecycle::Departure;
 use super::rendition::Rendition;
@@ -24,6 +25,21 @@ pub(super) struct Storage {
     pub(super) hub: Arc<Hub>,
     pub(super) ladder: Arc<Ladder>,
     pub(super) rendition: Arc<Rendition>,
+}
+
+/// The ladder's boundaries and wall-clock times, as the gap segments need them.
+impl Boundaries for Storage {
+    fn start(&self, seq: u64) -> Option<i64> {
+        self.ladder.timeline.boundary_start(seq)
+    }
+
+    /// Wall-clock time of ladder time `t` (EXT-X-PROGRAM-DATE-TIME).
+    fn wall_clock(&self, t: i64) -> SystemTime {
+        match self.ladder.timeline.origin() {
+            Some(origin) => crate::wallclock::shift(origin, t),
+            None => self.hub.time().now(),
+        }
+    }
 }
 
 impl Storage {
@@ -52,9 +68,9 @@ impl Storage {
         let version = {
             let state = self.rendition.read();
             let previous = state.track(kind).map(|t| t.init_version + 1);
-            previous.unwrap_or(0).max(crate::wallclock::epoch_number(1))
+            previous.unwrap_or(0).max(self.hub.time().epoch_number(1))
         };
-        let first_part = crate::wallclock::epoch_number(50);
+        let first_part = self.hub.time().epoch_number(50);
         let (app, base, label) = (&self.ladder.app, &self.ladder.base, &self.rendition.label);
         let window = self.hub.track_window(app, base, label, kind, first_part);
         let changed = self
@@ -75,19 +91,11 @@ impl Storage {
         self.rendition.write().replace_init(kind, init);
     }
 
-    /// Wall-clock time of ladder time `media_start` (EXT-X-PROGRAM-DATE-TIME).
-    fn wall_clock(&self, media_start: i64) -> SystemTime {
-        match self.ladder.timeline.origin() {
-            Some(origin) => crate::wallclock::shift(origin, media_start),
-            None => SystemTime::now(),
-        }
-    }
-
     /// The gaps `window` needs before segment `seq` at ladder time `media_start` (a rung
     /// back after a drop), computed from a snapshot, with no lock held.
     fn gaps(&self, window: Option<&TrackWindow>, seq: u64, media_start: i64) -> Vec<StoredSegment> {
         window.map_or_else(Vec::new, |w| {
-            super::gaps::missing(w, seq, media_start, &*self.ladder.timeline)
+            super::gaps::missing(w, seq, media_start, self)
         })
     }
 
@@ -111,7 +119,7 @@ impl Storage {
             start: part.samples.first().map_or(0, |s| s.dts),
             duration: 0,
             timescale: part.timescale,
-            wall_clock: self.wall_clock(part.media_start),
+            wall_clock: Boundaries::wall_clock(self, part.media_start),
             init_version: 0, // the track's, filled in by the writer
             discontinuity,
             parts: Vec::new(),
@@ -134,7 +142,7 @@ impl Storage {
             start: cut.start(),
             duration: cut.duration(),
             timescale: cut.timescale,
-            wall_clock: self.wall_clock(cut.media_start),
+            wall_clock: Boundaries::wall_clock(self, cut.media_start),
             init_version: 0, // the track's, filled in by the writer
             discontinuity,
             parts,
@@ -170,7 +178,7 @@ impl Storage {
             start: seg.start,
             duration: seg.duration,
             timescale: MEDIA_CLOCK,
-            wall_clock: self.wall_clock(seg.media_start),
+            wall_clock: Boundaries::wall_clock(self, seg.media_start),
             init_version: 0,
             discontinuity: seg.discontinuity,
             parts: vec![StoredPart {
