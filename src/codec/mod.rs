@@ -6,4 +6,5 @@ mod bits;
 pub mod h264;
 pub mod hevc;
 pub mod opus;
+mod record;
 pub mod vp9;
