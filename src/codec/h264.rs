@@ -399,13 +399,8 @@ pub(crate) mod tests {
     #[test]
     fn garbage_never_panics() {
         // xorshift: deterministic, no dev-dependency.
-        let mut state = 0x9E37_79B9_7F4A_7C15u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut noise = crate::codec::noise::Noise::new(0x9E37_79B9_7F4A_7C15u64);
+        let mut next = move || noise.next();
         for base in [
             AVCC_640X360,
             AVCC_1280X720,

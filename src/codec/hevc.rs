@@ -270,13 +270,11 @@ pub(crate) mod tests {
         let mut v = HVCC_320X240.to_vec();
         v[0] = 0;
         assert!(HevcConfig::parse(Bytes::from(v)).is_err());
-        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut noise = crate::codec::noise::Noise::new(0x9E37_79B9_7F4A_7C15);
         for _ in 0..5_000 {
             let mut v = HVCC_320X240.to_vec();
             for _ in 0..4 {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
+                let state = noise.next();
                 let i = (state % v.len() as u64) as usize;
                 v[i] = (state >> 32) as u8;
             }
