@@ -5,6 +5,7 @@
 use bytes::Bytes;
 use tracing::warn;
 
+use super::rendition::slot;
 use crate::media::{CodecConfig, TrackKind, MEDIA_CLOCK};
 use crate::mux::fmp4::{self, Fmp4Error};
 use crate::segment::{CutPart, CutSegment};
@@ -24,6 +25,9 @@ pub(super) struct CmafOutput {
     /// The video init segment waits for the first keyframe's composition offset (its
     /// edit list).
     edit_pending: bool,
+    /// Per track (video, audio): the last fragment's `mfhd` sequence number, counted from
+    /// 1 under each init segment (ISO/IEC 14496-12 8.8.5: increasing within a file).
+    fragments: [u32; 2],
 }
 
 impl CmafOutput {
@@ -32,7 +36,15 @@ impl CmafOutput {
         let kind = config.kind();
         let init = fmp4::init_segment(config, track_id(kind))?;
         self.edit_pending |= kind == TrackKind::Video;
+        self.fragments[slot(kind)] = 0;
         Ok(init)
+    }
+
+    /// The `mfhd` sequence number of track `kind`'s next fragment.
+    fn next_fragment(&mut self, kind: TrackKind) -> u32 {
+        let n = &mut self.fragments[slot(kind)];
+        *n = n.checked_add(1).unwrap_or(1);
+        *n
     }
 
     /// True until the first video keyframe after a new video init segment was seen.
@@ -65,10 +77,11 @@ impl CmafOutput {
         }
     }
 
-    /// One LL-HLS part, fragment number `number`; the first part of a segment carries the
-    /// segment's styp, so the parts concatenate to exactly the segment.
-    pub(super) fn part(&mut self, part: &CutPart, number: u32) -> Option<Bytes> {
+    /// One LL-HLS part; the first part of a segment carries the segment's styp, so the
+    /// parts concatenate to exactly the segment.
+    pub(super) fn part(&mut self, part: &CutPart) -> Option<Bytes> {
         let kind = part.kind;
+        let number = self.next_fragment(kind);
         let muxed = if part.index == 0 {
             fmp4::media_segment(track_id(kind), number, &part.samples)
         } else {
@@ -81,9 +94,10 @@ impl CmafOutput {
             .ok()
     }
 
-    /// A whole segment as one fragment, fragment number `number`.
-    pub(super) fn segment(&mut self, cut: &CutSegment, number: u32) -> Option<StoredPart> {
+    /// A whole segment as one fragment.
+    pub(super) fn segment(&mut self, cut: &CutSegment) -> Option<StoredPart> {
         let kind = cut.kind;
+        let number = self.next_fragment(kind);
         match fmp4::media_segment(track_id(kind), number, &cut.samples) {
             Ok(data) => Some(StoredPart {
                 id: cut.seq,

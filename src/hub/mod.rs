@@ -9,6 +9,7 @@ pub mod gaps;
 pub mod ladder;
 pub mod lifecycle;
 pub mod naming;
+pub mod part_ids;
 pub mod publisher;
 pub mod renderings;
 pub mod rendition;
@@ -71,6 +72,8 @@ pub struct Hub {
     ladders: RwLock<HashMap<(String, String), Arc<Ladder>>>,
     claims: Arc<claims::Claims>,
     recorder: crate::record::Recorder,
+    /// The part ids issued, so no part URL is reused.
+    part_ids: part_ids::PartIds,
     /// The DVR disk tier, when some app has a DVR window.
     spill: Option<Arc<crate::store::spill::SpillTier>>,
 }
@@ -88,6 +91,7 @@ impl Hub {
             drain: Drain::default(),
             ladders: RwLock::new(HashMap::new()),
             claims: Arc::default(),
+            part_ids: Default::default(),
             recorder: crate::record::Recorder::new(&config.record),
             spill: dvr::tier(&config),
             config,
@@ -97,6 +101,11 @@ impl Hub {
     /// The clock and spawner of the ingest side.
     pub fn time(&self) -> &Time {
         &self.time
+    }
+
+    /// The part ids issued.
+    pub fn part_ids(&self) -> &part_ids::PartIds {
+        &self.part_ids
     }
 
     /// The configuration the hub runs with.

@@ -14,9 +14,9 @@ use super::cmaf_output::CmafOutput;
 use super::diagnostics::Tracker;
 use super::ladder::Ladder;
 use super::lifecycle::Departure;
-use super::rendition::Rendition;
+use super::rendition::{slot, Rendition};
 use super::storage::Storage;
-use super::timeline_map::{slot, Placed, TimelineMap};
+use super::timeline_map::{Placed, TimelineMap};
 use super::ts_output::{TsPackager, TsSegment};
 use super::Hub;
 use crate::media::{CodecConfig, Frame, TrackKind, MEDIA_CLOCK};
@@ -321,7 +321,7 @@ impl Publisher {
             let parts = if self.segmenter.has_parts() {
                 Some(Vec::new())
             } else {
-                self.cmaf.segment(&cut, cut.seq as u32).map(|p| vec![p])
+                self.cmaf.segment(&cut).map(|p| vec![p])
             };
             if let Some(parts) = parts {
                 self.store.segment(&cut, parts, discontinuity);
@@ -342,10 +342,7 @@ impl Publisher {
         let kind = part.kind;
         metrics::histogram!("packgate_part_duration_seconds", "track" => kind.as_str())
             .record(part.duration() as f64 / f64::from(part.timescale));
-        let Some(next_id) = self.store.next_part_id(kind) else {
-            return;
-        };
-        let Some(data) = self.cmaf.part(part, next_id as u32) else {
+        let Some(data) = self.cmaf.part(part) else {
             return;
         };
         let discontinuity =

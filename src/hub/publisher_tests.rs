@@ -131,3 +131,60 @@ fn a_rung_joining_later_by_the_wall_clock_aligns_with_the_ladder() {
         "starts at the 4 s boundary"
     );
 }
+
+/// Every part of `p`'s video track, in order: (id, mfhd sequence number).
+fn video_parts(p: &Publisher) -> Vec<(u64, u32)> {
+    use mp4_atom::{Decode, Moof, Styp};
+    let state = p.rendition().read();
+    let window = &state.video.as_ref().expect("video track").window;
+    let segments = window.listed().chain(window.open());
+    let parts = segments.flat_map(|s| s.parts.iter());
+    parts
+        .map(|part| {
+            let mut buf = &part.data[..];
+            if buf[4..8] == *b"styp" {
+                Styp::decode(&mut buf).unwrap();
+            }
+            (
+                part.id,
+                Moof::decode(&mut buf).unwrap().mfhd.sequence_number,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn part_ids_never_repeat_and_fragments_count_from_one() {
+    // The smallest part target accepted, and a whole stream in one instant of wall-clock
+    // time: parts far faster than the clock (a file published without pacing).
+    let config = Config::from_toml("[low_latency]\npart_target = 0.05\n").unwrap();
+    let (time, clock) = crate::clock::Time::fake();
+    let hub = Hub::with_time(Arc::new(config), time);
+    let mut first = h264_publisher(&hub, "ids", 1);
+    feed(&mut first, 0, 6000);
+    let before = video_parts(&first);
+    assert!(before.len() > 100, "{} parts", before.len());
+    let ids: Vec<u64> = before.iter().map(|p| p.0).collect();
+    assert!(ids.windows(2).all(|w| w[1] == w[0] + 1), "contiguous ids");
+    // mfhd numbers count the track's fragments from 1 under its init segment.
+    let numbers: Vec<u32> = before.iter().map(|p| p.1).collect();
+    assert_eq!(numbers, (1..=numbers.len() as u32).collect::<Vec<_>>());
+    first.finish_as(Departure::Clean);
+    drop(first);
+    // Published again a millisecond later: fresh playlists, and no part URL of the first
+    // publish comes back.
+    clock.advance(std::time::Duration::from_millis(1));
+    let mut again = h264_publisher(&hub, "ids", 2);
+    feed(&mut again, 0, 2040);
+    let after = video_parts(&again);
+    assert!(!after.is_empty());
+    let last_before = *ids.last().unwrap();
+    assert!(
+        after.iter().all(|p| p.0 > last_before),
+        "{after:?} after {last_before}"
+    );
+    assert_eq!(
+        after[0].1, 1,
+        "fragments count from 1 again under the new init"
+    );
+}

@@ -143,7 +143,8 @@ pub struct Rendition {
     pub traffic: super::traffic::Traffic,
 }
 
-fn slot(kind: TrackKind) -> usize {
+/// The index of a track kind in per-track arrays.
+pub(super) fn slot(kind: TrackKind) -> usize {
     match kind {
         TrackKind::Video => 0,
         TrackKind::Audio => 1,

@@ -62,15 +62,15 @@ impl Storage {
         config: &CodecConfig,
         init: Bytes,
     ) -> (u64, bool) {
-        // Init versions and part numbers grow with the wall clock (and at least by one), so
-        // their URLs are never reused by a republish or a codec change and can be cached
-        // like segments. Parts come at most every 50 ms.
+        // Init versions grow with the wall clock (and at least by one), so their URLs are
+        // never reused by a republish or a codec change and can be cached like segments;
+        // so do part ids (see `part_ids`).
         let version = {
             let state = self.rendition.read();
             let previous = state.track(kind).map(|t| t.init_version + 1);
             previous.unwrap_or(0).max(self.hub.time().epoch_number(1))
         };
-        let first_part = self.hub.time().epoch_number(50);
+        let first_part = self.hub.part_ids().first(self.hub.time().now());
         let (app, base, label) = (&self.ladder.app, &self.ladder.base, &self.rendition.label);
         let window = self.hub.track_window(app, base, label, kind, first_part);
         let changed = self
@@ -78,12 +78,6 @@ impl Storage {
             .write()
             .configure(kind, config, version, init, window);
         (version, changed)
-    }
-
-    /// The id track `kind`'s next part gets; `None` without the track.
-    pub(super) fn next_part_id(&self, kind: TrackKind) -> Option<u64> {
-        let state = self.rendition.read();
-        state.track(kind).map(|t| t.window.next_part_id())
     }
 
     /// Replaces track `kind`'s current init segment (same version).
@@ -127,7 +121,9 @@ impl Storage {
         let gaps = self.track_gaps(kind, part.seq, part.media_start);
         let mut state = self.rendition.write();
         state.fix_part_target(part_target);
-        state.push_part(kind, gaps, head, part.duration(), part.independent(), data)
+        let id = state.push_part(kind, gaps, head, part.duration(), part.independent(), data);
+        drop(state);
+        id.inspect(|id| self.hub.part_ids().issued(*id))
     }
 
     /// A finished CMAF segment of `cut`'s track: `parts` is its one fragment, or empty when

@@ -10,6 +10,7 @@ use std::time::SystemTime;
 use tracing::{info, warn};
 
 use super::diagnostics::{warned, Warning};
+use super::rendition::slot;
 use crate::flv::timestamp::Reanchor;
 use crate::media::{Frame, TrackKind, MEDIA_CLOCK};
 use crate::segment::timeline::LadderTimeline;
@@ -36,14 +37,6 @@ pub(super) enum Placed {
     Ready(Frame),
     /// The first keyframe, on the ladder timeline, after the frames held before it.
     First(Vec<Frame>, Frame),
-}
-
-/// The index of a track kind in per-track arrays.
-pub(super) fn slot(kind: TrackKind) -> usize {
-    match kind {
-        TrackKind::Video => 0,
-        TrackKind::Audio => 1,
-    }
 }
 
 /// Maps one publisher's media times onto its ladder's timeline.
