@@ -3,13 +3,12 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::watch;
 
 use super::renderings::Renderings;
 use super::rendition::Rendition;
-use crate::clock::Time;
 use crate::segment::timeline::LadderTimeline;
 
 /// The renditions published under one base name in one app.
@@ -45,20 +44,20 @@ pub struct Removed {
 /// Target durations elapsed since the Unix epoch: the first segment number of a new
 /// ladder, so a name published again later never reuses a segment URL a CDN may have
 /// cached.
-fn clock_sequence(target: Duration, time: &Time) -> u64 {
-    time.epoch_number(u64::try_from(target.as_millis()).unwrap_or(u64::MAX))
+fn clock_sequence(target: Duration, now: SystemTime) -> u64 {
+    crate::wallclock::epoch_number(now, u64::try_from(target.as_millis()).unwrap_or(u64::MAX))
 }
 
 impl Ladder {
-    /// An empty ladder cutting segments at `target`, numbering them from `time`'s clock.
-    pub fn new(app: &str, base: &str, target: Duration, time: &Time) -> Self {
+    /// An empty ladder cutting segments at `target`, created at `now` (its first number).
+    pub fn new(app: &str, base: &str, target: Duration, now: SystemTime) -> Self {
         Ladder {
             app: app.to_string(),
             base: base.to_string(),
             renditions: RwLock::new(BTreeMap::new()),
             retired: AtomicBool::new(false),
             updates: watch::Sender::new(0),
-            timeline: Arc::new(LadderTimeline::new(target, clock_sequence(target, time))),
+            timeline: Arc::new(LadderTimeline::new(target, clock_sequence(target, now))),
             renderings: Renderings::default(),
             audio_source: Mutex::new(None),
         }
@@ -177,7 +176,7 @@ mod tests {
 
     #[test]
     fn the_audio_source_changes_only_when_it_must() {
-        let ladder = Ladder::new("live", "show", Duration::from_secs(2), &Time::real());
+        let ladder = Ladder::new("live", "show", Duration::from_secs(2), SystemTime::now());
         assert_eq!(ladder.audio_source(&[]), None);
         assert_eq!(ladder.audio_source(&["360p", "720p"]), Some("360p"));
         // 360p drops: 720p takes over, and keeps it when 360p comes back.

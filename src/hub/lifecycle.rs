@@ -134,9 +134,11 @@ pub(super) fn stopped(
         Departure::Clean => Phase::Ended,
         Departure::Dropped => Phase::ReconnectWait,
     };
+    // Read before taking the rendition's lock: a (fake) clock may have a lock of its own.
+    let now = hub.time().instant();
     let generation = {
         let mut state = rendition.write();
-        set_phase(&mut state, to, hub.time().instant());
+        set_phase(&mut state, to, now);
         state.generation
     };
     ladder.notify();

@@ -229,9 +229,11 @@ impl Hub {
             {
                 return Err(PublishError::AlreadyPublishing(format!("{app}/{name}")));
             }
+            // The time is read before the rendition's lock is taken (no lock inside another).
+            let now = self.time.instant();
             let resume = existing
                 .as_ref()
-                .map(|r| lifecycle::republish(&mut r.write(), conn_id, self.time.instant()));
+                .map(|r| lifecycle::republish(&mut r.write(), conn_id, now));
             match (existing, resume) {
                 // Only a publisher that outlived its claim gets here.
                 (_, Some(lifecycle::Resume::Busy)) => {
@@ -300,15 +302,10 @@ impl Hub {
     /// The ladder `app/base` in the map, created if there is none; a retired one (its
     /// last rendition expired) is replaced by a fresh one.
     fn mapped_ladder(&self, app: &str, base: &str) -> Arc<Ladder> {
+        // Read before the lock is taken: a (fake) clock may have a lock of its own.
+        let now = self.time.now();
+        let fresh = || Arc::new(Ladder::new(app, base, self.config.segment.target(), now));
         let mut ladders = self.ladders.write().unwrap_or_else(|e| e.into_inner());
-        let fresh = || {
-            Arc::new(Ladder::new(
-                app,
-                base,
-                self.config.segment.target(),
-                &self.time,
-            ))
-        };
         let ladder = ladders
             .entry((app.to_string(), base.to_string()))
             .or_insert_with(fresh);
