@@ -185,9 +185,10 @@ impl Publisher {
             .frame(raw_dts, &frame, &self.store.rendition.ingest);
         let has_video = self.configured[slot(TrackKind::Video)];
         let (app, stream) = (&self.store.ladder.app, &self.store.rendition.stream_name);
+        let time = self.store.hub.time();
         match self
             .map
-            .place(frame, self.store.hub.time().now(), has_video, (app, stream))?
+            .place(frame, || time.now(), has_video, (app, stream))?
         {
             Placed::Held => {}
             Placed::Ready(frame) => self.push(frame),

@@ -99,20 +99,20 @@ impl TimelineMap {
         mapped.jump
     }
 
-    /// Puts `frame`, arriving at `now`, on the ladder timeline. Until the first keyframe
-    /// (any first frame when the stream has no video) frames are held; `names` label the
-    /// warning when the held bytes run over budget.
+    /// Puts `frame`, arriving at `now()` (read for the first frame only), on the ladder
+    /// timeline. Until the first keyframe (any first frame when the stream has no video)
+    /// frames are held; `names` label the warning when the held bytes run over budget.
     pub(super) fn place(
         &mut self,
         mut frame: Frame,
-        now: SystemTime,
+        now: impl FnOnce() -> SystemTime,
         has_video: bool,
         names: (&str, &str),
     ) -> Result<Placed, FrameError> {
         let timeline = &self.timeline;
         let offset = *self
             .offset
-            .get_or_insert_with(|| timeline.join(frame.dts, now));
+            .get_or_insert_with(|| timeline.join(frame.dts, now()));
         if self.snapped {
             frame.dts += offset;
             frame.pts += offset;
