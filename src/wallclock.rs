@@ -14,10 +14,11 @@ pub fn shift(t: SystemTime, ticks: i64) -> SystemTime {
     }
 }
 
-/// Milliseconds since the Unix epoch divided by `per_ms`: a number that grows with time, for
-/// object names that must never repeat across publishes (CDNs cache them as immutable).
-pub fn epoch_number(per_ms: u64) -> u64 {
-    let ms = SystemTime::now()
+/// Milliseconds from the Unix epoch to `now` divided by `per_ms`: a number that grows with
+/// time, for object names that must never repeat across publishes (CDNs cache them as
+/// immutable).
+pub fn epoch_number(now: SystemTime, per_ms: u64) -> u64 {
+    let ms = now
         .duration_since(UNIX_EPOCH)
         .unwrap_or(Duration::ZERO)
         .as_millis();

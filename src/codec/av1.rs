@@ -252,12 +252,10 @@ pub(crate) mod tests {
             let r = Av1Config::parse(Bytes::copy_from_slice(&AV1C_320X240[..len]));
             assert!(r.is_err(), "len {len}");
         }
-        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut noise = crate::codec::noise::Noise::new(0x2545_F491_4F6C_DD1D);
         for _ in 0..5_000 {
             let mut v = AV1C_320X240.to_vec();
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
+            let state = noise.next();
             let i = (state % v.len() as u64) as usize;
             v[i] = (state >> 40) as u8;
             let _ = Av1Config::parse(Bytes::from(v));

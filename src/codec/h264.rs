@@ -2,6 +2,8 @@
 
 use bytes::Bytes;
 
+use super::record::{Overrun, RecordReader};
+
 /// Parsed AVCDecoderConfigurationRecord plus the facts players need from the SPS.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AvcConfig {
@@ -60,37 +62,24 @@ const NAL_SPS: u8 = 7;
 /// Frames per second above this are taken as a bogus VUI rather than a real stream.
 const MAX_FRAME_RATE: f64 = 1000.0;
 
-/// Cursor over the record; every read past the end is a `BadRecord` naming the field.
-struct Record<'a> {
-    record: &'a Bytes,
-    pos: usize,
-}
+/// The record's cursor; every read past the end is a `BadRecord` naming the field.
+struct Record<'a>(RecordReader<'a>);
 
 impl Record<'_> {
     fn u8(&mut self, field: &'static str) -> Result<u8, H264Error> {
-        let b = *self
-            .record
-            .get(self.pos)
-            .ok_or(H264Error::BadRecord(field))?;
-        self.pos += 1;
-        Ok(b)
+        self.0.u8().map_err(|_| H264Error::BadRecord(field))
     }
 
     /// `count` parameter sets, each behind a 16-bit length, as zero-copy slices.
     fn parameter_sets(&mut self, count: u8) -> Result<Vec<Bytes>, H264Error> {
-        let mut sets = Vec::with_capacity(usize::from(count));
-        for _ in 0..count {
-            let hi = self.u8("parameter set length past the end")?;
-            let lo = self.u8("parameter set length past the end")?;
-            let len = usize::from(u16::from_be_bytes([hi, lo]));
+        let set = |r: &mut RecordReader| match r.nal_unit() {
+            Err(Overrun::Field) => Err(H264Error::BadRecord("parameter set length past the end")),
             // A zero-length set cannot even hold its NAL header.
-            if len == 0 || len > self.record.len() - self.pos {
-                return Err(H264Error::BadRecord("parameter set past the end"));
-            }
-            sets.push(self.record.slice(self.pos..self.pos + len));
-            self.pos += len;
-        }
-        Ok(sets)
+            Err(Overrun::Unit) => Err(H264Error::BadRecord("parameter set past the end")),
+            Ok(nal) if nal.is_empty() => Err(H264Error::BadRecord("parameter set past the end")),
+            Ok(nal) => Ok(nal),
+        };
+        (0..count).map(|_| set(&mut self.0)).collect()
     }
 }
 
@@ -101,10 +90,7 @@ impl AvcConfig {
     /// in-band). Anything after the PPS list (the High-profile chroma/bit-depth trailer,
     /// which encoders often get wrong) is not interpreted but stays in `record`.
     pub fn parse(record: Bytes) -> Result<AvcConfig, H264Error> {
-        let mut r = Record {
-            record: &record,
-            pos: 0,
-        };
+        let mut r = Record(RecordReader::at(&record, 0));
         if r.u8("empty")? != 1 {
             return Err(H264Error::BadRecord("configurationVersion is not 1"));
         }
@@ -413,13 +399,8 @@ pub(crate) mod tests {
     #[test]
     fn garbage_never_panics() {
         // xorshift: deterministic, no dev-dependency.
-        let mut state = 0x9E37_79B9_7F4A_7C15u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut noise = crate::codec::noise::Noise::new(0x9E37_79B9_7F4A_7C15u64);
+        let mut next = move || noise.next();
         for base in [
             AVCC_640X360,
             AVCC_1280X720,

@@ -4,6 +4,7 @@
 use bytes::Bytes;
 
 use super::bits::BitReader;
+use super::record::RecordReader;
 
 /// Parsed HEVCDecoderConfigurationRecord plus the picture size from its SPS.
 #[derive(Clone, Debug, PartialEq)]
@@ -93,27 +94,17 @@ impl HevcConfig {
         }
         let avg_frame_rate = u16::from_be_bytes([r[19], r[20]]);
         let mut parameter_sets = Vec::new();
-        let mut pos = 23;
-        let take = |pos: &mut usize, n: usize| -> Result<usize, HevcError> {
-            let start = *pos;
-            *pos = pos
-                .checked_add(n)
-                .filter(|end| *end <= r.len())
-                .ok_or(HevcError::BadRecord("array past the end"))?;
-            Ok(start)
-        };
+        let mut arrays = RecordReader::at(&record, 23);
+        let past_the_end = |_| HevcError::BadRecord("array past the end");
         for _ in 0..r[22] {
-            let at = take(&mut pos, 3)?;
-            let kind = r[at] & 0x3F;
-            let count = u16::from_be_bytes([r[at + 1], r[at + 2]]);
+            let kind = arrays.u8().map_err(past_the_end)? & 0x3F;
+            let count = arrays.u16().map_err(past_the_end)?;
             for _ in 0..count {
-                let at = take(&mut pos, 2)?;
-                let len = usize::from(u16::from_be_bytes([r[at], r[at + 1]]));
-                let at = take(&mut pos, len)?;
+                let nal = arrays.nal_unit().map_err(past_the_end)?;
                 // SEI and other arrays stay in the record (the sample entry carries it
                 // whole); only the parameter sets are repeated in TS.
                 if matches!(kind, NAL_VPS | NAL_SPS | NAL_PPS) {
-                    parameter_sets.push(record.slice(at..at + len));
+                    parameter_sets.push(nal);
                 }
             }
         }
@@ -279,13 +270,11 @@ pub(crate) mod tests {
         let mut v = HVCC_320X240.to_vec();
         v[0] = 0;
         assert!(HevcConfig::parse(Bytes::from(v)).is_err());
-        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut noise = crate::codec::noise::Noise::new(0x9E37_79B9_7F4A_7C15);
         for _ in 0..5_000 {
             let mut v = HVCC_320X240.to_vec();
             for _ in 0..4 {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
+                let state = noise.next();
                 let i = (state % v.len() as u64) as usize;
                 v[i] = (state >> 32) as u8;
             }

@@ -5,5 +5,8 @@ pub mod av1;
 mod bits;
 pub mod h264;
 pub mod hevc;
+#[cfg(test)]
+pub(crate) mod noise;
 pub mod opus;
+mod record;
 pub mod vp9;

@@ -222,11 +222,27 @@ pub(super) mod tests {
         d
     }
 
-    pub(in crate::flv) fn frame(event: Result<Option<DemuxEvent>, FlvError>) -> Frame {
-        match event {
-            Ok(Some(DemuxEvent::Frame(f))) => f,
-            other => panic!("expected a frame, got {other:?}"),
-        }
+    /// The demuxer's answer, which must be an event.
+    fn event(answer: Result<Option<DemuxEvent>, FlvError>) -> DemuxEvent {
+        answer
+            .unwrap_or_else(|e| panic!("expected an event, got {e:?}"))
+            .expect("expected an event, got none")
+    }
+
+    /// The demuxer's answer, which must be a frame.
+    pub(in crate::flv) fn frame(answer: Result<Option<DemuxEvent>, FlvError>) -> Frame {
+        let DemuxEvent::Frame(f) = event(answer) else {
+            panic!("expected a frame")
+        };
+        f
+    }
+
+    /// The demuxer's answer, which must be a configuration.
+    pub(in crate::flv) fn config(answer: Result<Option<DemuxEvent>, FlvError>) -> CodecConfig {
+        let DemuxEvent::Config(c) = event(answer) else {
+            panic!("expected a config")
+        };
+        c
     }
 
     #[test]
@@ -418,13 +434,8 @@ pub(super) mod tests {
 
     #[test]
     fn random_bodies_never_panic() {
-        let mut state = 0x2545_F491_4F6C_DD1Du64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut noise = crate::codec::noise::Noise::new(0x2545_F491_4F6C_DD1Du64);
+        let mut next = move || noise.next();
         let mut d = configured();
         for _ in 0..20_000 {
             let len = (next() % 24) as usize;

@@ -7,7 +7,7 @@ use crate::codec::av1::tests::AV1C_320X240;
 use crate::codec::hevc::tests::HVCC_320X240;
 use crate::codec::opus::tests::OPUS_HEAD_MONO;
 use crate::codec::vp9::tests::VPCC_320X240;
-use crate::flv::demux::tests::frame;
+use crate::flv::demux::tests::{config, frame};
 use crate::flv::TrackEvent;
 
 /// The start of a profile 0 VP9 key frame of 320x240 (uncompressed header).
@@ -17,13 +17,6 @@ fn body(head: &[u8], rest: &[u8]) -> Bytes {
     let mut b = head.to_vec();
     b.extend_from_slice(rest);
     Bytes::from(b)
-}
-
-fn config(event: Result<Option<DemuxEvent>, FlvError>) -> CodecConfig {
-    match event {
-        Ok(Some(DemuxEvent::Config(c))) => c,
-        other => panic!("expected a config, got {other:?}"),
-    }
 }
 
 #[test]
@@ -154,13 +147,8 @@ fn unsupported_fourccs_and_multitrack_are_refused() {
 
 #[test]
 fn random_enhanced_bodies_never_panic() {
-    let mut state = 0x2545_F491_4F6C_DD1Du64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut noise = crate::codec::noise::Noise::new(0x2545_F491_4F6C_DD1Du64);
+    let mut next = move || noise.next();
     let mut d = TagDemuxer::new();
     config(d.video(0, body(b"\x90hvc1", HVCC_320X240)));
     let heads: [&[u8]; 4] = [b"\x91hvc1", b"\x97", b"\x90av01", b"\x91Opus"];

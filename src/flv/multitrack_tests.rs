@@ -114,11 +114,9 @@ fn bad_multitrack_messages_are_errors_not_panics() {
         let ok = usize::from(id) < MAX_TRACKS;
         assert_eq!(e[0].event.is_ok(), ok, "track {id}: {e:?}");
     }
-    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    let mut noise = crate::codec::noise::Noise::new(0x2545_F491_4F6C_DD1D);
     for _ in 0..20_000 {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
+        let state = noise.next();
         let len = (state % 20) as usize;
         let mut body = vec![0x96, (state >> 8) as u8 & 0x21];
         body.extend((0..len).map(|i| (state >> (i % 56)) as u8));

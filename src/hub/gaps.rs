@@ -10,7 +10,6 @@
 use std::time::SystemTime;
 
 use crate::media::MEDIA_CLOCK;
-use crate::segment::timeline::LadderTimeline;
 use crate::store::{StoredSegment, TrackWindow};
 
 /// Numbers filled at most: more than any window lists, so a long absence still leaves the
@@ -23,19 +22,6 @@ pub trait Boundaries {
     fn start(&self, seq: u64) -> Option<i64>;
     /// Wall-clock time of ladder time `t`.
     fn wall_clock(&self, t: i64) -> SystemTime;
-}
-
-impl Boundaries for LadderTimeline {
-    fn start(&self, seq: u64) -> Option<i64> {
-        self.boundary_start(seq)
-    }
-
-    fn wall_clock(&self, t: i64) -> SystemTime {
-        match self.origin() {
-            Some(origin) => crate::wallclock::shift(origin, t),
-            None => SystemTime::now(),
-        }
-    }
 }
 
 /// The gaps `window` needs before its segment `seq`, which starts at ladder time

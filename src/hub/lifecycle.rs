@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tracing::info;
 
-use super::rendition::{Rendition, RenditionState};
+use super::rendition::{Rendition, RenditionState, StateWriter};
 use super::{Hub, Ladder};
 
 /// Where a rendition is in its lifecycle.
@@ -65,14 +65,14 @@ impl RenditionState {
     pub fn publishing(&self) -> bool {
         self.phase() == Phase::Publishing
     }
+}
 
-    /// Moves to `to`, keeping the per-phase gauge right.
-    fn set_phase(&mut self, to: Phase) {
-        count(self.phase(), -1.0);
-        self.ended = to == Phase::Ended;
-        self.reconnect_wait = (to == Phase::ReconnectWait).then(Instant::now);
-        count(to, 1.0);
-    }
+/// Moves `state` to `to` at `now`, keeping the per-phase gauge right.
+fn set_phase(state: &mut StateWriter<'_>, to: Phase, now: Instant) {
+    count(state.phase(), -1.0);
+    let waiting = (to == Phase::ReconnectWait).then_some(now);
+    state.set_lifecycle(to == Phase::Ended, waiting);
+    count(to, 1.0);
 }
 
 fn count(phase: Phase, delta: f64) {
@@ -99,16 +99,16 @@ pub(super) enum Resume {
     Replace,
 }
 
-/// A publisher (connection `conn_id`) asks for an existing rendition.
-pub(super) fn republish(state: &mut RenditionState, conn_id: u64) -> Resume {
+/// A publisher (connection `conn_id`) asks for an existing rendition at `now`.
+pub(super) fn republish(state: &mut StateWriter<'_>, conn_id: u64, now: Instant) -> Resume {
     match state.phase() {
         Phase::Publishing => Resume::Busy,
         Phase::Ended => Resume::Replace,
         Phase::ReconnectWait => {
-            let gap = state.reconnect_wait.map(|t| t.elapsed().as_secs_f64());
-            state.set_phase(Phase::Publishing);
-            state.generation += 1;
-            state.publisher = conn_id;
+            let gap =
+                (state.reconnect_wait).map(|t| now.saturating_duration_since(t).as_secs_f64());
+            set_phase(state, Phase::Publishing, now);
+            state.next_session(conn_id);
             info!(gap_secs = gap, "publisher reconnected: playlists continue");
             metrics::counter!("packgate_reconnects_total").increment(1);
             Resume::Continued
@@ -117,7 +117,8 @@ pub(super) fn republish(state: &mut RenditionState, conn_id: u64) -> Resume {
 }
 
 /// The publish session of `rendition` stopped (its media already flushed). Ends the
-/// playlists now or after the linger time, and schedules the removal.
+/// playlists now or after the linger time, and schedules the removal on the hub's
+/// spawner (nothing is scheduled outside a runtime).
 pub(super) fn stopped(
     hub: &Arc<Hub>,
     ladder: &Arc<Ladder>,
@@ -133,36 +134,38 @@ pub(super) fn stopped(
         Departure::Clean => Phase::Ended,
         Departure::Dropped => Phase::ReconnectWait,
     };
+    // Read before taking the rendition's lock: a (fake) clock may have a lock of its own.
+    let now = hub.time().instant();
     let generation = {
         let mut state = rendition.write();
-        state.set_phase(to);
+        set_phase(&mut state, to, now);
         state.generation
     };
     ladder.notify();
     info!(app = %ladder.app, stream = %rendition.stream_name, state = to.as_str(), "publish stopped");
-    let Ok(rt) = tokio::runtime::Handle::try_current() else {
-        return; // no runtime (unit tests): nothing to schedule
-    };
+    let time = hub.time().clone();
     let (hub, ladder, rendition) = (hub.clone(), ladder.clone(), rendition.clone());
-    rt.spawn(async move {
-        tokio::time::sleep(linger).await;
-        if to == Phase::ReconnectWait {
-            if !give_up(&ladder, &rendition, generation) {
-                return;
-            }
-            tokio::time::sleep(grace).await;
+    hub.time().clone().after(linger, move || {
+        let waited = to == Phase::ReconnectWait;
+        if waited && !give_up(&ladder, &rendition, generation, time.instant()) {
+            return;
         }
-        hub.expire(&ladder, &rendition, generation);
+        let expire = move || hub.expire(&ladder, &rendition, generation);
+        if waited {
+            time.after(grace, expire);
+        } else {
+            expire();
+        }
     });
 }
 
 /// The linger time passed: if the publisher has not come back, the playlists end.
-fn give_up(ladder: &Ladder, rendition: &Rendition, generation: u64) -> bool {
+fn give_up(ladder: &Ladder, rendition: &Rendition, generation: u64, now: Instant) -> bool {
     let mut state = rendition.write();
     if state.phase() != Phase::ReconnectWait || state.generation != generation {
         return false;
     }
-    state.set_phase(Phase::Ended);
+    set_phase(&mut state, Phase::Ended, now);
     drop(state);
     ladder.notify();
     info!(app = %ladder.app, stream = %rendition.stream_name, "publisher did not come back: playlists ended");
@@ -216,23 +219,74 @@ mod tests {
         assert_eq!(now.read().phase(), Phase::ReconnectWait);
     }
 
-    #[tokio::test]
-    async fn the_linger_time_ends_a_wait_then_removes() {
-        let config = Config::from_toml("[segment]\nlinger = 0.4\n").unwrap();
-        let hub = Hub::new(Arc::new(config));
-        let mut p = hub.publish("live", "gone", Holder::open(1)).unwrap();
-        let rendition = p.publisher.rendition().clone();
-        p.publisher.finish_as(Departure::Dropped);
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    /// A hub on a fake clock with `linger` seconds of linger time.
+    fn fake_hub(linger: f64) -> (Arc<Hub>, Arc<crate::clock::FakeClock>) {
+        let config = Config::from_toml(&format!("[segment]\nlinger = {linger}\n")).unwrap();
+        let (time, clock) = crate::clock::Time::fake();
+        (Hub::with_time(Arc::new(config), time), clock)
+    }
+
+    /// Publishes `live/{name}` and ends the session `how`; returns its rendition.
+    fn published_then_left(hub: &Arc<Hub>, name: &str, how: Departure) -> Arc<Rendition> {
+        let mut p = hub.publish("live", name, Holder::open(1)).unwrap();
+        p.publisher.finish_as(how);
+        p.publisher.rendition().clone()
+    }
+
+    #[test]
+    fn the_linger_time_ends_a_wait_then_removes() {
+        let (hub, clock) = fake_hub(0.4);
+        let rendition = published_then_left(&hub, "gone", Departure::Dropped);
+        clock.advance(Duration::from_millis(399));
         assert_eq!(rendition.read().phase(), Phase::ReconnectWait);
-        tokio::time::sleep(Duration::from_millis(400)).await;
+        clock.advance(Duration::from_millis(1));
         assert_eq!(rendition.read().phase(), Phase::Ended);
         assert!(
             hub.ladder("live", "gone").is_some(),
             "ENDLIST is served a while"
         );
         // Removed after min(linger, 3 targets) more.
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        clock.advance(Duration::from_millis(399));
+        assert!(hub.ladder("live", "gone").is_some());
+        clock.advance(Duration::from_millis(1));
         assert!(hub.ladder("live", "gone").is_none());
+        assert_eq!(clock.pending(), 0);
+    }
+
+    #[test]
+    fn a_reconnect_within_the_linger_time_cancels_the_expiry() {
+        let (hub, clock) = fake_hub(2.0);
+        let rendition = published_then_left(&hub, "back", Departure::Dropped);
+        clock.advance(Duration::from_millis(1500));
+        let again = hub.publish("live", "back", Holder::open(2)).unwrap();
+        assert!(Arc::ptr_eq(again.publisher.rendition(), &rendition));
+        // The first session's linger and removal come and go without effect.
+        clock.advance(Duration::from_secs(30));
+        assert_eq!(rendition.read().phase(), Phase::Publishing);
+        assert!(hub.ladder("live", "back").is_some());
+        assert_eq!(clock.pending(), 0);
+    }
+
+    #[test]
+    fn a_republish_after_a_clean_end_outlives_the_old_expiry() {
+        let (hub, clock) = fake_hub(1.0);
+        published_then_left(&hub, "again", Departure::Clean);
+        clock.advance(Duration::from_millis(500));
+        // Fresh playlists under the name before the old rendition's removal is due.
+        let new = hub.publish("live", "again", Holder::open(2)).unwrap();
+        clock.advance(Duration::from_secs(30));
+        let ladder = hub.ladder("live", "again").expect("ladder kept");
+        let mapped = ladder.rendition("src").expect("rendition kept");
+        assert!(Arc::ptr_eq(&mapped, new.publisher.rendition()));
+        assert_eq!(mapped.read().phase(), Phase::Publishing);
+    }
+
+    #[test]
+    fn the_reconnect_gap_is_measured_on_the_hubs_clock() {
+        let (hub, clock) = fake_hub(5.0);
+        let rendition = published_then_left(&hub, "gap", Departure::Dropped);
+        let since = rendition.read().reconnect_wait.expect("waiting");
+        clock.advance(Duration::from_millis(2500));
+        assert_eq!(hub.time().instant() - since, Duration::from_millis(2500));
     }
 }

@@ -2,15 +2,19 @@
 
 pub mod auth;
 pub mod claims;
+mod cmaf_output;
 pub mod diagnostics;
 pub mod dvr;
 pub mod gaps;
 pub mod ladder;
 pub mod lifecycle;
 pub mod naming;
+pub mod part_ids;
 pub mod publisher;
 pub mod renderings;
 pub mod rendition;
+mod storage;
+mod timeline_map;
 pub mod traffic;
 pub mod ts_output;
 
@@ -24,6 +28,7 @@ pub use lifecycle::{Departure, Phase};
 pub use publisher::Publisher;
 pub use rendition::Rendition;
 
+use crate::clock::Time;
 use crate::config::Config;
 use crate::drain::Drain;
 use naming::{ladder_name, reserved_app, valid_name};
@@ -60,25 +65,46 @@ pub struct Granted {
 #[derive(Debug)]
 pub struct Hub {
     config: Arc<Config>,
+    /// Where publishers and the lifecycle read the time and schedule work.
+    time: Time,
     drain: Drain,
     ladders: RwLock<HashMap<(String, String), Arc<Ladder>>>,
     claims: Arc<claims::Claims>,
     recorder: crate::record::Recorder,
+    /// The part ids issued, so no part URL is reused.
+    part_ids: part_ids::PartIds,
     /// The DVR disk tier, when some app has a DVR window.
     spill: Option<Arc<crate::store::spill::SpillTier>>,
 }
 
 impl Hub {
-    /// An empty hub.
+    /// An empty hub on the system clocks.
     pub fn new(config: Arc<Config>) -> Arc<Self> {
+        Self::with_time(config, Time::real())
+    }
+
+    /// An empty hub on `time`'s clock and spawner (a fake one in tests).
+    pub fn with_time(config: Arc<Config>, time: Time) -> Arc<Self> {
         Arc::new(Hub {
+            time,
             drain: Drain::default(),
             ladders: RwLock::new(HashMap::new()),
             claims: Arc::default(),
+            part_ids: Default::default(),
             recorder: crate::record::Recorder::new(&config.record),
             spill: dvr::tier(&config),
             config,
         })
+    }
+
+    /// The clock and spawner of the ingest side.
+    pub fn time(&self) -> &Time {
+        &self.time
+    }
+
+    /// The part ids issued.
+    pub fn part_ids(&self) -> &part_ids::PartIds {
+        &self.part_ids
     }
 
     /// The configuration the hub runs with.
@@ -188,19 +214,11 @@ impl Hub {
         };
         let conn_id = claim.conn_id();
         let ip = holder_ip;
-        // A ladder can be dropped from the map (its last rendition expired) between our
-        // lookup and our insert; then go again with a fresh one. Once our rendition is in
-        // the mapped ladder it is not empty, so no expiry can drop it: this ends.
+        // What is under the name is looked at, then changed only if it is still the same
+        // (`Ladder::swap`); if it changed meanwhile (an expiry removed it, the ladder
+        // retired), look again. Every lap follows a change by someone else, so this ends.
         let (ladder, rendition) = loop {
-            let ladder = {
-                let mut ladders = self.ladders.write().unwrap_or_else(|e| e.into_inner());
-                ladders
-                    .entry((app.to_string(), ln.base.clone()))
-                    .or_insert_with(|| {
-                        Arc::new(Ladder::new(app, &ln.base, self.config.segment.target()))
-                    })
-                    .clone()
-            };
+            let ladder = self.mapped_ladder(app, &ln.base);
             let existing = ladder.rendition(&ln.label);
             // A live rendition of the same label but another kind (a rung named `audio1`)
             // is not continued as this one.
@@ -210,37 +228,36 @@ impl Hub {
             {
                 return Err(PublishError::AlreadyPublishing(format!("{app}/{name}")));
             }
+            // The time is read before the rendition's lock is taken (no lock inside another).
+            let now = self.time.instant();
             let resume = existing
                 .as_ref()
-                .map(|r| lifecycle::republish(&mut r.write(), conn_id));
-            let rendition = match (existing, resume) {
+                .map(|r| lifecycle::republish(&mut r.write(), conn_id, now));
+            match (existing, resume) {
                 // Only a publisher that outlived its claim gets here.
                 (_, Some(lifecycle::Resume::Busy)) => {
                     return Err(PublishError::AlreadyPublishing(format!("{app}/{name}")));
                 }
-                // The encoder came back within the linger time: the same playlists continue.
-                (Some(existing), Some(lifecycle::Resume::Continued)) => existing,
+                // The encoder came back within the linger time: the same playlists
+                // continue. A rendition that is not ended is never removed, so it is
+                // still in the ladder.
+                (Some(existing), Some(lifecycle::Resume::Continued)) => break (ladder, existing),
                 (old, _) => {
                     // New, or its playlists ended (EXT-X-ENDLIST is final): fresh playlists.
-                    if let Some(old) = old {
-                        lifecycle::removed(&old.read());
-                    }
                     let r = Rendition::new(&ln.label, name, conn_id);
                     let r = Arc::new(match audio_track {
                         Some(track) => r.as_audio_track(track),
                         None => r,
                     });
+                    if !ladder.swap(old.as_ref(), r.clone()) {
+                        continue;
+                    }
+                    if let Some(old) = old {
+                        lifecycle::removed(&old.read());
+                    }
                     lifecycle::started(&r.read());
-                    ladder.insert(r.clone());
-                    r
+                    break (ladder, r);
                 }
-            };
-            let current = self.ladder(app, &ln.base);
-            if current.is_some_and(|l| Arc::ptr_eq(&l, &ladder)) {
-                break (ladder, rendition);
-            }
-            if ladder.remove(&rendition) {
-                lifecycle::removed(&rendition.read());
             }
         };
         Ok(Granted {
@@ -281,8 +298,26 @@ impl Hub {
         all
     }
 
-    /// Removes an ended rendition (scheduled by [`lifecycle`]) unless it was republished,
-    /// and the ladder with it when it was the last.
+    /// The ladder `app/base` in the map, created if there is none; a retired one (its
+    /// last rendition expired) is replaced by a fresh one.
+    fn mapped_ladder(&self, app: &str, base: &str) -> Arc<Ladder> {
+        // Read before the lock is taken: a (fake) clock may have a lock of its own.
+        let now = self.time.now();
+        let fresh = || Arc::new(Ladder::new(app, base, self.config.segment.target(), now));
+        let mut ladders = self.ladders.write().unwrap_or_else(|e| e.into_inner());
+        let ladder = ladders
+            .entry((app.to_string(), base.to_string()))
+            .or_insert_with(fresh);
+        if ladder.is_retired() {
+            *ladder = fresh();
+        }
+        ladder.clone()
+    }
+
+    /// Removes an ended rendition (scheduled by [`lifecycle`] for publish session
+    /// `generation`) unless it was published again since: a republish either continued it
+    /// (a newer generation) or put a new rendition under its name, which is left alone.
+    /// The ladder goes with its last rendition.
     pub fn expire(&self, ladder: &Arc<Ladder>, rendition: &Arc<Rendition>, generation: u64) {
         {
             let state = rendition.read();
@@ -290,13 +325,18 @@ impl Hub {
                 return;
             }
         }
-        if ladder.remove(rendition) {
+        // An ended rendition is never continued, only replaced, and `remove` only takes
+        // this very object: no newer publish of the name is lost between the check above
+        // and here.
+        let removed = ladder.remove(rendition);
+        if removed.removed {
             lifecycle::removed(&rendition.read());
         }
-        // Asked before taking the hub's lock: no lock is held while another is taken.
-        if !ladder.is_empty() {
+        if !removed.retired {
             return;
         }
+        // The ladder retired with its last rendition (no publish joins it any more): unmap
+        // it unless a publish has already mapped a fresh one in its place.
         let mut ladders = self.ladders.write().unwrap_or_else(|e| e.into_inner());
         let key = (ladder.app.clone(), ladder.base.clone());
         if ladders.get(&key).is_some_and(|l| Arc::ptr_eq(l, ladder)) {
@@ -306,6 +346,10 @@ impl Hub {
         self.recorder.expired(&ladder.app, &ladder.base);
     }
 }
+
+#[cfg(test)]
+#[path = "publish_tests.rs"]
+mod publish_tests;
 
 #[cfg(test)]
 mod tests {

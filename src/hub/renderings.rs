@@ -105,54 +105,24 @@ mod tests {
         Bytes::from(format!("slot {} at {}", k.slot, k.position))
     }
 
+    fn key(slot: u8, position: u64) -> Key {
+        Key { slot, position }
+    }
+
     #[test]
     fn one_rendering_per_position_is_shared() {
         let cache = Renderings::default();
-        let a = cache.get_or_render(
-            Key {
-                slot: 0,
-                position: 1,
-            },
-            text,
-        );
-        let b = cache.get_or_render(
-            Key {
-                slot: 0,
-                position: 1,
-            },
-            |_| panic!("rendered twice"),
-        );
+        let a = cache.get_or_render(key(0, 1), text);
+        let b = cache.get_or_render(key(0, 1), |_| panic!("rendered twice"));
         assert_eq!(a.as_ptr(), b.as_ptr(), "the very same bytes");
         // Another slot is kept beside it.
-        let other = cache.get_or_render(
-            Key {
-                slot: 1,
-                position: 1,
-            },
-            text,
-        );
+        let other = cache.get_or_render(key(1, 1), text);
         assert_eq!(other, "slot 1 at 1");
         // A new position renders anew and replaces the old one of its slot.
-        let c = cache.get_or_render(
-            Key {
-                slot: 0,
-                position: 2,
-            },
-            text,
-        );
+        let c = cache.get_or_render(key(0, 2), text);
         assert_eq!(c, "slot 0 at 2");
-        assert!(cache
-            .get(&Key {
-                slot: 0,
-                position: 1
-            })
-            .is_none());
-        assert!(cache
-            .get(&Key {
-                slot: 1,
-                position: 1
-            })
-            .is_some());
+        assert!(cache.get(&key(0, 1)).is_none());
+        assert!(cache.get(&key(1, 1)).is_some());
         assert_eq!(cache.lock().len(), 2);
     }
 
@@ -160,7 +130,7 @@ mod tests {
     fn bounded_and_keyed_by_type() {
         let cache = Renderings::default();
         for slot in 0..40u8 {
-            cache.get_or_render(Key { slot, position: 0 }, text);
+            cache.get_or_render(key(slot, 0), text);
         }
         assert_eq!(cache.lock().len(), KEPT);
         assert!(cache.get(&0u8).is_none(), "another key type never matches");

@@ -7,7 +7,9 @@
 //! a copy and publishes it when its guard drops, then moves the channel of each track whose
 //! window changed, so a held request wakes only when its own track moves.
 
-use std::ops::{Deref, DerefMut};
+use std::ops::Deref;
+#[cfg(test)]
+use std::ops::DerefMut;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::SystemTime;
 
@@ -68,8 +70,8 @@ impl RenditionState {
         }
     }
 
-    /// The track of `kind`, mutably.
-    pub fn track_mut(&mut self, kind: TrackKind) -> &mut Option<TrackOutput> {
+    /// The track of `kind`, mutably (for the writer's methods).
+    fn track_mut(&mut self, kind: TrackKind) -> &mut Option<TrackOutput> {
         match kind {
             TrackKind::Video => &mut self.video,
             TrackKind::Audio => &mut self.audio,
@@ -141,7 +143,8 @@ pub struct Rendition {
     pub traffic: super::traffic::Traffic,
 }
 
-fn slot(kind: TrackKind) -> usize {
+/// The index of a track kind in per-track arrays.
+pub(super) fn slot(kind: TrackKind) -> usize {
     match kind {
         TrackKind::Video => 0,
         TrackKind::Audio => 1,
@@ -267,12 +270,23 @@ impl Deref for StateWriter<'_> {
     }
 }
 
-impl DerefMut for StateWriter<'_> {
-    fn deref_mut(&mut self) -> &mut RenditionState {
+impl StateWriter<'_> {
+    /// The private copy to change (copied on the first change). Only the named changes
+    /// below use it, so every write to a rendition's state is one of them.
+    fn state_mut(&mut self) -> &mut RenditionState {
         self.changed = true;
         let draft = self.draft.as_mut().expect("the draft is held until drop");
         // Copy on write: readers may hold the current snapshot; the copy is ours alone.
         Arc::make_mut(&mut draft.state)
+    }
+}
+
+/// Tests build states field by field; the library changes them only through
+/// [`StateWriter`]'s methods (see `rendition_writes.rs`).
+#[cfg(test)]
+impl DerefMut for StateWriter<'_> {
+    fn deref_mut(&mut self) -> &mut RenditionState {
+        self.state_mut()
     }
 }
 
@@ -300,6 +314,9 @@ impl std::fmt::Debug for StateWriter<'_> {
             .finish_non_exhaustive()
     }
 }
+
+#[path = "rendition_writes.rs"]
+mod writes;
 
 #[cfg(test)]
 #[path = "rendition_tests.rs"]

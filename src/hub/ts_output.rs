@@ -25,6 +25,8 @@ pub struct TsSegment {
     pub data: Bytes,
     /// Starts with a video keyframe (or has no video).
     pub independent: bool,
+    /// Starts a new timeline (EXT-X-DISCONTINUITY).
+    pub discontinuity: bool,
 }
 
 #[derive(Debug, Default)]
@@ -38,18 +40,32 @@ struct Pair {
 pub struct TsPackager {
     muxer: TsMuxer,
     pending: BTreeMap<u64, Pair>,
+    /// The next TS segment muxed starts a new timeline.
+    discontinuity: bool,
 }
 
 impl TsPackager {
-    /// Takes one finished cut; returns the TS segments that became complete. `has_video`
-    /// and `has_audio` say which tracks the stream has.
+    /// A packager whose first segment starts a new timeline when `discontinuity` (a
+    /// reconnect continuing the playlists).
+    pub fn new(discontinuity: bool) -> Self {
+        TsPackager {
+            discontinuity,
+            ..Self::default()
+        }
+    }
+
+    /// Takes one finished cut, which starts a new timeline when `discontinuity`; returns
+    /// the TS segments that became complete. `has` says which tracks (video, audio) the
+    /// stream has.
     pub fn push(
         &mut self,
         cut: CutSegment,
+        discontinuity: bool,
         has: (bool, bool),
         video: Option<&CodecConfig>,
         audio: Option<&CodecConfig>,
     ) -> Vec<Result<TsSegment, TsError>> {
+        self.discontinuity |= discontinuity;
         let newest = cut.seq;
         let pair = self.pending.entry(cut.seq).or_default();
         match cut.kind {
@@ -142,6 +158,7 @@ impl TsPackager {
             duration,
             data,
             independent,
+            discontinuity: std::mem::take(&mut self.discontinuity),
         })
     }
 }

@@ -231,7 +231,10 @@ impl Ingest {
         let ln = self.hub.ladder_name(&app, &name);
         let params = query.map(auth::parse_query).unwrap_or_default();
         let config = self.hub.config().auth.app(&app);
-        let now = SystemTime::now()
+        let now = self
+            .hub
+            .time()
+            .now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let check = auth::check(config, &app, &ln.base, &params, now);
