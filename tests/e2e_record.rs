@@ -576,6 +576,18 @@ fn hls_js_seeks_60_s_back_in_a_dvr_window_and_plays() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.0);
     assert!(depth >= 70.0, "timeShiftBufferDepth {depth}");
+    // The TS feed has the DVR window too; its old segments come from the disk tier.
+    let ts = get(http, "/live/dvr/src/ts.m3u8").unwrap().text();
+    assert!(ts.matches("#EXTINF").count() >= 38, "{ts}");
+    let first_ts = ts.lines().find(|l| l.ends_with(".ts")).unwrap();
+    let seq = first_ts.trim_start_matches("ts/").trim_end_matches(".ts");
+    assert!(
+        dir.join(format!("live/dvr/src/ts/{seq}.m4s")).exists(),
+        "{first_ts} spilled to disk"
+    );
+    let old_ts = get(http, &format!("/live/dvr/src/{first_ts}")).unwrap();
+    assert_eq!(old_ts.status, 200);
+    assert_eq!(old_ts.body[0], 0x47, "an MPEG-TS packet");
 
     // hls.js (its defaults: low-latency mode, delta updates) seeks 60 s back and plays.
     let url = format!("http://{http}/live/dvr/index.m3u8");

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use super::Hub;
-use crate::media::TrackKind;
 use crate::store::spill::{Spill, SpillTier};
 use crate::store::{TrackWindow, GRACE_SEGMENTS};
 
@@ -27,14 +26,14 @@ pub(super) fn tier(config: &crate::config::Config) -> Option<Arc<SpillTier>> {
 }
 
 impl Hub {
-    /// A new window for track `kind` of rendition `label` of `app/base`, whose part
-    /// numbers start at `first_part`.
+    /// A new window for track `track` (`video`, `audio`, or `ts` for the MPEG-TS feed) of
+    /// rendition `label` of `app/base`, whose part numbers start at `first_part`.
     pub fn track_window(
         &self,
         app: &str,
         base: &str,
         label: &str,
-        kind: TrackKind,
+        track: &str,
         first_part: u64,
     ) -> TrackWindow {
         let config = self.config();
@@ -44,7 +43,7 @@ impl Hub {
                 (Some(tier), Some(secs)) => {
                     let segments = (secs / config.segment.target_duration).ceil() as usize;
                     let memory = live + GRACE_SEGMENTS;
-                    let key = format!("{app}/{base}/{label}/{}", kind.as_str());
+                    let key = format!("{app}/{base}/{label}/{track}");
                     TrackWindow::with_first_part(segments.max(live), first_part)
                         .with_spill(Spill::new(tier.clone(), &key, memory))
                 }

@@ -84,13 +84,18 @@ impl StateWriter<'_> {
         true
     }
 
-    /// Appends an MPEG-TS segment after the `gaps` it needs first, creating the TS window
-    /// (`window` segments long) with the first.
-    pub fn push_ts(&mut self, gaps: Vec<StoredSegment>, segment: StoredSegment, window: usize) {
-        let ts = self
-            .state_mut()
-            .ts
-            .get_or_insert_with(|| TrackWindow::new(window));
+    /// Appends an MPEG-TS segment after the `gaps` it needs first; the first segment
+    /// brings the TS `window` (a live window of the default length when `None`).
+    pub fn push_ts(
+        &mut self,
+        gaps: Vec<StoredSegment>,
+        segment: StoredSegment,
+        window: Option<TrackWindow>,
+    ) {
+        let ts = self.state_mut().ts.get_or_insert_with(|| {
+            window
+                .unwrap_or_else(|| TrackWindow::new(crate::config::SegmentConfig::default().window))
+        });
         gaps.into_iter().for_each(|g| ts.push_gap(g));
         ts.push(segment);
     }

@@ -72,7 +72,9 @@ impl Storage {
         };
         let first_part = self.hub.part_ids().first(self.hub.time().now());
         let (app, base, label) = (&self.ladder.app, &self.ladder.base, &self.rendition.label);
-        let window = self.hub.track_window(app, base, label, kind, first_part);
+        let window = self
+            .hub
+            .track_window(app, base, label, kind.as_str(), first_part);
         let changed = self
             .rendition
             .write()
@@ -185,7 +187,11 @@ impl Storage {
             }],
         };
         let gaps = self.gaps(self.rendition.read().ts.as_ref(), seg.seq, seg.media_start);
-        let window = self.hub.config().segment.window;
+        // The TS feed gets the app's DVR window too (its segments spill like CMAF's).
+        let (app, base, label) = (&self.ladder.app, &self.ladder.base, &self.rendition.label);
+        // Made before the rendition's lock is taken (no lock while another is held).
+        let first = self.rendition.read().ts.is_none();
+        let window = first.then(|| self.hub.track_window(app, base, label, "ts", 0));
         self.rendition.write().push_ts(gaps, stored, window);
         metrics::counter!("packgate_segments_total", "track" => "ts").increment(1);
     }
