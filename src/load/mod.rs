@@ -58,6 +58,8 @@ pub struct LoadConfig {
     pub duration: Duration,
     /// From the start to the steady window.
     pub warmup: Duration,
+    /// Length of the steady window; `None`: until the end of the run (less half a second).
+    pub window: Option<Duration>,
     /// Server process whose CPU and RSS are read from /proc.
     pub server_pid: Option<u32>,
     /// Streams whose publish → first part/segment is measured.
@@ -83,6 +85,7 @@ impl LoadConfig {
             dash_url: Some("/{app}/{stream}/index.mpd".into()),
             duration: Duration::from_secs(30),
             warmup: Duration::from_secs(10),
+            window: None,
             server_pid: None,
             probe_streams: 10,
         }
@@ -207,10 +210,13 @@ pub async fn run(cfg: LoadConfig) -> Report {
     let cpu_a = cfg.server_pid.and_then(procstat::read);
     let t_a = Instant::now();
     // The window closes a little before the end so that requests cut by it are not counted.
-    let window_end = until
+    let mut window_end = until
         .checked_sub(Duration::from_millis(500))
-        .unwrap_or(until)
-        .max(t_a);
+        .unwrap_or(until);
+    if let Some(w) = cfg.window {
+        window_end = window_end.min(t_a + w);
+    }
+    let window_end = window_end.max(t_a);
     tokio::time::sleep_until(window_end.into()).await;
     let cpu_b = cfg.server_pid.and_then(procstat::read);
     stats.measuring.store(false, Ordering::Relaxed);

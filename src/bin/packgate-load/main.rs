@@ -60,6 +60,10 @@ struct Args {
     /// Seconds before the steady window opens.
     #[arg(long, default_value_t = 10.0)]
     warmup: f64,
+    /// Length of the steady window in seconds (default: until the end of the run), so that
+    /// other load (wrk) can follow it while the publishers go on.
+    #[arg(long)]
+    window: Option<f64>,
     /// Server pid: CPU and RSS of its process tree are read from /proc.
     #[arg(long)]
     server_pid: Option<u32>,
@@ -110,6 +114,7 @@ fn main() -> anyhow::Result<()> {
     cfg.dash_url = none(args.dash_url);
     cfg.duration = Duration::from_secs_f64(args.duration);
     cfg.warmup = Duration::from_secs_f64(args.warmup.min(args.duration));
+    cfg.window = args.window.map(Duration::from_secs_f64);
     cfg.server_pid = args.server_pid;
     cfg.probe_streams = args.probe;
     let rt = tokio::runtime::Builder::new_multi_thread()
