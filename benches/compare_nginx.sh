@@ -72,7 +72,9 @@ port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); 
 srv_pid=; srv_dir=
 start_packgate() {
   srv_dir=$(mktemp -d); rtmp=$(port); http=$(port)
-  printf '[rtmp]\nlisten = "127.0.0.1:%s"\n[http]\nlisten = "127.0.0.1:%s"\n' "$rtmp" "$http" > "$srv_dir/c.toml"
+  # Every publisher and viewer comes from 127.0.0.1: lift the per-IP caps (32 RTMP, 1024
+  # HTTP by default) and the totals above what the scenarios open.
+  printf '[rtmp]\nlisten = "127.0.0.1:%s"\nmax_connections = 100000\nmax_connections_per_ip = 100000\n[http]\nlisten = "127.0.0.1:%s"\nmax_connections = 100000\nmax_connections_per_ip = 100000\n' "$rtmp" "$http" > "$srv_dir/c.toml"
   "$root/target/release/packgate" --config "$srv_dir/c.toml" > "$srv_dir/log" 2>&1 &
   srv_pid=$!
   hls_url='/{app}/{stream}/ts.m3u8'; ll_url='/{app}/{stream}/index.m3u8'; dash_url='/{app}/{stream}/index.mpd'
@@ -116,10 +118,11 @@ EOF
 }
 stop_server() {
   [ -n "$srv_pid" ] && kill "$srv_pid" 2>/dev/null && wait "$srv_pid" 2>/dev/null || true
+  [ -n "$srv_dir" ] && { cat "$srv_dir/log" "$srv_dir/error.log" > "$OUT/$1.server.log" 2>/dev/null || true; }
   [ -n "$srv_dir" ] && rm -rf "$srv_dir"
   srv_pid=; srv_dir=
 }
-trap stop_server EXIT
+trap 'stop_server exit' EXIT
 
 # wrk_rate URL: "req/s p99_ms" of wrk -c100 on URL for WRK_SECS.
 wrk_rate() {
@@ -151,19 +154,19 @@ run() {
     local media first
     if [ "$server" = packgate ]; then
       media="http://127.0.0.1:$http/live/load0/src/ts.m3u8"
-      [ "$tag" = ladder ] && media="http://127.0.0.1:$http/live/load0/720p/ts.m3u8"
+      [ "$tag" != "n${tag#n}" ] && media="http://127.0.0.1:$http/live/load0/720p/ts.m3u8"
     else
       media="http://127.0.0.1:$http/hls/load0.m3u8"
       [ "$tag" = ladder ] && media="http://127.0.0.1:$http/hls/load0_720p.m3u8"
     fi
-    first=$(curl -s "$media" | grep -v '^#' | grep . | tail -2 | head -1)
+    first=$(curl -sf "$media" | grep -v '^#' | grep . | tail -2 | head -1 || true)
     if [ -n "$first" ]; then
       seg=$(wrk_rate "$(dirname "$media")/$first")
     fi
     pl=$(wrk_rate "$media")
   fi
   wait "$gen" || true
-  stop_server
+  stop_server "$server-$tag"
   echo "$seg $pl" > "$OUT/$server-$tag.wrk"
   tail -1 "$OUT/$server-$tag.txt" > "$OUT/$server-$tag.json"
 }

@@ -208,6 +208,7 @@ pub async fn run(cfg: LoadConfig) -> Report {
     stats.measuring.store(true, Ordering::Relaxed);
     let bytes_a = stats.publish_bytes.load(Ordering::Relaxed);
     let cpu_a = cfg.server_pid.and_then(procstat::read);
+    let own_a = procstat::read(std::process::id());
     let t_a = Instant::now();
     // The window closes a little before the end so that requests cut by it are not counted.
     let mut window_end = until
@@ -219,6 +220,7 @@ pub async fn run(cfg: LoadConfig) -> Report {
     let window_end = window_end.max(t_a);
     tokio::time::sleep_until(window_end.into()).await;
     let cpu_b = cfg.server_pid.and_then(procstat::read);
+    let own_b = procstat::read(std::process::id());
     stats.measuring.store(false, Ordering::Relaxed);
     let window = Instant::now() - t_a;
     let bytes = stats.publish_bytes.load(Ordering::Relaxed) - bytes_a;
@@ -231,7 +233,9 @@ pub async fn run(cfg: LoadConfig) -> Report {
         }
     }
     let server = cpu_a.zip(cpu_b);
-    Report::build(&cfg, &stats, window, bytes, server, retained)
+    let mut report = Report::build(&cfg, &stats, window, bytes, server, retained);
+    report.generator_cpu_percent = own_a.zip(own_b).map(|(a, b)| procstat::cpu_percent(&a, &b));
+    report
 }
 
 /// Media bytes the server says it retains, from a `/metrics` gauge whose name mentions

@@ -40,6 +40,14 @@ pub fn first_variant(text: &str) -> Option<String> {
         .map(String::from)
 }
 
+/// The URI of a master playlist's first audio rendition (`EXT-X-MEDIA:TYPE=AUDIO`).
+pub fn audio_rendition(master: &str) -> Option<String> {
+    master
+        .lines()
+        .filter(|l| l.starts_with("#EXT-X-MEDIA:") && attr(l, "TYPE") == Some("AUDIO"))
+        .find_map(|l| attr(l, "URI").map(String::from))
+}
+
 /// Reads a media playlist.
 pub fn media_playlist(text: &str) -> Option<MediaPlaylist> {
     if !text.starts_with("#EXTM3U") {
@@ -98,9 +106,10 @@ fn xml_attr(tag: &str, key: &str) -> Option<String> {
     tag[at..].split('"').next().map(String::from)
 }
 
-/// Reads the first video SegmentTemplate of a live MPD (with `$RepresentationID$` filled).
-pub fn dash_template(mpd: &str) -> Option<DashTemplate> {
-    let video = mpd.find("contentType=\"video\"")?;
+/// Reads the first SegmentTemplate of a live MPD's first AdaptationSet of `content`
+/// ("video", "audio"), with `$RepresentationID$` filled.
+pub fn dash_template(mpd: &str, content: &str) -> Option<DashTemplate> {
+    let video = mpd.find(&format!("contentType=\"{content}\""))?;
     let rest = &mpd[video..];
     let rep_id = rest
         .find("<Representation ")
@@ -153,10 +162,11 @@ mod tests {
         assert_eq!(p.part_target, Some(0.209));
         assert!(p.can_skip && !p.ended);
         assert_eq!(first_variant(text), None);
-        assert_eq!(
-            first_variant("#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\nsrc/v.m3u8\n").as_deref(),
-            Some("src/v.m3u8")
-        );
+        let master = "#EXTM3U\n#EXT-X-MEDIA:TYPE=AUDIO,URI=\"audio.m3u8\",GROUP-ID=\"a\"\n\
+#EXT-X-STREAM-INF:BANDWIDTH=1\nsrc/v.m3u8\n";
+        assert_eq!(first_variant(master).as_deref(), Some("src/v.m3u8"));
+        assert_eq!(audio_rendition(master).as_deref(), Some("audio.m3u8"));
+        assert_eq!(audio_rendition(text), None);
     }
 
     #[test]
@@ -166,9 +176,11 @@ mod tests {
 <SegmentTemplate timescale="90000" initialization="src/video/init-1.mp4" media="src/video/$Number$.m4s" startNumber="898">
 <SegmentTimeline><S t="0" d="180000" r="4"/><S d="1"/></SegmentTimeline></SegmentTemplate>
 </Representation></AdaptationSet><AdaptationSet contentType="audio"><SegmentTemplate timescale="44100" media="a" initialization="b"><SegmentTimeline><S t="0" d="1"/></SegmentTimeline></SegmentTemplate></AdaptationSet></Period></MPD>"#;
-        let t = dash_template(mpd).unwrap();
+        let t = dash_template(mpd, "video").unwrap();
         assert_eq!((t.start, t.count, t.timescale), (898, 6, 90000));
         assert_eq!(t.media, "src/video/$Number$.m4s");
         assert_eq!(t.init, "src/video/init-1.mp4");
+        assert_eq!(dash_template(mpd, "audio").unwrap().timescale, 44100);
+        assert_eq!(dash_template(mpd, "text"), None);
     }
 }

@@ -66,6 +66,9 @@ pub struct Report {
     pub ingest_mbps: f64,
     /// Server CPU and memory, when a pid was given.
     pub server: Option<ServerReport>,
+    /// The generator's own CPU over the window, percent of one core (it shares the
+    /// machine with the server).
+    pub generator_cpu_percent: Option<f64>,
     /// Media bytes the server retains, when it exports a gauge for it.
     pub retained_media_bytes: Option<u64>,
     /// Publish accepted → first part listed.
@@ -135,6 +138,7 @@ impl Report {
             window_secs: secs,
             ingest_mbps,
             server,
+            generator_cpu_percent: None,
             retained_media_bytes: retained,
             first_part: stats.first_part.summary(),
             first_segment: stats.first_segment.summary(),
@@ -161,6 +165,9 @@ impl Report {
                 s.rss_bytes as f64 / 1e6,
                 s.rss_per_stream_bytes as f64 / 1e6
             );
+        }
+        if let Some(g) = self.generator_cpu_percent {
+            out += &format!("generator CPU {g:.2} % of a core\n");
         }
         out += &format!(
             "retained media: {}\n",

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::http::{resolve, Client, Response};
 use super::moof::{chunk_times, ChunkSplitter};
-use super::parse::{dash_template, first_variant, media_playlist, MediaPlaylist};
+use super::parse::{audio_rendition, dash_template, first_variant, media_playlist, MediaPlaylist};
 use super::publisher::Timeline;
 use super::stats::{bump, KindStats, Stats};
 
@@ -84,25 +84,29 @@ impl Viewer {
         }
     }
 
-    /// Waits until the URL answers a media playlist (following a master's first variant)
-    /// that satisfies `ready`; returns its path and contents.
+    /// Waits until `start` answers a media playlist (following a master's first variant)
+    /// that satisfies `ready`; returns its path and contents, and the master's audio
+    /// rendition path if it has one.
     async fn media_ready(
         &self,
         c: &mut Client,
+        start: &str,
         ready: impl Fn(&MediaPlaylist) -> bool,
-    ) -> Option<(String, MediaPlaylist)> {
+    ) -> Option<(String, MediaPlaylist, Option<String>)> {
         let end = (Instant::now() + READY_LIMIT).min(self.until);
-        let mut path = self.url.clone();
+        let mut path = start.to_string();
+        let mut audio = None;
         while Instant::now() < end {
             if let Ok(r) = c.get(&path, self.limit()).await {
                 let text = String::from_utf8_lossy(&r.body);
                 if r.status == 200 {
                     if let Some(v) = first_variant(&text) {
+                        audio = audio_rendition(&text).map(|a| resolve(&path, &a));
                         path = resolve(&path, &v);
                         continue;
                     }
                     if let Some(p) = media_playlist(&text).filter(&ready) {
-                        return Some((path, p));
+                        return Some((path, p, audio));
                     }
                 }
             }
@@ -128,7 +132,8 @@ impl Viewer {
 pub async fn classic_hls(v: Viewer) {
     let kind = &v.stats.hls;
     let mut c = Client::new(v.http);
-    let Some((path, mut pl)) = v.media_ready(&mut c, |p| !p.segments.is_empty()).await else {
+    let ready = v.media_ready(&mut c, &v.url, |p| !p.segments.is_empty());
+    let Some((path, mut pl, _)) = ready.await else {
         bump(&kind.errors, 1);
         return;
     };
@@ -165,15 +170,38 @@ pub async fn classic_hls(v: Viewer) {
 }
 
 /// LL-HLS as hls.js plays it: the preload-hinted part and the blocking reload that will
-/// list it are requested together; the new playlist gives the next hint.
+/// list it are requested together; the new playlist gives the next hint. With a separate
+/// audio rendition, its playlist and parts are followed the same way at the same time.
 pub async fn ll_hls(v: Viewer) {
     let kind = &v.stats.llhls;
     let mut pc = Client::new(v.http);
-    let mut mc = Client::new(v.http);
-    let Some((path, mut pl)) = v.media_ready(&mut pc, |p| p.hint.is_some()).await else {
+    let Some((path, pl, audio)) = v.media_ready(&mut pc, &v.url, has_hint).await else {
         bump(&kind.errors, 1);
         return;
     };
+    let video = ll_follow(&v, path, pl, pc, true);
+    let Some(audio) = audio else {
+        return video.await;
+    };
+    let audio = async {
+        let mut c = Client::new(v.http);
+        match v.media_ready(&mut c, &audio, has_hint).await {
+            Some((path, pl, _)) => ll_follow(&v, path, pl, c, false).await,
+            None => bump(&kind.errors, 1),
+        }
+    };
+    tokio::join!(video, audio);
+}
+
+fn has_hint(p: &MediaPlaylist) -> bool {
+    p.hint.is_some()
+}
+
+/// Follows one LL media playlist until the end of the run; dates its parts when `date`
+/// (video: the publisher's timeline holds video frames).
+async fn ll_follow(v: &Viewer, path: String, mut pl: MediaPlaylist, mut pc: Client, date: bool) {
+    let kind = &v.stats.llhls;
+    let mut mc = Client::new(v.http);
     while Instant::now() < v.until {
         let Some(hint) = pl.hint.clone() else {
             bump(&kind.errors, 1);
@@ -193,8 +221,9 @@ pub async fn ll_hls(v: Viewer) {
                 if v.stats.on() {
                     bump(&kind.parts, 1);
                 }
-                if let Some(t) = chunk_times(&r.body).last() {
-                    v.delay(kind, *t, 90_000, r.done);
+                match chunk_times(&r.body).last() {
+                    Some(t) if date => v.delay(kind, *t, 90_000, r.done),
+                    _ => {}
                 }
             }
         }
@@ -208,8 +237,8 @@ pub async fn ll_hls(v: Viewer) {
             _ => {
                 // Start over from a plain reload, as a player would.
                 tokio::time::sleep(Duration::from_millis(200)).await;
-                match v.media_ready(&mut mc, |p| p.hint.is_some()).await {
-                    Some((_, p)) => pl = p,
+                match v.media_ready(&mut mc, &path, has_hint).await {
+                    Some((_, p, _)) => pl = p,
                     None => return,
                 }
             }
@@ -220,17 +249,30 @@ pub async fn ll_hls(v: Viewer) {
 /// LL-DASH as dash.js plays it in low-latency mode: the segment in progress is read as
 /// its CMAF chunks arrive; the MPD is refreshed once per segment.
 pub async fn ll_dash(v: Viewer) {
+    tokio::join!(dash_follow(&v, "video"), dash_follow(&v, "audio"));
+}
+
+/// Reads the segments in progress of the MPD's first `content` ("video", "audio")
+/// adaptation set; returns at once when the live MPD has none. Video chunks are dated.
+async fn dash_follow(v: &Viewer, content: &str) {
     let kind = &v.stats.dash;
+    let date = content == "video";
     let mut c = Client::new(v.http);
     let end = (Instant::now() + READY_LIMIT).min(v.until);
     let mut template = None;
-    while template.is_none() && Instant::now() < end {
+    while Instant::now() < end {
         if let Ok(r) = c.get(&v.url, v.limit()).await {
-            template = dash_template(&String::from_utf8_lossy(&r.body)).filter(|t| t.count > 0);
+            let text = String::from_utf8_lossy(&r.body);
+            let live = dash_template(&text, "video").is_some_and(|t| t.count > 0);
+            template = dash_template(&text, content).filter(|t| t.count > 0);
+            if live && template.is_none() {
+                return;
+            }
         }
-        if template.is_none() {
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        if template.is_some() {
+            break;
         }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let Some(mut t) = template else {
         bump(&kind.errors, 1);
@@ -258,7 +300,7 @@ pub async fn ll_dash(v: Viewer) {
             bump(&kind.segments, 1);
             bump(&kind.parts, chunks.len() as u64);
         }
-        for (time, at) in chunks {
+        for (time, at) in chunks.into_iter().filter(|_| date) {
             v.delay(kind, time, t.timescale, at);
         }
         let started = Instant::now();
@@ -266,7 +308,7 @@ pub async fn ll_dash(v: Viewer) {
         if v.record(&v.url, kind, true, started, &r) {
             if let Some(new) = r
                 .ok()
-                .and_then(|r| dash_template(&String::from_utf8_lossy(&r.body)))
+                .and_then(|r| dash_template(&String::from_utf8_lossy(&r.body), content))
             {
                 t = new;
             }
