@@ -219,7 +219,13 @@ for tag in [f"n{n}" for n in counts] + ["ladder"]:
     cpu = lambda j: j["server"]["cpu_percent_per_stream"] if j and j.get("server") else None
     pc, nc = cpu(pj), cpu(nj)
     rss = f(pj["server"]["rss_per_stream_bytes"] / 1e6, 1) if pj and pj.get("server") else "-"
-    nw = nw or ["-"] * 4; pw = pw or ["-"] * 4
+    # Without wrk: the generator's own classic HLS viewers (VIEWERS) give the rates.
+    def rates(w, j):
+        if (not w or w[0] == "-") and j and j["hls"]["viewers"]:
+            h = j["hls"]
+            return [f"{h['requests_per_sec']:.0f}", f(h["media"]["p99_ms"], 1), "-", "-"]
+        return w or ["-"] * 4
+    nw, pw = rates(nw, nj), rates(pw, pj)
     name = tag[1:] + " streams" if tag.startswith("n") else "3-rung ladder"
     errs = f"{nj['errors'] if nj else '-'} / {pj['errors'] if pj else '-'}"
     print(f"| {name} | {f(nc)} | {f(pc)} | {ratio(pc, nc)} | {nw[0]} ({nw[1]}) | {pw[0]} ({pw[1]}) | {ratio(pw[0], nw[0])} | {nw[2]} / {pw[2]} | {rss} | {errs} |")
@@ -228,6 +234,7 @@ if lj:
     k = lj["llhls"]; s = lj.get("server") or {}
     print(f"\nLL-HLS, {k['viewers']} viewers of a 3-rung ladder (packgate): server CPU {f(s.get('cpu_percent'), 1)} % of a core, "
           f"{k['requests_per_sec']:.0f} req/s, part delivery delay p50 {f(k['part_delay']['p50_ms'], 1)} ms p99 {f(k['part_delay']['p99_ms'], 1)} ms "
-          f"({k['part_delay']['count']} parts dated), parts {k['parts']}, errors {k['errors']}, RSS {f(s.get('rss_bytes', 0) / 1e6, 1)} MB")
+          f"({k['part_delay']['count']} parts dated), parts {k['parts']}, errors {k['errors']}, RSS {f(s.get('rss_bytes', 0) / 1e6, 1)} MB; "
+          f"generator CPU {f(lj.get('generator_cpu_percent'), 1)} %")
 print(f"\nraw reports: {out}")
 PY
