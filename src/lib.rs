@@ -20,6 +20,7 @@ pub mod flv;
 pub mod http;
 pub mod hub;
 pub mod limit;
+pub mod load;
 pub mod lograte;
 pub mod media;
 pub mod mux;
