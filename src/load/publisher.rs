@@ -35,7 +35,7 @@ pub struct Sample {
 
 impl Sample {
     /// Parses an FLV file's bytes.
-    pub fn parse(data: Bytes) -> Result<Self, crate::flv::tag::FlvError> {
+    pub fn parse(data: Bytes) -> Result<Self, crate::flv::error::FlvError> {
         let tags: Vec<FileTag> = read_tags(data)?
             .into_iter()
             .filter(|t| t.kind == 8 || (t.kind == 9 && !is_end_of_sequence(t)))
