@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::config::LoadConfig;
 use super::procstat::{cpu_percent, Reading};
 use super::stats::{KindStats, Stats, Summary};
-use super::LoadConfig;
 
 /// What one kind of viewer saw in the steady window.
 #[derive(Clone, Debug, Default, Serialize)]
