@@ -40,6 +40,11 @@ fn tiny_load_delivers_media_to_every_viewer_kind() {
     assert!(at("/llhls/part_delay/count").as_u64() > Some(0), "{shown}");
     assert!(at("/ingest_mbps").as_f64() > Some(0.5), "{shown}");
     assert!(at("/server/rss_bytes").as_u64() > Some(0), "{shown}");
+    // packgate_retained_media_bytes: the windows' media, read at scrape time.
+    assert!(
+        at("/retained_media_bytes").as_u64() > Some(100_000),
+        "{shown}"
+    );
     println!("{}", report.table());
     rt.block_on(server.shutdown());
 }

@@ -38,6 +38,26 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
         .as_ref()
 }
 
+/// Sets `packgate_retained_media_bytes`: the media bytes every live window holds in
+/// memory now (segments, parts in progress, init segments; DVR segments on disk not
+/// counted), read at scrape time so the ingest path keeps no running total. Each window
+/// is read under its rendition's lock alone, one after the other.
+pub fn retained_media(hub: &crate::hub::Hub) {
+    let mut bytes = 0usize;
+    for ladder in hub.ladders() {
+        for rendition in ladder.renditions() {
+            let state = rendition.read();
+            bytes += [state.video.as_ref(), state.audio.as_ref()]
+                .into_iter()
+                .flatten()
+                .map(|t| t.window.bytes_held())
+                .sum::<usize>();
+            bytes += state.ts.as_ref().map_or(0, |w| w.bytes_held());
+        }
+    }
+    ::metrics::gauge!("packgate_retained_media_bytes").set(bytes as f64);
+}
+
 /// The metrics in Prometheus text format.
 pub fn render() -> String {
     handle().map(|h| h.render()).unwrap_or_default()

@@ -65,7 +65,10 @@ pub async fn route(
             Caching::NoStore,
         ),
         ObjectPath::Metrics => ok(
-            metrics::render(),
+            {
+                metrics::retained_media(&hub);
+                metrics::render()
+            },
             "text/plain; version=0.0.4",
             Caching::NoStore,
         ),

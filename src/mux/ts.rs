@@ -75,15 +75,23 @@ impl TsMuxer {
         video: Option<(TsVideo<'_>, &[Sample])>,
         audio: Option<(&AacConfig, &[Sample])>,
     ) -> Result<Bytes, TsError> {
-        let total: usize = video.map_or(0, |(_, s)| {
-            s.iter().map(|x| x.data.len() + 64).sum::<usize>()
-        }) + audio.map_or(0, |(_, s)| {
-            s.iter().map(|x| x.data.len() + 32).sum::<usize>()
-        });
+        // Packets each sample's PES can take (payload plus start codes or ADTS and the PES
+        // header, 184 bytes a packet, one more for stuffing and one for an adaptation
+        // field), so the buffer is sized once: growing it doubled its capacity, and the
+        // live window kept segments in buffers half empty (small audio PES are mostly
+        // stuffing, which a per-byte estimate missed).
+        let packets = |samples: &[Sample], extra: usize| {
+            samples
+                .iter()
+                .map(|x| (x.data.len() + extra) / (PACKET - 4) + 2)
+                .sum::<usize>()
+        };
+        let total = video.map_or(0, |(_, s)| packets(s, 64 + 19))
+            + audio.map_or(0, |(_, s)| packets(s, 7 + 14));
         if total == 0 {
             return Err(TsError::Empty);
         }
-        let mut out = BytesMut::with_capacity(total + total / 160 * 4 + 4 * PACKET);
+        let mut out = BytesMut::with_capacity((total + 4) * PACKET);
         self.write_pat(&mut out);
         self.write_pmt(&mut out, video.map(|v| v.0.stream_type()), audio.is_some());
         // Interleave by decode time, as a demuxer reading sequentially expects.

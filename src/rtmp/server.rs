@@ -80,7 +80,7 @@ async fn connection(
     mut socket: TcpStream,
     peer: SocketAddr,
     id: u64,
-    mut stopped: watch::Receiver<bool>,
+    stopped: watch::Receiver<bool>,
 ) {
     let _ = socket.set_nodelay(true);
     metrics::gauge!("packgate_rtmp_connections").increment(1.0);
@@ -95,20 +95,39 @@ async fn connection(
     let mut conn = Ingest::new(hub.clone(), id).with_peer(peer.ip());
     let mut buf = vec![0u8; 64 * 1024];
     let mut over_budget = false;
+    // Made once, not per read: the stop signals stay registered, the timer is moved only
+    // when it fires before the deadline (which every media message pushes on), and the
+    // counter is looked up once. Per read these cost more than the packaging.
+    let received = metrics::counter!("packgate_rtmp_bytes_received_total");
+    let mut takeover_known = false;
+    let mut stop = Box::pin(stop_or_takeover(stopped.clone(), None));
+    let timer = tokio::time::sleep_until(deadline.at().into());
+    tokio::pin!(timer);
     // Why the connection ended, and the error kind counted in packgate_errors_total
     // (None for an ordinary end).
     let (kind, reason): (Option<&str>, String) = 'conn: loop {
+        if !takeover_known {
+            if let Some(signal) = conn.takeover_signal() {
+                stop = Box::pin(stop_or_takeover(stopped.clone(), Some(signal)));
+                takeover_known = true;
+            }
+        }
         let n = tokio::select! {
-            _ = stopped.changed() => break (None, "server shutting down".to_string()),
-            _ = authorise::taken_over(conn.takeover_signal()) => break (None, "told to stop (taken over by a new publisher, or disconnected through the API)".to_string()),
-            _ = tokio::time::sleep_until(deadline.at().into()) => break (Some("rtmp_deadline"), deadline.reason()),
+            why = &mut stop => break why,
+            _ = &mut timer => {
+                if Instant::now() >= deadline.at() {
+                    break (Some("rtmp_deadline"), deadline.reason());
+                }
+                timer.as_mut().reset(deadline.at().into());
+                continue;
+            }
             r = socket.read(&mut buf) => match r {
                 Err(e) => break (Some("rtmp_read"), format!("read error: {e}")),
                 Ok(0) => break (None, "peer closed the connection".to_string()),
                 Ok(n) => n,
             },
         };
-        metrics::counter!("packgate_rtmp_bytes_received_total").increment(n as u64);
+        received.increment(n as u64);
         if let Err(e) = conn.input(&buf[..n]) {
             let kind = if let IngestError::Limit(hit) = &e {
                 hit.count();
@@ -145,6 +164,23 @@ async fn connection(
         metrics::counter!("packgate_errors_total", "kind" => kind).increment(1);
     }
     finish(conn, peer, &reason, over_budget);
+}
+
+/// Resolves when the server shuts down or (with `signal`) a newcomer takes the stream over,
+/// with the reason the connection ends.
+async fn stop_or_takeover(
+    mut stopped: watch::Receiver<bool>,
+    signal: Option<watch::Receiver<bool>>,
+) -> (Option<&'static str>, String) {
+    tokio::select! {
+        // wait_for, not changed(): a clone made after the shutdown began still sees it.
+        _ = stopped.wait_for(|stop| *stop) => (None, "server shutting down".to_string()),
+        _ = authorise::taken_over(signal) => (
+            None,
+            "told to stop (taken over by a new publisher, or disconnected through the API)"
+                .to_string(),
+        ),
+    }
 }
 
 /// Ends the publish and logs the one line of the connection's end: a warning when it

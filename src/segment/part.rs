@@ -80,6 +80,9 @@ pub(super) struct PartCutter {
     index: u32,
     /// Recent sample durations, newest last.
     recent: VecDeque<u32>,
+    /// [`PartCutter::mean`] of `recent`, kept as it changes (it is read several times for
+    /// every frame; working it out each time cost more than the rest of the cutting).
+    nominal: Option<f64>,
     /// Sample counts of recent segments, newest last.
     lengths: VecDeque<usize>,
     /// The advertised PART-TARGET in ticks, when above `target`: the 85 % rule is
@@ -108,15 +111,26 @@ impl PartCutter {
     /// under load sends a late frame (hundreds of ms) and then a burst of frames a
     /// millisecond apart; counting those would make parts of one frame for a second.
     pub(super) fn mean(&self) -> Option<f64> {
-        let mut sorted: Vec<u32> = self.recent.iter().copied().collect();
+        self.nominal
+    }
+
+    fn update_mean(&mut self) {
+        let mut sorted = [0u32; DURATION_MEMORY];
+        let n = self.recent.len().min(DURATION_MEMORY);
+        for (slot, &d) in sorted.iter_mut().zip(self.recent.iter()) {
+            *slot = d;
+        }
+        let sorted = &mut sorted[..n];
         sorted.sort_unstable();
-        let median = f64::from(*sorted.get(sorted.len() / 2)?);
-        let usual: Vec<f64> = sorted
-            .iter()
-            .map(|&d| f64::from(d))
-            .filter(|d| (median * 0.5..=median * 1.5).contains(d))
-            .collect();
-        Some(usual.iter().sum::<f64>() / usual.len().max(1) as f64)
+        self.nominal = sorted.get(n / 2).map(|&m| {
+            let median = f64::from(m);
+            let (sum, count) = sorted
+                .iter()
+                .map(|&d| f64::from(d))
+                .filter(|d| (median * 0.5..=median * 1.5).contains(d))
+                .fold((0.0, 0usize), |(s, c), d| (s + d, c + 1));
+            sum / count.max(1) as f64
+        });
     }
 
     /// How many frames make a part: as many nominal frames as fit the target, with half a
@@ -185,6 +199,7 @@ impl PartCutter {
         if self.recent.len() > DURATION_MEMORY {
             self.recent.pop_front();
         }
+        self.update_mean();
         let Some(target) = self.target else { return };
         let Some(most) = self.frames_per_part(target) else {
             return;
@@ -278,6 +293,7 @@ impl PartCutter {
     /// Forgets the frame durations (the track's timing changed, e.g. after a jump).
     pub(super) fn reset_timing(&mut self) {
         self.recent.clear();
+        self.nominal = None;
         self.lengths.clear();
     }
 
