@@ -72,18 +72,9 @@ fn be32(b: &[u8], at: usize) -> Option<u32> {
 
 /// The (type, payload) boxes directly inside `data`.
 fn children(data: &[u8]) -> impl Iterator<Item = ([u8; 4], &[u8])> {
-    let mut pos = 0usize;
-    std::iter::from_fn(move || {
-        let head = data.get(pos..pos + 8)?;
-        let size = u32::from_be_bytes(head[..4].try_into().ok()?) as usize;
-        let kind: [u8; 4] = head[4..8].try_into().ok()?;
-        if size < 8 || pos + size > data.len() {
-            return None;
-        }
-        let body = &data[pos + 8..pos + size];
-        pos += size;
-        Some((kind, body))
-    })
+    crate::mux::boxes::spans(data, 0)
+        .map_while(Result::ok)
+        .map(move |(kind, start, end)| (kind, &data[start + 8..end]))
 }
 
 /// The last sample's decode time of every moof in a whole body (a part or a segment).

@@ -20,6 +20,7 @@ use tracing::{info, warn};
 use super::announce::FileDone;
 use super::index::{FileIndex, RenditionIndex, SegmentEntry};
 use crate::media::TrackKind;
+use crate::mux::boxes::{spans, BoxSpan};
 
 /// Why a combined file could not be written.
 #[derive(Debug, Error)]
@@ -202,23 +203,9 @@ fn copy_segment(
     Ok(())
 }
 
-/// A box's type and where it starts and ends.
-type BoxSpan = ([u8; 4], usize, usize);
-
-/// The (type, start, end) of each box in `bytes[from..]`.
+/// The (type, start, end) of each box in `bytes[from..]`, or why they cannot be walked.
 fn boxes(bytes: &[u8], from: usize) -> Result<Vec<BoxSpan>, &'static str> {
-    let mut out = Vec::new();
-    let mut at = from;
-    while at < bytes.len() {
-        let head = bytes.get(at..at + 8).ok_or("truncated box header")?;
-        let size = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
-        if size < 8 || at + size > bytes.len() {
-            return Err("box size out of range");
-        }
-        out.push(([head[4], head[5], head[6], head[7]], at, at + size));
-        at += size;
-    }
-    Ok(out)
+    spans(bytes, from).collect()
 }
 
 /// Combines every rendition of the recording in `dir` (see [`combine`]) on a thread of its
