@@ -16,7 +16,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 window=${1:-7200}
 mode=${2:-burst}
 ff=${PACKGATE_FFMPEG:-$(python3 -c 'import imageio_ffmpeg as m; print(m.get_ffmpeg_exe())')}
-bin=$root/target/release/packgate
+bin=${PACKGATE_BIN:-$root/target/release/packgate}
 work=$(mktemp -d "${TMPDIR:-/tmp}/packgate-dvr-bench.XXXXXX")
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }

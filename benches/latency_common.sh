@@ -9,8 +9,11 @@ ff=${PACKGATE_FFMPEG:-$(python3 -c 'import imageio_ffmpeg as m; print(m.get_ffmp
 cache=${TMPDIR:-/tmp}/packgate_sources
 mkdir -p "$cache"
 
-# All source names, in table order.
-source_names() { grep -v '^#' "$table" | cut -f1 | tr '\n' ' '; }
+# All source names, in table order, then the two timestamp cases ffmpeg cannot send, which
+# packgate-load --retime publishes from the clip: "jumpback" (the clock steps back a minute
+# every two minutes) and "wrap31" (starts 60 s before 2^31 ms, about 24.86 days, and wraps
+# to 0 there as ffmpeg's and OBS's FLV muxers do).
+source_names() { grep -v '^#' "$table" | cut -f1 | tr '\n' ' '; echo jumpback wrap31; }
 
 # source_field NAME COLUMN(1-5)
 source_field() { grep -v '^#' "$table" | awk -F'\t' -v n="$1" -v c="$2" '$1 == n { print $c }'; }
@@ -34,7 +37,14 @@ make_source() {
 # publish_source NAME SECS URL: starts the publisher in the background; sets $pub_pid.
 publish_source() {
   local name=$1 secs=$2 url=$3 loops=0 file
-  if [ "$name" = gstreamer ]; then
+  if [ "$name" = jumpback ] || [ "$name" = wrap31 ]; then
+    file=$(make_source clip "$secs")
+    local stamps=(--jump-back 60/120)
+    [ "$name" = wrap31 ] && stamps=(--start-ms $(((1 << 31) - 60000)) --wrap-bits 31)
+    local app=${url%/*} rtmp=${url#rtmp://}
+    "$root/target/release/packgate-load" --rtmp "${rtmp%%/*}" --app "${app##*/}" --prefix "${url##*/}" \
+      --duration "$secs" --retime "$file" "${stamps[@]}" > /dev/null 2>&1 &
+  elif [ "$name" = gstreamer ]; then
     gst-launch-1.0 -q videotestsrc is-live=true ! video/x-raw,format=I420,width=640,height=360,framerate=30/1 \
       ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=60 bitrate=1200 ! h264parse ! queue \
       ! flvmux name=m streamable=true ! rtmp2sink location="$url" \

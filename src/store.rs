@@ -96,13 +96,15 @@ static REVISIONS: AtomicU64 = AtomicU64::new(0);
 
 /// A sliding window of one track's segments plus the init segments they refer to.
 ///
-/// Cloning is cheap (finished segments are shared `Arc`s, bytes are `Bytes`): readers get
-/// immutable snapshots of it while the segmenter works on a copy.
+/// Cloning is cheap and does not depend on the window's length: the list of finished
+/// segments is one shared `Arc`, copied only when a segment is added or dropped while a
+/// reader still holds the old list (once per segment, not once per part), and bytes are
+/// `Bytes`. Readers get immutable snapshots of it while the segmenter works on a copy.
 #[derive(Clone, Debug)]
 pub struct TrackWindow {
     window: usize,
     inits: VecDeque<(u64, Bytes)>,
-    segments: VecDeque<Arc<StoredSegment>>,
+    segments: Arc<VecDeque<Arc<StoredSegment>>>,
     /// Longest segment seen, seconds; EXT-X-TARGETDURATION never goes below it.
     max_duration: f64,
     discontinuities_dropped: u64,
@@ -130,7 +132,7 @@ impl TrackWindow {
         TrackWindow {
             window,
             inits: VecDeque::new(),
-            segments: VecDeque::new(),
+            segments: Arc::default(),
             max_duration: 0.0,
             discontinuities_dropped: 0,
             open: None,
@@ -167,7 +169,7 @@ impl TrackWindow {
             if !seg.is_gap() {
                 spill.put(seg.clone());
                 let independent = seg.parts.first().is_some_and(|p| p.independent);
-                self.segments[i] = Arc::new(StoredSegment {
+                Arc::make_mut(&mut self.segments)[i] = Arc::new(StoredSegment {
                     parts: vec![StoredPart {
                         id: SPILLED_PART,
                         duration: seg.duration,
@@ -279,7 +281,7 @@ impl TrackWindow {
     }
 
     fn pop_segment(&mut self) {
-        if let Some(old) = self.segments.pop_front() {
+        if let Some(old) = Arc::make_mut(&mut self.segments).pop_front() {
             if old.discontinuity {
                 self.discontinuities_dropped += 1;
             }
@@ -310,7 +312,7 @@ impl TrackWindow {
             return;
         }
         self.max_duration = self.max_duration.max(segment.duration_secs());
-        self.segments.push_back(Arc::new(segment));
+        Arc::make_mut(&mut self.segments).push_back(Arc::new(segment));
         while self.segments.len() > self.window + GRACE_SEGMENTS {
             self.pop_segment();
         }
@@ -342,7 +344,7 @@ impl TrackWindow {
             return;
         }
         self.touch();
-        self.segments.push_back(Arc::new(StoredSegment {
+        Arc::make_mut(&mut self.segments).push_back(Arc::new(StoredSegment {
             parts: Vec::new(),
             discontinuity: false,
             ..head

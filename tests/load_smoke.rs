@@ -48,3 +48,34 @@ fn tiny_load_delivers_media_to_every_viewer_kind() {
     println!("{}", report.table());
     rt.block_on(server.shutdown());
 }
+
+/// `packgate-load --retime` (the soak's publisher of the timestamp cases ffmpeg cannot
+/// send): its clock steps back 4 s every 8 s of media, and the playlist shows the
+/// re-anchoring as EXT-X-DISCONTINUITY; the publish ends by itself when its media runs out.
+#[test]
+fn retime_cli_publishes_a_clock_that_steps_back() {
+    let (rt, server) = common::start(common::test_config());
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_packgate-load"))
+        .arg("--rtmp")
+        .arg(server.rtmp_addr.to_string())
+        .args(["--prefix", "back", "--duration", "14", "--jump-back", "4/8"])
+        .arg("--retime")
+        .arg(common::sample("h264_aac_640x360.flv"))
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn packgate-load");
+    let mut child = common::Proc(child);
+    let http = server.http_addr;
+    let path = "/live/back/src/video.m3u8";
+    let seen = common::poll(Duration::from_secs(30), || {
+        let r = common::http::get(http, path).ok()?;
+        (r.status == 200 && r.text().contains("#EXT-X-DISCONTINUITY")).then(|| r.text())
+    });
+    assert!(seen.is_some(), "no EXT-X-DISCONTINUITY after the step back");
+    assert_eq!(
+        child.wait_for(Duration::from_secs(30)),
+        Some(true),
+        "packgate-load --retime did not end cleanly with its media"
+    );
+    rt.block_on(server.shutdown());
+}

@@ -4,13 +4,13 @@
 
 use std::sync::Arc;
 
-use super::Hub;
+use crate::config::Config;
 use crate::store::spill::{Spill, SpillTier};
 use crate::store::{TrackWindow, GRACE_SEGMENTS};
 
 /// The disk tier, when some app has a DVR window; `None` also when its directory is
 /// unusable (logged): DVR windows then fall back to the live window.
-pub(super) fn tier(config: &crate::config::Config) -> Option<Arc<SpillTier>> {
+pub(super) fn tier(config: &Config) -> Option<Arc<SpillTier>> {
     let record = &config.record;
     if !record.any_dvr() {
         return None;
@@ -25,30 +25,47 @@ pub(super) fn tier(config: &crate::config::Config) -> Option<Arc<SpillTier>> {
     }
 }
 
-impl Hub {
-    /// A new window for track `track` (`video`, `audio`, or `ts` for the MPEG-TS feed) of
-    /// rendition `label` of `app/base`, whose part numbers start at `first_part`.
-    pub fn track_window(
-        &self,
-        app: &str,
-        base: &str,
-        label: &str,
-        track: &str,
-        first_part: u64,
-    ) -> TrackWindow {
-        let config = self.config();
-        let live = config.segment.window;
-        let window =
-            match (self.spill.as_ref(), config.record.dvr_secs(app)) {
-                (Some(tier), Some(secs)) => {
-                    let segments = (secs / config.segment.target_duration).ceil() as usize;
-                    let memory = live + GRACE_SEGMENTS;
-                    let key = format!("{app}/{base}/{label}/{track}");
-                    TrackWindow::with_first_part(segments.max(live), first_part)
-                        .with_spill(Spill::new(tier.clone(), &key, memory))
-                }
-                _ => TrackWindow::with_first_part(live, first_part),
-            };
-        window.with_init_versions(config.limits.init_versions)
-    }
+/// Which track a window is for.
+#[derive(Clone, Copy, Debug)]
+pub struct WindowKey<'a> {
+    /// The app.
+    pub app: &'a str,
+    /// The ladder.
+    pub base: &'a str,
+    /// The rendition's label.
+    pub label: &'a str,
+    /// `video`, `audio`, or `ts` for the MPEG-TS feed.
+    pub track: &'a str,
+}
+
+/// A new window for `key` whose part numbers start at `first_part`: the live window, or
+/// with a DVR window for the app and a disk tier, that many segments of which only the
+/// live window's worth stays in memory.
+pub(super) fn window(
+    config: &Config,
+    spill: Option<&Arc<SpillTier>>,
+    key: WindowKey<'_>,
+    first_part: u64,
+) -> TrackWindow {
+    let live = config.segment.window;
+    let window = match (spill, config.record.dvr_secs(key.app)) {
+        (Some(tier), Some(secs)) => {
+            let segments = (secs / config.segment.target_duration).ceil() as usize;
+            let memory = live + GRACE_SEGMENTS;
+            let WindowKey {
+                app,
+                base,
+                label,
+                track,
+            } = key;
+            let path = format!("{app}/{base}/{label}/{track}");
+            TrackWindow::with_first_part(segments.max(live), first_part).with_spill(Spill::new(
+                tier.clone(),
+                &path,
+                memory,
+            ))
+        }
+        _ => TrackWindow::with_first_part(live, first_part),
+    };
+    window.with_init_versions(config.limits.init_versions)
 }

@@ -13,8 +13,13 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tracing::info;
 
+use super::ladder::Ladder;
 use super::rendition::{Rendition, RenditionState, StateWriter};
-use super::{Hub, Ladder};
+use super::services::Services;
+
+/// Removes an ended rendition of a ladder unless publish session `generation` is no longer
+/// its latest: the hub's `expire`, handed down so that this side needs no hub.
+pub type Expire = Arc<dyn Fn(&Arc<Ladder>, &Arc<Rendition>, u64) + Send + Sync>;
 
 /// Where a rendition is in its lifecycle.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -117,15 +122,16 @@ pub(super) fn republish(state: &mut StateWriter<'_>, conn_id: u64, now: Instant)
 }
 
 /// The publish session of `rendition` stopped (its media already flushed). Ends the
-/// playlists now or after the linger time, and schedules the removal on the hub's
+/// playlists now or after the linger time, and schedules `expire` on the services'
 /// spawner (nothing is scheduled outside a runtime).
 pub(super) fn stopped(
-    hub: &Arc<Hub>,
+    services: &Services,
+    expire: &Expire,
     ladder: &Arc<Ladder>,
     rendition: &Arc<Rendition>,
     how: Departure,
 ) {
-    let config = hub.config();
+    let config = services.config();
     let linger = Duration::from_secs_f64(config.segment.linger);
     // Once ended after a wait, players need only see EXT-X-ENDLIST once: a few target
     // durations (they reload about once per target) before the name is freed.
@@ -135,7 +141,7 @@ pub(super) fn stopped(
         Departure::Dropped => Phase::ReconnectWait,
     };
     // Read before taking the rendition's lock: a (fake) clock may have a lock of its own.
-    let now = hub.time().instant();
+    let now = services.time().instant();
     let generation = {
         let mut state = rendition.write();
         set_phase(&mut state, to, now);
@@ -143,14 +149,14 @@ pub(super) fn stopped(
     };
     ladder.notify();
     info!(app = %ladder.app, stream = %rendition.stream_name, state = to.as_str(), "publish stopped");
-    let time = hub.time().clone();
-    let (hub, ladder, rendition) = (hub.clone(), ladder.clone(), rendition.clone());
-    hub.time().clone().after(linger, move || {
+    let time = services.time().clone();
+    let (expire, ladder, rendition) = (expire.clone(), ladder.clone(), rendition.clone());
+    services.time().after(linger, move || {
         let waited = to == Phase::ReconnectWait;
         if waited && !give_up(&ladder, &rendition, generation, time.instant()) {
             return;
         }
-        let expire = move || hub.expire(&ladder, &rendition, generation);
+        let expire = move || expire(&ladder, &rendition, generation);
         if waited {
             time.after(grace, expire);
         } else {
@@ -173,120 +179,5 @@ fn give_up(ladder: &Ladder, rendition: &Rendition, generation: u64, now: Instant
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::Config;
-    use crate::hub::Holder;
-
-    #[test]
-    fn dropped_waits_clean_ends_and_only_a_waiting_rendition_continues() {
-        let hub = Hub::new(Arc::new(Config::default()));
-        let mut p = hub.publish("live", "show", Holder::open(1)).unwrap();
-        let (ladder, rendition) = (
-            p.publisher.ladder().clone(),
-            p.publisher.rendition().clone(),
-        );
-        assert_eq!(rendition.read().phase(), Phase::Publishing);
-        p.publisher.finish_as(Departure::Dropped);
-        drop(p); // the connection closes: its claim on the name goes
-        assert_eq!(rendition.read().phase(), Phase::ReconnectWait);
-        assert!(
-            !rendition.read().ended,
-            "a dropped publisher's playlists stay live"
-        );
-        // The encoder comes back: same rendition, same playlists.
-        let mut again = hub.publish("live", "show", Holder::open(2)).unwrap();
-        assert!(Arc::ptr_eq(again.publisher.rendition(), &rendition));
-        assert_eq!(rendition.read().phase(), Phase::Publishing);
-        assert_eq!(rendition.read().publisher, 2);
-        assert!(
-            hub.publish("live", "show", Holder::open(3)).is_err(),
-            "busy while publishing"
-        );
-        // A clean unpublish ends at once; a later publish gets fresh playlists.
-        again.publisher.finish_as(Departure::Clean);
-        drop(again);
-        assert_eq!(rendition.read().phase(), Phase::Ended);
-        let fresh = hub.publish("live", "show", Holder::open(4)).unwrap();
-        assert!(!Arc::ptr_eq(fresh.publisher.rendition(), &rendition));
-        assert!(Arc::ptr_eq(
-            &ladder.rendition("src").unwrap(),
-            fresh.publisher.rendition()
-        ));
-        // Dropping a publisher without a word is a dropped connection.
-        drop(fresh);
-        let now = ladder.rendition("src").unwrap();
-        assert_eq!(now.read().phase(), Phase::ReconnectWait);
-    }
-
-    /// A hub on a fake clock with `linger` seconds of linger time.
-    fn fake_hub(linger: f64) -> (Arc<Hub>, Arc<crate::clock::FakeClock>) {
-        let config = Config::from_toml(&format!("[segment]\nlinger = {linger}\n")).unwrap();
-        let (time, clock) = crate::clock::Time::fake();
-        (Hub::with_time(Arc::new(config), time), clock)
-    }
-
-    /// Publishes `live/{name}` and ends the session `how`; returns its rendition.
-    fn published_then_left(hub: &Arc<Hub>, name: &str, how: Departure) -> Arc<Rendition> {
-        let mut p = hub.publish("live", name, Holder::open(1)).unwrap();
-        p.publisher.finish_as(how);
-        p.publisher.rendition().clone()
-    }
-
-    #[test]
-    fn the_linger_time_ends_a_wait_then_removes() {
-        let (hub, clock) = fake_hub(0.4);
-        let rendition = published_then_left(&hub, "gone", Departure::Dropped);
-        clock.advance(Duration::from_millis(399));
-        assert_eq!(rendition.read().phase(), Phase::ReconnectWait);
-        clock.advance(Duration::from_millis(1));
-        assert_eq!(rendition.read().phase(), Phase::Ended);
-        assert!(
-            hub.ladder("live", "gone").is_some(),
-            "ENDLIST is served a while"
-        );
-        // Removed after min(linger, 3 targets) more.
-        clock.advance(Duration::from_millis(399));
-        assert!(hub.ladder("live", "gone").is_some());
-        clock.advance(Duration::from_millis(1));
-        assert!(hub.ladder("live", "gone").is_none());
-        assert_eq!(clock.pending(), 0);
-    }
-
-    #[test]
-    fn a_reconnect_within_the_linger_time_cancels_the_expiry() {
-        let (hub, clock) = fake_hub(2.0);
-        let rendition = published_then_left(&hub, "back", Departure::Dropped);
-        clock.advance(Duration::from_millis(1500));
-        let again = hub.publish("live", "back", Holder::open(2)).unwrap();
-        assert!(Arc::ptr_eq(again.publisher.rendition(), &rendition));
-        // The first session's linger and removal come and go without effect.
-        clock.advance(Duration::from_secs(30));
-        assert_eq!(rendition.read().phase(), Phase::Publishing);
-        assert!(hub.ladder("live", "back").is_some());
-        assert_eq!(clock.pending(), 0);
-    }
-
-    #[test]
-    fn a_republish_after_a_clean_end_outlives_the_old_expiry() {
-        let (hub, clock) = fake_hub(1.0);
-        published_then_left(&hub, "again", Departure::Clean);
-        clock.advance(Duration::from_millis(500));
-        // Fresh playlists under the name before the old rendition's removal is due.
-        let new = hub.publish("live", "again", Holder::open(2)).unwrap();
-        clock.advance(Duration::from_secs(30));
-        let ladder = hub.ladder("live", "again").expect("ladder kept");
-        let mapped = ladder.rendition("src").expect("rendition kept");
-        assert!(Arc::ptr_eq(&mapped, new.publisher.rendition()));
-        assert_eq!(mapped.read().phase(), Phase::Publishing);
-    }
-
-    #[test]
-    fn the_reconnect_gap_is_measured_on_the_hubs_clock() {
-        let (hub, clock) = fake_hub(5.0);
-        let rendition = published_then_left(&hub, "gap", Departure::Dropped);
-        let since = rendition.read().reconnect_wait.expect("waiting");
-        clock.advance(Duration::from_millis(2500));
-        assert_eq!(hub.time().instant() - since, Duration::from_millis(2500));
-    }
-}
+#[path = "lifecycle_tests.rs"]
+mod tests;

@@ -13,6 +13,7 @@ pub mod part_ids;
 pub mod publisher;
 pub mod renderings;
 pub mod rendition;
+pub mod services;
 mod storage;
 mod timeline_map;
 pub mod traffic;
@@ -27,6 +28,7 @@ pub use ladder::Ladder;
 pub use lifecycle::{Departure, Phase};
 pub use publisher::Publisher;
 pub use rendition::Rendition;
+pub use services::Services;
 
 use crate::clock::Time;
 use crate::config::Config;
@@ -64,17 +66,11 @@ pub struct Granted {
 /// All live ladders, by (app, base).
 #[derive(Debug)]
 pub struct Hub {
-    config: Arc<Config>,
-    /// Where publishers and the lifecycle read the time and schedule work.
-    time: Time,
+    /// What every publisher shares (configuration, clock, recorder, part ids, DVR tier).
+    services: Arc<Services>,
     drain: Drain,
     ladders: RwLock<HashMap<(String, String), Arc<Ladder>>>,
     claims: Arc<claims::Claims>,
-    recorder: crate::record::Recorder,
-    /// The part ids issued, so no part URL is reused.
-    part_ids: part_ids::PartIds,
-    /// The DVR disk tier, when some app has a DVR window.
-    spill: Option<Arc<crate::store::spill::SpillTier>>,
 }
 
 impl Hub {
@@ -86,35 +82,31 @@ impl Hub {
     /// An empty hub on `time`'s clock and spawner (a fake one in tests).
     pub fn with_time(config: Arc<Config>, time: Time) -> Arc<Self> {
         Arc::new(Hub {
-            time,
+            services: Arc::new(Services::new(config, time)),
             drain: Drain::default(),
             ladders: RwLock::new(HashMap::new()),
             claims: Arc::default(),
-            part_ids: Default::default(),
-            recorder: crate::record::Recorder::new(&config.record),
-            spill: dvr::tier(&config),
-            config,
         })
     }
 
     /// The clock and spawner of the ingest side.
     pub fn time(&self) -> &Time {
-        &self.time
+        self.services.time()
     }
 
     /// The part ids issued.
     pub fn part_ids(&self) -> &part_ids::PartIds {
-        &self.part_ids
+        self.services.part_ids()
     }
 
     /// The configuration the hub runs with.
     pub fn config(&self) -> &Config {
-        &self.config
+        self.services.config()
     }
 
     /// What is recorded to disk.
     pub fn recorder(&self) -> &crate::record::Recorder {
-        &self.recorder
+        self.services.recorder()
     }
 
     /// The shutting-down signal every held request observes.
@@ -124,7 +116,7 @@ impl Hub {
 
     /// Where `name` lands in `app`'s ladders.
     pub fn ladder_name(&self, app: &str, name: &str) -> naming::LadderName {
-        ladder_name(name, self.config.ladder.labels_for(app))
+        ladder_name(name, self.config().ladder.labels_for(app))
     }
 
     /// Starts publishing `app/name` for `holder` (already authorised). The name is claimed
@@ -196,7 +188,7 @@ impl Hub {
         holder: Holder,
     ) -> Result<Granted, PublishError> {
         let policy = self
-            .config
+            .config()
             .auth
             .app(app)
             .map(|a| a.reconnect)
@@ -229,7 +221,7 @@ impl Hub {
                 return Err(PublishError::AlreadyPublishing(format!("{app}/{name}")));
             }
             // The time is read before the rendition's lock is taken (no lock inside another).
-            let now = self.time.instant();
+            let now = self.time().instant();
             let resume = existing
                 .as_ref()
                 .map(|r| lifecycle::republish(&mut r.write(), conn_id, now));
@@ -261,7 +253,7 @@ impl Hub {
             }
         };
         Ok(Granted {
-            publisher: Publisher::new(self.clone(), ladder, rendition, ip),
+            publisher: Publisher::new(self.services.clone(), self.expiry(), ladder, rendition, ip),
             claim,
         })
     }
@@ -302,8 +294,8 @@ impl Hub {
     /// last rendition expired) is replaced by a fresh one.
     fn mapped_ladder(&self, app: &str, base: &str) -> Arc<Ladder> {
         // Read before the lock is taken: a (fake) clock may have a lock of its own.
-        let now = self.time.now();
-        let fresh = || Arc::new(Ladder::new(app, base, self.config.segment.target(), now));
+        let now = self.time().now();
+        let fresh = || Arc::new(Ladder::new(app, base, self.config().segment.target(), now));
         let mut ladders = self.ladders.write().unwrap_or_else(|e| e.into_inner());
         let ladder = ladders
             .entry((app.to_string(), base.to_string()))
@@ -312,6 +304,17 @@ impl Hub {
             *ladder = fresh();
         }
         ladder.clone()
+    }
+
+    /// How a publisher's lifecycle expires its rendition: [`Hub::expire`], while the hub
+    /// is there.
+    fn expiry(self: &Arc<Self>) -> lifecycle::Expire {
+        let hub = Arc::downgrade(self);
+        Arc::new(move |ladder, rendition, generation| {
+            if let Some(hub) = hub.upgrade() {
+                hub.expire(ladder, rendition, generation);
+            }
+        })
     }
 
     /// Removes an ended rendition (scheduled by [`lifecycle`] for publish session
@@ -343,7 +346,7 @@ impl Hub {
             ladders.remove(&key);
         }
         drop(ladders);
-        self.recorder.expired(&ladder.app, &ladder.base);
+        self.recorder().expired(&ladder.app, &ladder.base);
     }
 }
 

@@ -13,12 +13,12 @@ use tracing::{debug, info, warn};
 use super::cmaf_output::CmafOutput;
 use super::diagnostics::Tracker;
 use super::ladder::Ladder;
-use super::lifecycle::Departure;
+use super::lifecycle::{Departure, Expire};
 use super::rendition::{slot, Rendition};
+use super::services::Services;
 use super::storage::Storage;
 use super::timeline_map::{Placed, TimelineMap};
 use super::ts_output::{TsPackager, TsSegment};
-use super::Hub;
 use crate::media::{CodecConfig, Frame, TrackKind, MEDIA_CLOCK};
 use crate::mux::ts::TsError;
 use crate::playlist::hls::longest_segment;
@@ -54,19 +54,21 @@ pub struct Publisher {
 
 impl Publisher {
     pub(super) fn new(
-        hub: Arc<Hub>,
+        services: Arc<Services>,
+        expire: Expire,
         ladder: Arc<Ladder>,
         rendition: Arc<Rendition>,
         ip: Option<std::net::IpAddr>,
     ) -> Self {
         let store = Storage {
-            hub,
+            services,
+            expire,
             ladder,
             rendition,
         };
         let last_seq = store.last_seq();
         let resumed = last_seq.is_some();
-        let config = store.hub.config();
+        let config = store.services.config();
         let (ladder, rendition) = (&store.ladder, &store.rendition);
         // An alternative audio rendition is in no TS variant (they carry their own audio).
         let with_ts = config.outputs.hls_ts && rendition.audio_track.is_none();
@@ -185,7 +187,7 @@ impl Publisher {
             .frame(raw_dts, &frame, &self.store.rendition.ingest);
         let has_video = self.configured[slot(TrackKind::Video)];
         let (app, stream) = (&self.store.ladder.app, &self.store.rendition.stream_name);
-        let time = self.store.hub.time();
+        let time = self.store.services.time();
         match self
             .map
             .place(frame, || time.now(), has_video, (app, stream))?
@@ -286,7 +288,7 @@ impl Publisher {
         if outputs.is_empty() {
             return;
         }
-        let cmaf = self.store.hub.config().outputs.cmaf();
+        let cmaf = self.store.services.config().outputs.cmaf();
         for output in outputs {
             match output {
                 Output::Part(part) => {

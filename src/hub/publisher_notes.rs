@@ -16,7 +16,13 @@ impl Publisher {
             return;
         }
         self.overdue = overdue.is_some();
-        let cap = self.store.hub.config().segment.keyframe_cap().as_secs_f64();
+        let cap = self
+            .store
+            .services
+            .config()
+            .segment
+            .keyframe_cap()
+            .as_secs_f64();
         warned(Warning::KeyframeOverdue, self.overdue);
         let (app, stream) = self.names();
         if self.overdue {

@@ -3,6 +3,7 @@ use super::*;
 use crate::codec::h264::tests::AVCC_640X360;
 use crate::codec::h264::AvcConfig;
 use crate::config::Config;
+use crate::hub::Hub;
 use bytes::Bytes;
 
 fn frame(ms: i64, keyframe: bool, size: usize) -> Frame {

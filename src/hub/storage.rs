@@ -11,23 +11,33 @@ use tracing::debug;
 
 use super::gaps::Boundaries;
 use super::ladder::Ladder;
-use super::lifecycle::Departure;
+use super::lifecycle::{Departure, Expire};
 use super::rendition::Rendition;
+use super::services::Services;
 use super::ts_output::TsSegment;
-use super::Hub;
 use crate::media::{CodecConfig, TrackKind, MEDIA_CLOCK};
 use crate::segment::{CutPart, CutSegment};
 use crate::store::{StoredPart, StoredSegment, TrackWindow};
 
-/// One publisher's view of the store: the rendition it feeds, in its ladder, in the hub.
-#[derive(Debug)]
+/// One publisher's view of the store: the rendition it feeds, in its ladder, with the
+/// hub's services and the way to expire the rendition once it ends.
 pub(super) struct Storage {
-    pub(super) hub: Arc<Hub>,
+    pub(super) services: Arc<Services>,
+    pub(super) expire: Expire,
     pub(super) ladder: Arc<Ladder>,
     pub(super) rendition: Arc<Rendition>,
 }
 
 /// The ladder's boundaries and wall-clock times, as the gap segments need them.
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Storage")
+            .field("ladder", &self.ladder)
+            .field("rendition", &self.rendition.label)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Boundaries for Storage {
     fn start(&self, seq: u64) -> Option<i64> {
         self.ladder.timeline.boundary_start(seq)
@@ -37,7 +47,7 @@ impl Boundaries for Storage {
     fn wall_clock(&self, t: i64) -> SystemTime {
         match self.ladder.timeline.origin() {
             Some(origin) => crate::wallclock::shift(origin, t),
-            None => self.hub.time().now(),
+            None => self.services.time().now(),
         }
     }
 }
@@ -68,12 +78,14 @@ impl Storage {
         let version = {
             let state = self.rendition.read();
             let previous = state.track(kind).map(|t| t.init_version + 1);
-            previous.unwrap_or(0).max(self.hub.time().epoch_number(1))
+            previous
+                .unwrap_or(0)
+                .max(self.services.time().epoch_number(1))
         };
-        let first_part = self.hub.part_ids().first(self.hub.time().now());
+        let first_part = self.services.part_ids().first(self.services.time().now());
         let (app, base, label) = (&self.ladder.app, &self.ladder.base, &self.rendition.label);
         let window = self
-            .hub
+            .services
             .track_window(app, base, label, kind.as_str(), first_part);
         let changed = self
             .rendition
@@ -125,7 +137,7 @@ impl Storage {
         state.fix_part_target(part_target);
         let id = state.push_part(kind, gaps, head, part.duration(), part.independent(), data);
         drop(state);
-        id.inspect(|id| self.hub.part_ids().issued(*id))
+        id.inspect(|id| self.services.part_ids().issued(*id))
     }
 
     /// A finished CMAF segment of `cut`'s track: `parts` is its one fragment, or empty when
@@ -134,7 +146,8 @@ impl Storage {
         let kind = cut.kind;
         let (app, base) = (&self.ladder.app, &self.ladder.base);
         // Recordings keep the ladder's own audio only: their VoD master has no alternatives.
-        let record = self.hub.recorder().wants(app, base) && self.rendition.audio_track.is_none();
+        let record =
+            self.services.recorder().wants(app, base) && self.rendition.audio_track.is_none();
         let segment = StoredSegment {
             seq: cut.seq,
             start: cut.start(),
@@ -155,7 +168,7 @@ impl Storage {
             drop(state);
             if let Some(tap) = tap {
                 let label = &self.rendition.label;
-                self.hub.recorder().segment(app, base, label, tap);
+                self.services.recorder().segment(app, base, label, tap);
             }
         }
         metrics::counter!("packgate_segments_total", "track" => kind.as_str()).increment(1);
@@ -191,7 +204,7 @@ impl Storage {
         let (app, base, label) = (&self.ladder.app, &self.ladder.base, &self.rendition.label);
         // Made before the rendition's lock is taken (no lock while another is held).
         let first = self.rendition.read().ts.is_none();
-        let window = first.then(|| self.hub.track_window(app, base, label, "ts", 0));
+        let window = first.then(|| self.services.track_window(app, base, label, "ts", 0));
         self.rendition.write().push_ts(gaps, stored, window);
         metrics::counter!("packgate_segments_total", "track" => "ts").increment(1);
     }
@@ -201,9 +214,10 @@ impl Storage {
     pub(super) fn close(&self, how: Departure) {
         let (app, base) = (&self.ladder.app, &self.ladder.base);
         let clean = how == Departure::Clean;
-        self.hub
+        self.services
             .recorder()
             .stopped(app, base, &self.rendition.label, clean);
-        super::lifecycle::stopped(&self.hub, &self.ladder, &self.rendition, how);
+        let (ladder, rendition) = (&self.ladder, &self.rendition);
+        super::lifecycle::stopped(&self.services, &self.expire, ladder, rendition, how);
     }
 }

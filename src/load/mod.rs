@@ -10,6 +10,7 @@ pub mod parse;
 pub mod procstat;
 pub mod publisher;
 pub mod report;
+pub mod retime;
 pub mod stats;
 pub mod viewers;
 

@@ -9,6 +9,7 @@ pub mod part;
 pub mod segmenter;
 pub mod timeline;
 pub mod timing;
+mod track_cut;
 
 pub use output::{CutPart, CutSegment, Output};
 pub use segmenter::Segmenter;

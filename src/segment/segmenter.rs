@@ -17,11 +17,12 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::output::{CutSegment, Output};
-use super::part::{Head, PartCutter, PartEnds};
+use super::output::Output;
+use super::part::{PartCutter, PartEnds};
 use super::timeline::{Cut, LadderTimeline};
 use super::timing::{SampleClock, TimedSample};
-use crate::media::{Frame, Sample, TrackKind, MEDIA_CLOCK};
+use super::track_cut::{Follow, TrackCut};
+use crate::media::{Frame, TrackKind, MEDIA_CLOCK};
 
 /// How far audio may run ahead of video before it is placed without waiting (media clock).
 const AUDIO_LEAD_LIMIT: i64 = MEDIA_CLOCK as i64;
@@ -37,86 +38,6 @@ struct Boundary {
     natural: bool,
     /// The segment it opens starts with a sync sample.
     sync: bool,
-}
-
-#[derive(Debug)]
-struct TrackCut {
-    kind: TrackKind,
-    clock: SampleClock,
-    seq: Option<u64>,
-    media_start: i64,
-    samples: Vec<Sample>,
-    parts: PartCutter,
-    /// Where the sample after the newest is expected to start, media clock.
-    next_media: Option<i64>,
-}
-
-/// How an audio track cuts its parts when the stream has video: it ends part N where
-/// video part N ended, and never makes a part longer than `most` ticks.
-#[derive(Clone, Copy)]
-struct Follow<'a> {
-    ends: &'a PartEnds,
-    most: u64,
-}
-
-impl TrackCut {
-    fn head(&self) -> Head {
-        Head {
-            kind: self.kind,
-            seq: self.seq.unwrap_or(0),
-            timescale: self.clock.timescale(),
-            media_start: self.media_start,
-        }
-    }
-
-    /// Closes the open segment: its last part, then the segment itself. `natural` tells the
-    /// part cutter whether the segment had its usual length.
-    fn close(&mut self, natural: bool, out: &mut Vec<Output>) {
-        let head = self.head();
-        self.parts.close(&self.samples, head, natural, out);
-        let Some(seq) = self.seq.take() else { return };
-        if self.samples.is_empty() {
-            return;
-        }
-        out.push(Output::Segment(CutSegment {
-            kind: self.kind,
-            seq,
-            media_start: self.media_start,
-            samples: std::mem::take(&mut self.samples),
-            timescale: self.clock.timescale(),
-        }));
-    }
-
-    fn add(&mut self, ts: TimedSample, follow: Option<Follow>, out: &mut Vec<Output>) {
-        let TimedSample { media_dts, sample } = ts;
-        let step = i64::from(sample.duration) * i64::from(MEDIA_CLOCK)
-            / i64::from(self.clock.timescale().max(1));
-        self.next_media = Some(media_dts + step);
-        let head = self.head();
-        let Some(f) = follow else {
-            self.parts.before(&self.samples, &sample, head, out);
-            self.samples.push(sample);
-            self.parts.after(&self.samples, head, out);
-            return;
-        };
-        let end = |parts: &PartCutter| f.ends.get(head.seq, parts.index());
-        let e = end(&self.parts);
-        self.parts
-            .follow_before(&self.samples, &sample, media_dts, e, f.most, head, out);
-        self.samples.push(sample);
-        self.poke(f.ends, out);
-    }
-
-    /// Closes the open part if the other track's part with its index has ended before
-    /// where this track's next sample will start.
-    fn poke(&mut self, ends: &PartEnds, out: &mut Vec<Output>) {
-        let (Some(next), Some(seq)) = (self.next_media, self.seq) else {
-            return;
-        };
-        let head = self.head();
-        let e = ends.get(seq, self.parts.index());
-        self.parts.follow_after(&self.samples, next, e, head, out);
-    }
 }
 
 /// Cuts one stream's frames into aligned per-track segments.

@@ -1,6 +1,7 @@
 //! Unit tests of the segmenter.
 use super::*;
-use crate::segment::CutPart;
+use crate::media::Sample;
+use crate::segment::{CutPart, CutSegment};
 use bytes::Bytes;
 
 fn v(ms: i64, key: bool) -> Frame {

@@ -10,6 +10,7 @@ use anyhow::Context;
 use bytes::Bytes;
 use clap::Parser;
 use packgate::load::publisher::Sample;
+use packgate::load::retime::{publish_retimed, Stamps};
 use packgate::load::{run, LoadConfig};
 
 #[derive(Parser, Debug)]
@@ -73,6 +74,22 @@ struct Args {
     /// Worker threads of the generator's runtime.
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Instead of the load: publish this FLV in real time, looped, as stream PREFIX for
+    /// --duration seconds, with the timestamps --start-ms, --jump-back and --wrap-bits
+    /// make (what an encoder whose clock jumps or wraps sends; the soak uses it).
+    #[arg(long)]
+    retime: Option<PathBuf>,
+    /// --retime: the first timestamp, ms.
+    #[arg(long, default_value_t = 0)]
+    start_ms: u64,
+    /// --retime: "BACK/EVERY" seconds, e.g. 60/120 steps the clock back a minute every
+    /// two minutes of media.
+    #[arg(long)]
+    jump_back: Option<String>,
+    /// --retime: timestamps wrap at 2^BITS ms (31 as ffmpeg's and OBS's FLV muxers write
+    /// them, 32 as RTMP allows).
+    #[arg(long, default_value_t = 32)]
+    wrap_bits: u32,
 }
 
 fn load_sample(path: &PathBuf) -> anyhow::Result<Arc<Sample>> {
@@ -80,6 +97,29 @@ fn load_sample(path: &PathBuf) -> anyhow::Result<Arc<Sample>> {
     let s =
         Sample::parse(Bytes::from(data)).with_context(|| format!("parse {}", path.display()))?;
     Ok(Arc::new(s))
+}
+
+/// `--retime`: one publish with rewritten timestamps, until its media runs out.
+fn retime(args: &Args, file: &std::path::Path) -> anyhow::Result<()> {
+    let (back, every) = match &args.jump_back {
+        Some(s) => {
+            let (b, e) = s.split_once('/').context("--jump-back wants BACK/EVERY")?;
+            (b.parse::<u64>()? * 1000, e.parse::<u64>()? * 1000)
+        }
+        None => (0, 0),
+    };
+    let stamps = Stamps {
+        start_ms: args.start_ms,
+        every_ms: every,
+        back_ms: back,
+        wrap_bits: args.wrap_bits,
+    };
+    let secs = args.duration.max(0.0) as u64;
+    publish_retimed(args.rtmp, &args.app, &args.prefix, file, secs, move |t| {
+        Some(stamps.stamp(t.media_ms))
+    })?
+    .join()?;
+    Ok(())
 }
 
 fn main() -> anyhow::Result<()> {
@@ -90,6 +130,9 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
+    if let Some(file) = &args.retime {
+        return retime(&args, file);
+    }
     let _ = packgate::fdlimit::raise();
     let mut cfg = LoadConfig::packgate(args.rtmp, args.http, load_sample(&args.sample)?);
     if !args.ladder.is_empty() {
