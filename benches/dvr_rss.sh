@@ -2,8 +2,11 @@
 # RSS of packgate with a DVR window versus the same stream without one, and how fast a
 # segment comes back from the DVR disk tier (issue 14's figures; a benchmark, not a test).
 #
-#   bash benches/dvr_rss.sh [WINDOW_SECS=7200] [MODE=burst|realtime]
+#   bash benches/dvr_rss.sh [WINDOW_SECS=7200] [MODE=burst|realtime|fast[:SPEED]]
 #
+# fast:SPEED publishes with packgate-load --retime at SPEED times real time (default 12: a
+# 2 h window in about 10 minutes), paced frame by frame like an encoder; PACKGATE_BIN picks
+# the server binary (packgate-load is taken from beside it).
 # A 2.5 Mbit/s CBR 720p H.264 + AAC clip is published, looped with -c copy, as fast as the
 # servers take it (ffmpeg's -readrate 1 with an initial burst of all of it; -readrate N > 1
 # does not speed ffmpeg 9 up here) to two servers at once: one with dvr_window = WINDOW,
@@ -48,8 +51,18 @@ media=$((window + 60))
 if [ "$mode" = realtime ]; then rate=(-re); else rate=(-readrate 1 -readrate_initial_burst "$media"); fi
 for name in plain dvr; do
   eval "addr=\$rtmp_$name"
-  "$ff" -hide_banner -v error -nostdin "${rate[@]}" -stream_loop -1 -i "$clip" -t "$media" \
-    -c copy -f flv "rtmp://$addr/live/show" &
+  case $mode in
+    fast*)
+      # packgate-load --retime: paced like an encoder, SPEED media seconds per second.
+      speed=${mode#fast}; speed=${speed#:}
+      "$(dirname "$bin")/packgate-load" --rtmp "$addr" --prefix show --duration "$media" \
+        --speed "${speed:-12}" --retime "$clip" &
+      ;;
+    *)
+      "$ff" -hide_banner -v error -nostdin "${rate[@]}" -stream_loop -1 -i "$clip" -t "$media" \
+        -c copy -f flv "rtmp://$addr/live/show" &
+      ;;
+  esac
   pids+=($!)
 done
 rss() { ps -o rss= -p "$1" | tr -d ' '; }

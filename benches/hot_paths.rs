@@ -8,7 +8,8 @@
 //! - TS packetize: a 2 s segment of video + audio → MPEG-TS
 //! - playlist render: the LL-HLS media playlist of a 6-segment window with parts
 //!
-//! `cargo bench --bench hot_paths` prints ns per operation (best of several rounds).
+//! `cargo bench --bench hot_paths` prints ns per operation (best of several rounds);
+//! `-- --quick` runs each once, briefly (CI's smoke run: it checks that they run, not speed).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,14 +32,24 @@ const ROUNDS: usize = 7;
 /// Each round runs the body at least this long.
 const ROUND: Duration = Duration::from_millis(200);
 
+/// `--quick`: one short round per benchmark.
+fn quick() -> bool {
+    std::env::args().any(|a| a == "--quick")
+}
+
 /// Best ns per operation of `body`, which does `ops` operations per call.
 fn bench(name: &str, unit: &str, ops: usize, mut body: impl FnMut() -> usize) {
     let mut best = f64::MAX;
     let mut check = 0;
-    for _ in 0..ROUNDS {
+    let (rounds, round) = if quick() {
+        (1, Duration::from_millis(10))
+    } else {
+        (ROUNDS, ROUND)
+    };
+    for _ in 0..rounds {
         let start = Instant::now();
         let mut calls = 0u32;
-        while start.elapsed() < ROUND {
+        while start.elapsed() < round {
             check ^= std::hint::black_box(body());
             calls += 1;
         }

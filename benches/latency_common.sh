@@ -109,13 +109,16 @@ player_args() {
   esac
 }
 
-# play_row SOURCE PLAYER SECS PART_TARGET: plays and prints one markdown table row.
+# play_row SOURCE PLAYER SECS PART_TARGET: plays and prints one markdown table row; with
+# PLAY_JSON_DIR set, the player's whole JSON report goes to DIR/SOURCE_PLAYER.json.
 play_row() {
   local src=$1 player=$2 secs=$3 pt=$4 ext=m3u8 json
   [ "$player" = dash ] && ext=mpd
   # shellcheck disable=SC2046
   json=$(node "$root/tests/browser/play.mjs" --url "http://127.0.0.1:$http_port/live/${src//./_}/index.$ext" \
     --seconds "$secs" $(player_args "$player" "$pt") | tail -1)
+  # The whole report (stall log, latency samples) for a look after the run.
+  [ -n "${PLAY_JSON_DIR:-}" ] && printf '%s\n' "$json" > "$PLAY_JSON_DIR/${src}_${player}.json"
   [ -n "${PHB:-}" ] && pt="$pt (PHB ${PHB}x)"
   python3 - "$json" "$src" "$player" "$pt" <<'PY'
 import json, sys

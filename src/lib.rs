@@ -22,6 +22,7 @@ pub mod hub;
 pub mod limit;
 pub mod load;
 pub mod lograte;
+pub mod malloc;
 pub mod media;
 pub mod mux;
 pub mod netlimit;

@@ -29,6 +29,8 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
+    // Before any thread starts (see packgate::malloc for why and what it saves).
+    let tuned = packgate::malloc::tune();
     let cli = Cli::parse();
     if cli.print_config {
         print!("{}", Config::defaults_toml());
@@ -42,6 +44,9 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
+    if !tuned {
+        tracing::debug!("allocator not tuned (not glibc, or mallopt refused)");
+    }
     match packgate::fdlimit::raise() {
         Ok(r) => tracing::info!(before = r.before, now = r.after, "open-file limit"),
         Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),

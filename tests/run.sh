@@ -22,6 +22,10 @@ command -v node >/dev/null 2>&1 || apt_missing+=(nodejs npm)
 if ! gst-inspect-1.0 rtmp2sink >/dev/null 2>&1 || ! gst-inspect-1.0 x264enc >/dev/null 2>&1; then
   apt_missing+=(gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly)
 fi
+# The benchmark smoke run compares with nginx-rtmp and drives HTTP with wrk.
+{ command -v nginx >/dev/null 2>&1 && [ -f /usr/lib/nginx/modules/ngx_rtmp_module.so ]; } \
+  || apt_missing+=(nginx libnginx-mod-rtmp)
+command -v wrk >/dev/null 2>&1 || apt_missing+=(wrk)
 if [ ${#apt_missing[@]} -gt 0 ]; then
   step "installing Debian packages: ${apt_missing[*]}"
   as_root apt-get update -qq || die "apt-get update failed (needed to install ${apt_missing[*]})"
@@ -77,4 +81,12 @@ fuzz_status=$?
 set -e
 [ "$fuzz_status" -eq 0 ] || echo "FAILED: fuzz smoke run (bash tests/fuzz_smoke.sh)" >&2
 [ "$status" -ne 0 ] || status=$fuzz_status
+
+step "benchmark smoke run (benches/smoke.sh: micro-benchmarks once, compare_nginx.sh at 1 stream)"
+set +e
+bash benches/smoke.sh
+bench_status=$?
+set -e
+[ "$bench_status" -eq 0 ] || echo "FAILED: benchmark smoke run (bash benches/smoke.sh)" >&2
+[ "$status" -ne 0 ] || status=$bench_status
 exit "$status"

@@ -87,9 +87,9 @@ fn is_header(t: &FileTag) -> bool {
 /// How long the handshake, connect and publish may take.
 const ACCEPT_DEADLINE: Duration = Duration::from_secs(10);
 
-/// Publishes `file` to `rtmp://addr/app/name` for at most `secs` seconds of media, looping
-/// it; every message gets the timestamp `stamp` returns (None: the message is not sent).
-/// Codec headers are sent once, at timestamp 0.
+/// Publishes `file` to `rtmp://addr/app/name` in real time for at most `secs` seconds of
+/// media, looping it; every message gets the timestamp `stamp` returns (None: the message
+/// is not sent). Codec headers are sent once, at timestamp 0.
 pub fn publish_retimed(
     addr: SocketAddr,
     app: &str,
@@ -98,6 +98,20 @@ pub fn publish_retimed(
     secs: u64,
     stamp: impl Fn(Tag) -> Option<u32> + Send + 'static,
 ) -> Result<Retimed, RetimeError> {
+    publish_retimed_at(addr, app, name, file, (secs, 1.0), stamp)
+}
+
+/// As [`publish_retimed`], `media.0` seconds of media sent at `media.1` times real time
+/// (a DVR window filled in minutes rather than hours, still paced like an encoder).
+pub fn publish_retimed_at(
+    addr: SocketAddr,
+    app: &str,
+    name: &str,
+    file: &std::path::Path,
+    media: (u64, f64),
+    stamp: impl Fn(Tag) -> Option<u32> + Send + 'static,
+) -> Result<Retimed, RetimeError> {
+    let (secs, speed) = (media.0, media.1.max(0.01));
     let tags = read_tags(Bytes::from(std::fs::read(file)?))?;
     let last = tags.iter().map(|t| t.timestamp).max().unwrap_or(0);
     // One loop lasts until the last tag plus a video frame.
@@ -108,7 +122,8 @@ pub fn publish_retimed(
     let (app, name) = (app.to_string(), name.to_string());
     let thread = std::thread::spawn(move || {
         let (mut client, sock) = accept(sock, &app, &name)?;
-        send_loop(&mut client, sock, &tags, loop_ms, secs, &flag, stamp)
+        let pace = Pace { secs, speed };
+        send_loop(&mut client, sock, &tags, loop_ms, pace, &flag, stamp)
     });
     Ok(Retimed {
         stop,
@@ -164,12 +179,18 @@ fn accept(
     Err(RetimeError::Timeout(ACCEPT_DEADLINE))
 }
 
+/// How much media to send, how fast.
+struct Pace {
+    secs: u64,
+    speed: f64,
+}
+
 fn send_loop(
     client: &mut ClientSession,
     mut sock: TcpStream,
     tags: &[FileTag],
     loop_ms: u64,
-    secs: u64,
+    pace: Pace,
     stop: &AtomicBool,
     stamp: impl Fn(Tag) -> Option<u32>,
 ) -> Result<(), RetimeError> {
@@ -183,10 +204,11 @@ fn send_loop(
                 continue;
             }
             let media_ms = round * loop_ms + u64::from(t.timestamp);
-            if media_ms > secs * 1000 {
+            if media_ms > pace.secs * 1000 {
                 return Ok(());
             }
-            std::thread::sleep(Duration::from_millis(media_ms).saturating_sub(start.elapsed()));
+            let due = Duration::from_millis(media_ms).div_f64(pace.speed);
+            std::thread::sleep(due.saturating_sub(start.elapsed()));
             let keyframe = t.kind == 9 && t.body.first().is_some_and(|b| b >> 4 == 1);
             let tag = Tag {
                 media_ms,

@@ -10,7 +10,7 @@ use anyhow::Context;
 use bytes::Bytes;
 use clap::Parser;
 use packgate::load::publisher::Sample;
-use packgate::load::retime::{publish_retimed, Stamps};
+use packgate::load::retime::{publish_retimed_at, Stamps};
 use packgate::load::{run, LoadConfig};
 
 #[derive(Parser, Debug)]
@@ -74,8 +74,8 @@ struct Args {
     /// Worker threads of the generator's runtime.
     #[arg(long, default_value_t = 1)]
     threads: usize,
-    /// Instead of the load: publish this FLV in real time, looped, as stream PREFIX for
-    /// --duration seconds, with the timestamps --start-ms, --jump-back and --wrap-bits
+    /// Instead of the load: publish this FLV in real time (or at --speed), looped, as stream
+    /// PREFIX for --duration seconds of media, with the timestamps --start-ms, --jump-back and --wrap-bits
     /// make (what an encoder whose clock jumps or wraps sends; the soak uses it).
     #[arg(long)]
     retime: Option<PathBuf>,
@@ -90,6 +90,9 @@ struct Args {
     /// them, 32 as RTMP allows).
     #[arg(long, default_value_t = 32)]
     wrap_bits: u32,
+    /// --retime: media seconds sent per second (e.g. 12 fills a 2 h DVR window in 10 min).
+    #[arg(long, default_value_t = 1.0)]
+    speed: f64,
 }
 
 fn load_sample(path: &PathBuf) -> anyhow::Result<Arc<Sample>> {
@@ -115,7 +118,8 @@ fn retime(args: &Args, file: &std::path::Path) -> anyhow::Result<()> {
         wrap_bits: args.wrap_bits,
     };
     let secs = args.duration.max(0.0) as u64;
-    publish_retimed(args.rtmp, &args.app, &args.prefix, file, secs, move |t| {
+    let media = (secs, args.speed);
+    publish_retimed_at(args.rtmp, &args.app, &args.prefix, file, media, move |t| {
         Some(stamps.stamp(t.media_ms))
     })?
     .join()?;
