@@ -74,19 +74,16 @@ failed=$(grep -Eo '[0-9]+ failed' "$log" | awk '{s += $1} END {print s + 0}')
 echo
 echo "tests: $passed passed, $failed failed"
 
-step "fuzz smoke run (tests/fuzz_smoke.sh: every cargo-fuzz target for 15 s on its seed corpus)"
-set +e
-bash tests/fuzz_smoke.sh
-fuzz_status=$?
-set -e
-[ "$fuzz_status" -eq 0 ] || echo "FAILED: fuzz smoke run (bash tests/fuzz_smoke.sh)" >&2
-[ "$status" -ne 0 ] || status=$fuzz_status
-
-step "benchmark smoke run (benches/smoke.sh: micro-benchmarks once, compare_nginx.sh at 1 stream)"
-set +e
-bash benches/smoke.sh
-bench_status=$?
-set -e
-[ "$bench_status" -eq 0 ] || echo "FAILED: benchmark smoke run (bash benches/smoke.sh)" >&2
-[ "$status" -ne 0 ] || status=$bench_status
+# smoke NAME SCRIPT DESCRIPTION: runs one smoke script; a failure fails the run at the end.
+smoke() {
+  step "$1 smoke run ($2: $3)"
+  set +e
+  bash "$2"
+  local rc=$?
+  set -e
+  [ "$rc" -eq 0 ] || echo "FAILED: $1 smoke run (bash $2)" >&2
+  [ "$status" -ne 0 ] || status=$rc
+}
+smoke fuzz tests/fuzz_smoke.sh "every cargo-fuzz target for 15 s on its seed corpus"
+smoke benchmark benches/smoke.sh "micro-benchmarks once, compare_nginx.sh at 1 stream"
 exit "$status"
