@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Soak (issue 9 "Done when"): every source of tests/common/sources.tsv published for MINUTES
+# Soak (issue 9 "Done when"): every source of tests/common/sources.tsv, and the jumpback and
+# wrap31 timestamp cases (see latency_common.sh), published for MINUTES
 # each and played the whole time by each player; one markdown row per source and player with
 # stalls and latency. Not a test (long); run on a quiet machine.
 # Usage: bash benches/soak.sh [minutes=10] [sources=all] [players="hls"] [part target=0.2]
