@@ -25,39 +25,23 @@ pub(super) fn tier(config: &Config) -> Option<Arc<SpillTier>> {
     }
 }
 
-/// Which track a window is for.
-#[derive(Clone, Copy, Debug)]
-pub struct WindowKey<'a> {
-    /// The app.
-    pub app: &'a str,
-    /// The ladder.
-    pub base: &'a str,
-    /// The rendition's label.
-    pub label: &'a str,
-    /// `video`, `audio`, or `ts` for the MPEG-TS feed.
-    pub track: &'a str,
-}
-
-/// A new window for `key` whose part numbers start at `first_part`: the live window, or
-/// with a DVR window for the app and a disk tier, that many segments of which only the
-/// live window's worth stays in memory.
+/// A new window for track `track` of rendition `label` of `app/base`, whose part numbers
+/// start at `first_part`: the live window, or with a DVR window for the app and a disk
+/// tier, that many segments of which only the live window's worth stays in memory.
 pub(super) fn window(
     config: &Config,
     spill: Option<&Arc<SpillTier>>,
-    key: WindowKey<'_>,
+    app: &str,
+    base: &str,
+    label: &str,
+    track: &str,
     first_part: u64,
 ) -> TrackWindow {
     let live = config.segment.window;
-    let window = match (spill, config.record.dvr_secs(key.app)) {
+    let window = match (spill, config.record.dvr_secs(app)) {
         (Some(tier), Some(secs)) => {
             let segments = (secs / config.segment.target_duration).ceil() as usize;
             let memory = live + GRACE_SEGMENTS;
-            let WindowKey {
-                app,
-                base,
-                label,
-                track,
-            } = key;
             let path = format!("{app}/{base}/{label}/{track}");
             TrackWindow::with_first_part(segments.max(live), first_part).with_spill(Spill::new(
                 tier.clone(),

@@ -94,11 +94,6 @@ impl Hub {
         self.services.time()
     }
 
-    /// The part ids issued.
-    pub fn part_ids(&self) -> &part_ids::PartIds {
-        self.services.part_ids()
-    }
-
     /// The configuration the hub runs with.
     pub fn config(&self) -> &Config {
         self.services.config()

@@ -67,12 +67,7 @@ impl Services {
         track: &str,
         first_part: u64,
     ) -> TrackWindow {
-        let key = super::dvr::WindowKey {
-            app,
-            base,
-            label,
-            track,
-        };
-        super::dvr::window(&self.config, self.spill.as_ref(), key, first_part)
+        let spill = self.spill.as_ref();
+        super::dvr::window(&self.config, spill, app, base, label, track, first_part)
     }
 }

@@ -28,7 +28,6 @@ pub(super) struct Storage {
     pub(super) rendition: Arc<Rendition>,
 }
 
-/// The ladder's boundaries and wall-clock times, as the gap segments need them.
 impl std::fmt::Debug for Storage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Storage")
@@ -38,6 +37,7 @@ impl std::fmt::Debug for Storage {
     }
 }
 
+/// The ladder's boundaries and wall-clock times, as the gap segments need them.
 impl Boundaries for Storage {
     fn start(&self, seq: u64) -> Option<i64> {
         self.ladder.timeline.boundary_start(seq)

@@ -98,20 +98,21 @@ pub fn publish_retimed(
     secs: u64,
     stamp: impl Fn(Tag) -> Option<u32> + Send + 'static,
 ) -> Result<Retimed, RetimeError> {
-    publish_retimed_at(addr, app, name, file, (secs, 1.0), stamp)
+    publish_retimed_at(addr, app, name, file, secs, 1.0, stamp)
 }
 
-/// As [`publish_retimed`], `media.0` seconds of media sent at `media.1` times real time
-/// (a DVR window filled in minutes rather than hours, still paced like an encoder).
+/// As [`publish_retimed`], at `speed` times real time (a DVR window filled in minutes
+/// rather than hours, still paced like an encoder).
 pub fn publish_retimed_at(
     addr: SocketAddr,
     app: &str,
     name: &str,
     file: &std::path::Path,
-    media: (u64, f64),
+    secs: u64,
+    speed: f64,
     stamp: impl Fn(Tag) -> Option<u32> + Send + 'static,
 ) -> Result<Retimed, RetimeError> {
-    let (secs, speed) = (media.0, media.1.max(0.01));
+    let speed = speed.max(0.01);
     let tags = read_tags(Bytes::from(std::fs::read(file)?))?;
     let last = tags.iter().map(|t| t.timestamp).max().unwrap_or(0);
     // One loop lasts until the last tag plus a video frame.

@@ -118,8 +118,8 @@ fn retime(args: &Args, file: &std::path::Path) -> anyhow::Result<()> {
         wrap_bits: args.wrap_bits,
     };
     let secs = args.duration.max(0.0) as u64;
-    let media = (secs, args.speed);
-    publish_retimed_at(args.rtmp, &args.app, &args.prefix, file, media, move |t| {
+    let (app, name) = (&args.app, &args.prefix);
+    publish_retimed_at(args.rtmp, app, name, file, secs, args.speed, move |t| {
         Some(stamps.stamp(t.media_ms))
     })?
     .join()?;
