@@ -26,6 +26,10 @@ fi
 { command -v nginx >/dev/null 2>&1 && [ -f /usr/lib/nginx/modules/ngx_rtmp_module.so ]; } \
   || apt_missing+=(nginx libnginx-mod-rtmp)
 command -v wrk >/dev/null 2>&1 || apt_missing+=(wrk)
+# Scaling-out tests: Redis as the cluster registry, TLS certificates and HTTP/2 checks.
+command -v redis-server >/dev/null 2>&1 || apt_missing+=(redis-server)
+command -v openssl >/dev/null 2>&1 || apt_missing+=(openssl)
+command -v curl >/dev/null 2>&1 || apt_missing+=(curl)
 if [ ${#apt_missing[@]} -gt 0 ]; then
   step "installing Debian packages: ${apt_missing[*]}"
   as_root apt-get update -qq || die "apt-get update failed (needed to install ${apt_missing[*]})"
@@ -36,6 +40,13 @@ fi
 if ! python3 -c 'import imageio_ffmpeg' >/dev/null 2>&1; then
   step "installing ffmpeg 9 (pip install imageio-ffmpeg)"
   python3 -m pip install -q imageio-ffmpeg || die "tests need ffmpeg 9: python3 -m pip install imageio-ffmpeg failed"
+fi
+
+# The object-storage test writes to a real S3-protocol server (moto's).
+if ! command -v moto_server >/dev/null 2>&1; then
+  step "installing an S3-protocol server for the object-storage test (pip install 'moto[server]')"
+  python3 -m pip install -q 'moto[server]' \
+    || die "the object-storage test needs an S3 server: python3 -m pip install 'moto[server]' failed"
 fi
 
 if [ ! -d tests/browser/node_modules/playwright-core ] || [ ! -d tests/browser/node_modules/hls.js ]; then
