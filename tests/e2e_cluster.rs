@@ -173,6 +173,37 @@ fn stream_on_a_is_served_through_b_and_expires_when_a_dies() {
         init_b.body,
         get(a.http, &format!("/live/show/src/{init}")).unwrap().body
     );
+    // The DASH manifest too; a request another node already forwarded is never forwarded
+    // again (B has no such stream itself).
+    assert_eq!(get(b.http, "/live/show/index.mpd").unwrap().status, 200);
+    let hop = request_with(
+        b.http,
+        "GET",
+        "/live/show/index.m3u8",
+        &[("X-Packgate-Hop", "node-x")],
+    )
+    .unwrap();
+    assert_eq!(hop.status, 404);
+    // What the extra hop costs: the same segment fetched directly and through B.
+    let median = |addr: SocketAddr| {
+        let mut t: Vec<Duration> = (0..40)
+            .map(|_| {
+                let s = Instant::now();
+                assert_eq!(get(addr, &seg_path).unwrap().status, 200);
+                s.elapsed()
+            })
+            .collect();
+        t.sort();
+        t[t.len() / 2]
+    };
+    let (direct, proxied) = (median(a.http), median(b.http));
+    println!(
+        "segment of {} bytes: median {:.2} ms from A, {:.2} ms through B",
+        via_b.body.len(),
+        direct.as_secs_f64() * 1e3,
+        proxied.as_secs_f64() * 1e3
+    );
+
     // A ranged request goes along with its Range.
     let ranged = request_with(b.http, "GET", &seg_path, &[("Range", "bytes=0-99")]).unwrap();
     assert!(
@@ -215,6 +246,23 @@ fn stream_on_a_is_served_through_b_and_expires_when_a_dies() {
         r.header("location"),
         Some(format!("http://{}/live/show/index.m3u8?x=1", a.http).as_str())
     );
+
+    let counted = |addr: SocketAddr, name: &str| {
+        get(addr, "/metrics")
+            .unwrap()
+            .text()
+            .lines()
+            .any(|l| l.starts_with(name) && !l.ends_with(" 0"))
+    };
+    assert!(counted(
+        b.http,
+        "packgate_cluster_proxied_total{status=\"200\"}"
+    ));
+    assert!(counted(c.http, "packgate_cluster_redirects_total"));
+    assert!(counted(
+        b.http,
+        "packgate_cluster_lookups_total{result=\"cached\"}"
+    ));
 
     // A publish of the same name to B is refused before it starts: A owns it.
     let mut dup = publish(b.rtmp, "live", "show", &sample, -1);
