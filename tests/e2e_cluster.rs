@@ -337,7 +337,7 @@ fn redis_down_keeps_local_streams_and_registers_once_it_is_back() {
     config.cluster.advertise = "http://127.0.0.1:1".into();
     config.cluster.ttl = TTL;
     config.cluster.redis_timeout = 0.2;
-    let (_rt, server) = common::start(config);
+    let (rt, server) = common::start(config);
     let http = server.http_addr;
     // No Redis: the publish goes on and the stream is served locally.
     let _p = publish(server.rtmp_addr, "live", "solo", &long_sample(60), -1);
@@ -363,4 +363,31 @@ fn redis_down_keeps_local_streams_and_registers_once_it_is_back() {
             .filter(|l| l.starts_with('$') && l != "$-1")
     })
     .expect("stream registered once Redis is reachable");
+
+    // Two nodes that both took a publish while they could not see each other: the one
+    // that finds the other's entry at its next refresh disconnects its publisher.
+    let mut duo = publish(server.rtmp_addr, "live", "duo", &long_sample(60), -1);
+    let duo_key = "packgate:stream:live/duo";
+    poll(Duration::from_secs(20), || {
+        redis(rport, &format!("EXISTS {duo_key}"))
+            .ok()
+            .filter(|l| l == ":1")
+    })
+    .expect("second stream registered");
+    let intruder = r#"{"node":"intruder","url":"http://127.0.0.1:1"}"#;
+    let set = format!("SET {duo_key} '{intruder}' PX 60000");
+    assert_eq!(redis(rport, &set).unwrap(), "+OK");
+    assert!(
+        duo.wait_for(Duration::from_secs(5)).is_some(),
+        "the publisher of a name another node holds was not disconnected"
+    );
+    // A clean shutdown releases this node's entries at once, and only its own.
+    rt.block_on(server.shutdown());
+    assert_eq!(
+        redis(rport, "EXISTS packgate:stream:live/solo").unwrap(),
+        ":0"
+    );
+    assert!(redis(rport, &format!("GET {duo_key}"))
+        .unwrap()
+        .starts_with('$'));
 }
