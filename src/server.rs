@@ -84,7 +84,8 @@ impl Server {
         let wait = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;
         };
-        let tasks = vec![
+        let cluster = crate::cluster::start(&hub, http_addr.port(), wait(stopped.clone()));
+        let mut tasks = vec![
             tokio::spawn(crate::rtmp::server::run(
                 hub.clone(),
                 rtmp,
@@ -97,6 +98,7 @@ impl Server {
                 wait(stopped),
             )),
         ];
+        tasks.extend(cluster);
         tracing::info!(%rtmp_addr, %http_addr, "packgate listening");
         Ok(Server {
             rtmp_addr,

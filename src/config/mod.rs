@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub mod auth;
+pub mod cluster;
 pub mod error;
 pub mod ladder;
 pub mod limits;
@@ -45,6 +46,8 @@ pub struct Config {
     pub record: RecordConfig,
     /// The JSON API's mutating calls.
     pub api: ApiConfig,
+    /// Several nodes sharing a Redis registry (off by default).
+    pub cluster: cluster::ClusterConfig,
 }
 
 /// Low-latency output: the segmenter also cuts parts, which LL-HLS lists as EXT-X-PART and
@@ -332,6 +335,7 @@ impl Config {
         }
         self.limits.validate()?;
         self.record.validate()?;
+        self.cluster.validate()?;
         self.auth.validate(&self.ladder)?;
         positive(
             "low_latency.dash_target_latency",
@@ -471,6 +475,19 @@ dvr_disk_bytes = 10737418240
 
 [api]
 token = ""
+
+[cluster]
+enabled = false
+redis = "redis://127.0.0.1:6379"
+node_id = ""
+advertise = ""
+ttl = 10.0
+mode = "proxy"
+lookup_cache = 1.0
+redis_timeout = 0.5
+proxy_connect_timeout = 2.0
+proxy_timeout = 15.0
+proxy_body_bytes = 67108864
 "#;
 
 #[cfg(test)]

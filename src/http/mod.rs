@@ -65,9 +65,13 @@ pub async fn serve(
     let routes_hub = hub.clone();
     let headers = warp::header::optional::<String>("authorization")
         .and(warp::header::optional::<String>("range"))
-        .map(|authorization, range| router::Headers {
+        .and(warp::header::optional::<String>(
+            crate::cluster::proxy::HOP_HEADER,
+        ))
+        .map(|authorization, range, hop| router::Headers {
             authorization,
             range,
+            hop,
         });
     let routes = warp::method()
         .and(warp::path::full())

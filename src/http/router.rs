@@ -18,6 +18,8 @@ pub struct Headers {
     pub authorization: Option<String>,
     /// `Range` (whole recorded files).
     pub range: Option<String>,
+    /// `X-Packgate-Hop`: forwarded by another cluster node, so never forwarded again.
+    pub hop: Option<String>,
 }
 
 /// Answers `method` on `path` (`None`: a path that names nothing; `raw` is what was
@@ -93,7 +95,21 @@ pub async fn route(
             start,
             file,
         } => vod::handle(&hub, &app, &name, &start, file, headers.range.as_deref()).await,
-        ObjectPath::Live { app, base, file } => live(&hub, &app, &base, file, query).await,
+        ObjectPath::Live { app, base, file } => {
+            let here = crate::cluster::LiveRequest {
+                method,
+                app: &app,
+                base: &base,
+                path: raw,
+                query,
+                hop: headers.hop.as_deref(),
+                range: headers.range.as_deref(),
+            };
+            match crate::cluster::route(&hub, here).await {
+                Some(elsewhere) => elsewhere,
+                None => live(&hub, &app, &base, file, query).await,
+            }
+        }
     }
 }
 

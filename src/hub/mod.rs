@@ -71,6 +71,9 @@ pub struct Hub {
     drain: Drain,
     ladders: RwLock<HashMap<(String, String), Arc<Ladder>>>,
     claims: Arc<claims::Claims>,
+    /// The cluster state when `[cluster]` is on, set once at start; typed `Any` so the
+    /// hub does not depend on `crate::cluster`, which depends on it.
+    cluster: std::sync::OnceLock<Arc<dyn std::any::Any + Send + Sync>>,
 }
 
 impl Hub {
@@ -86,7 +89,18 @@ impl Hub {
             drain: Drain::default(),
             ladders: RwLock::new(HashMap::new()),
             claims: Arc::default(),
+            cluster: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Attaches the cluster state (the first call wins).
+    pub fn attach_cluster(&self, state: Arc<dyn std::any::Any + Send + Sync>) {
+        let _ = self.cluster.set(state);
+    }
+
+    /// The cluster state, when attached.
+    pub fn cluster(&self) -> Option<&Arc<dyn std::any::Any + Send + Sync>> {
+        self.cluster.get()
     }
 
     /// The clock and spawner of the ingest side.

@@ -30,6 +30,7 @@ pub async fn settle(conn: &mut Ingest) -> Result<(), LimitExceeded> {
                 let _ = tokio::time::timeout(TAKEOVER_WAIT, released.wait()).await;
                 AuthAnswer::Released
             }
+            AuthRequest::Cluster(check) => AuthAnswer::Cluster(check.run().await),
         };
         conn.answer(answer)?;
     }

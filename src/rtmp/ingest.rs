@@ -68,6 +68,8 @@ struct Pending {
     held: Vec<(TrackKind, u32, Bytes)>,
     held_bytes: usize,
     took_over: bool,
+    /// The webhook call, asked once the cluster check has passed.
+    webhook: Option<WebhookCall>,
 }
 
 /// Something only the async driver can do for a publish; it answers with
@@ -78,6 +80,9 @@ pub enum AuthRequest {
     Webhook(WebhookCall),
     /// Wait (bounded) for the old publisher to let go, then answer [`AuthAnswer::Released`].
     Takeover(Released),
+    /// Ask the cluster registry whether another node publishes the name; answer
+    /// [`AuthAnswer::Cluster`].
+    Cluster(crate::cluster::PublishCheck),
 }
 
 /// The driver's answer to an [`AuthRequest`].
@@ -87,6 +92,8 @@ pub enum AuthAnswer {
     Webhook(Result<u16, String>),
     /// The old publisher let go (or the wait timed out: the claim is simply tried again).
     Released,
+    /// No other node publishes the name, or why the publish is refused.
+    Cluster(Result<(), String>),
 }
 
 /// One RTMP connection's protocol state and what it publishes.
@@ -238,6 +245,7 @@ impl Ingest {
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let check = auth::check(config, &app, &ln.base, &params, now);
+        let cluster = crate::cluster::publish_check(&self.hub, &app, &ln.base);
         let event = HookEvent {
             action: "publish",
             app: app.clone(),
@@ -269,8 +277,21 @@ impl Ingest {
             held: Vec::new(),
             held_bytes: 0,
             took_over: false,
+            webhook: call,
         });
-        match call {
+        match cluster {
+            Some(c) => {
+                self.request = Some(AuthRequest::Cluster(c));
+                Ok(())
+            }
+            None => self.after_cluster(),
+        }
+    }
+
+    /// The publish passed the cluster check (or there is no cluster): the webhook next,
+    /// if the app has one, else the claim.
+    fn after_cluster(&mut self) -> Result<(), LimitExceeded> {
+        match self.pending.as_mut().and_then(|p| p.webhook.take()) {
             Some(call) => {
                 self.request = Some(AuthRequest::Webhook(call));
                 Ok(())
@@ -287,6 +308,12 @@ impl Ingest {
         };
         match answer {
             AuthAnswer::Released => self.claim(),
+            AuthAnswer::Cluster(Ok(())) => self.after_cluster(),
+            AuthAnswer::Cluster(Err(why)) => {
+                let id = pending.stream_id;
+                self.pending = None;
+                self.refuse(id, &why)
+            }
             AuthAnswer::Webhook(outcome) => {
                 let Some(config) = self.hub.config().auth.app(&pending.app) else {
                     return Ok(());

@@ -72,3 +72,12 @@ pub fn browser_dir() -> PathBuf {
     );
     dir
 }
+
+/// redis-server from Debian's redis-server package (the cluster registry test).
+pub fn redis_server() -> PathBuf {
+    from_env("PACKGATE_REDIS_SERVER")
+        .or_else(|| Some(PathBuf::from("/usr/bin/redis-server")).filter(|p| p.exists()))
+        .unwrap_or_else(|| {
+            panic!("redis-server not found: run `apt-get install redis-server` (bash tests/run.sh does it)")
+        })
+}
