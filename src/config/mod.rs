@@ -13,6 +13,7 @@ pub mod auth;
 pub mod error;
 pub mod ladder;
 pub mod limits;
+pub mod object_store;
 pub mod record;
 
 pub use auth::{AppAuthConfig, AuthConfig, Reconnect, WebhookDefault, WebhookUrl};
@@ -45,6 +46,8 @@ pub struct Config {
     pub record: RecordConfig,
     /// The JSON API's mutating calls.
     pub api: ApiConfig,
+    /// Copies of the live streams in an S3-compatible bucket (off by default).
+    pub object_store: object_store::ObjectStoreConfig,
 }
 
 /// Low-latency output: the segmenter also cuts parts, which LL-HLS lists as EXT-X-PART and
@@ -332,6 +335,7 @@ impl Config {
         }
         self.limits.validate()?;
         self.record.validate()?;
+        self.object_store.validate()?;
         self.auth.validate(&self.ladder)?;
         positive(
             "low_latency.dash_target_latency",
@@ -471,6 +475,23 @@ dvr_disk_bytes = 10737418240
 
 [api]
 token = ""
+
+[object_store]
+enabled = false
+endpoint = ""
+region = "us-east-1"
+bucket = ""
+prefix = ""
+access_key_id = ""
+secret_access_key = ""
+allow_http = false
+path_style = true
+delete = "window"
+concurrency = 8
+queue_bytes = 67108864
+timeout = 10.0
+retries = 3
+retry_backoff = 0.2
 "#;
 
 #[cfg(test)]
