@@ -206,9 +206,7 @@ impl LadderSync {
         if !self.put_texts(manifests).await {
             return false;
         }
-        if self.shared.delete == DeletePolicy::Window {
-            self.schedule_deletions(&feeds);
-        }
+        self.left_window(&feeds);
         complete
     }
 
@@ -338,8 +336,10 @@ impl LadderSync {
         all
     }
 
-    /// Dooms the stored segments that left their playlists.
-    fn schedule_deletions(&mut self, feeds: &[FeedPlan]) {
+    /// Forgets the stored segments that left their playlists, and with `delete = "window"`
+    /// dooms them.
+    fn left_window(&mut self, feeds: &[FeedPlan]) {
+        let delete = self.shared.delete == DeletePolicy::Window;
         let now = Instant::now();
         for feed in feeds {
             let Some(window) = feed.window() else {
@@ -353,7 +353,8 @@ impl LadderSync {
                 continue;
             };
             let kept = state.stored.split_off(&first);
-            for (seq, duration) in std::mem::replace(&mut state.stored, kept) {
+            let left = std::mem::replace(&mut state.stored, kept);
+            for (seq, duration) in left.into_iter().filter(|_| delete) {
                 let file = LadderFile::Object(feed.dir.clone(), ObjectName::Segment(seq));
                 let at = now + Duration::from_secs_f64(duration + listed);
                 self.doomed.push((at, self.keys.key(&file)));
@@ -431,3 +432,7 @@ fn failed(ladder: &Ladder, key: &Path, e: &StoreError) {
     rate_limited_warn!(FAILURES, "bucket_upload_failed", app = %ladder.app,
         stream = %ladder.base, key = %key, error = %e, "cannot upload to the bucket");
 }
+
+#[cfg(test)]
+#[path = "sync_tests.rs"]
+mod tests;
