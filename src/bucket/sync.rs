@@ -56,7 +56,8 @@ struct FeedState {
     source: usize,
     /// Init versions stored.
     inits: BTreeSet<u64>,
-    /// Segments stored, with their durations in seconds.
+    /// Segments stored, or tried and failed (a PUT that timed out may still land), with
+    /// their durations in seconds: deleted when they leave the playlists.
     stored: BTreeMap<u64, f64>,
     /// Segments given up on (failed, skipped): not tried again.
     skipped: BTreeSet<u64>,
@@ -293,6 +294,7 @@ impl LadderSync {
                 // tried again next round, since every segment needs it.
                 if let ObjectName::Segment(seq) = name {
                     state.skipped.insert(seq);
+                    state.stored.insert(seq, duration);
                 }
                 failed(&self.ladder, &self.keys.key(&file), &e);
                 return false;

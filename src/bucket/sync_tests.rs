@@ -171,3 +171,119 @@ async fn over_the_budget_segments_are_skipped_not_held() {
     let feed = &f.sync.feeds[&FeedDir::LadderAudio];
     assert!(feed.skipped.contains(&1) && feed.skipped.contains(&2));
 }
+
+/// An in-memory store whose PUTs to keys containing `failing` land but answer an error,
+/// as a PUT that timed out after the store took it.
+#[derive(Debug, Default)]
+struct Flaky {
+    inner: InMemory,
+    failing: std::sync::Mutex<Option<String>>,
+}
+
+impl std::fmt::Display for Flaky {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Flaky")
+    }
+}
+
+mod flaky_impl {
+    use futures_util::stream::BoxStream;
+    use object_store::{
+        CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+        PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
+    };
+
+    use super::{Flaky, Path};
+
+    #[async_trait::async_trait]
+    impl ObjectStore for Flaky {
+        async fn put_opts(
+            &self,
+            location: &Path,
+            payload: PutPayload,
+            opts: PutOptions,
+        ) -> Result<PutResult> {
+            let failing = self.failing.lock().unwrap().clone();
+            let put = self.inner.put_opts(location, payload, opts).await?;
+            match failing {
+                Some(f) if location.as_ref().contains(&f) => Err(object_store::Error::Generic {
+                    store: "flaky",
+                    source: "injected failure".into(),
+                }),
+                _ => Ok(put),
+            }
+        }
+
+        async fn put_multipart_opts(
+            &self,
+            location: &Path,
+            opts: PutMultipartOptions,
+        ) -> Result<Box<dyn MultipartUpload>> {
+            self.inner.put_multipart_opts(location, opts).await
+        }
+
+        async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
+            self.inner.get_opts(location, options).await
+        }
+
+        fn delete_stream(
+            &self,
+            locations: BoxStream<'static, Result<Path>>,
+        ) -> BoxStream<'static, Result<Path>> {
+            self.inner.delete_stream(locations)
+        }
+
+        fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
+            self.inner.list(prefix)
+        }
+
+        async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
+            self.inner.list_with_delimiter(prefix).await
+        }
+
+        async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
+            self.inner.copy_opts(from, to, options).await
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_failed_playlist_holds_the_master_back_and_a_failed_segment_is_still_deleted() {
+    let mut f = fixture(1 << 20);
+    let flaky = Arc::new(Flaky::default());
+    f.sync.shared = Arc::new(Shared {
+        hub: f.sync.shared.hub.clone(),
+        client: Client::with_store(flaky.clone(), &f.sync.shared.hub.config().object_store),
+        prefix: "p".into(),
+        delete: DeletePolicy::Window,
+    });
+    let text = |key: &'static str| {
+        let flaky = flaky.clone();
+        async move { text(&flaky.inner, key).await }
+    };
+    *flaky.failing.lock().unwrap() = Some("src/audio.m3u8".into());
+    add_segment(&f.rendition, 1);
+    assert!(!f.sync.round().await);
+    assert!(text("p/live/show/src/audio/1.m4s").await.is_some());
+    assert!(
+        text("p/live/show/index.m3u8").await.is_none(),
+        "no master while a playlist it names failed"
+    );
+    // The next round (no new segment) tries again and completes.
+    *flaky.failing.lock().unwrap() = Some("src/audio/2.m4s".into());
+    assert!(f.sync.round().await);
+    assert!(text("p/live/show/index.m3u8").await.is_some());
+    // Segment 2's PUT "fails" (yet lands): not tried again, but deleted once it leaves.
+    add_segment(&f.rendition, 2);
+    assert!(!f.sync.round().await);
+    *flaky.failing.lock().unwrap() = None;
+    for seq in 3..=4 {
+        add_segment(&f.rendition, seq);
+        assert!(f.sync.round().await);
+    }
+    let doomed: Vec<String> = f.sync.doomed.iter().map(|(_, k)| k.to_string()).collect();
+    assert!(
+        doomed.contains(&"p/live/show/src/audio/2.m4s".to_string()),
+        "{doomed:?}"
+    );
+}
