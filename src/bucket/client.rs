@@ -93,11 +93,6 @@ impl Client {
         &self.budget
     }
 
-    /// The store itself (tests read back from it).
-    pub fn store(&self) -> &Arc<dyn ObjectStore> {
-        &self.store
-    }
-
     /// Stores `payload` under `key`, counted under `kind`.
     pub async fn put(
         &self,
