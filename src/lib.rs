@@ -11,6 +11,7 @@
 
 #![warn(missing_docs)]
 
+pub mod bucket;
 pub mod clock;
 pub mod cluster;
 pub mod codec;

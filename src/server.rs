@@ -91,6 +91,7 @@ impl Server {
                 rtmp,
                 wait(stopped.clone()),
             )),
+            tokio::spawn(crate::bucket::run(hub.clone(), wait(stopped.clone()))),
             tokio::spawn(crate::http::serve(
                 hub.clone(),
                 http,

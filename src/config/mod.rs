@@ -14,6 +14,7 @@ pub mod cluster;
 pub mod error;
 pub mod ladder;
 pub mod limits;
+pub mod object_store;
 pub mod record;
 
 pub use auth::{AppAuthConfig, AuthConfig, Reconnect, WebhookDefault, WebhookUrl};
@@ -48,6 +49,8 @@ pub struct Config {
     pub api: ApiConfig,
     /// Several nodes sharing a Redis registry (off by default).
     pub cluster: cluster::ClusterConfig,
+    /// Copies of the live streams in an S3-compatible bucket (off by default).
+    pub object_store: object_store::ObjectStoreConfig,
 }
 
 /// Low-latency output: the segmenter also cuts parts, which LL-HLS lists as EXT-X-PART and
@@ -336,6 +339,7 @@ impl Config {
         self.limits.validate()?;
         self.record.validate()?;
         self.cluster.validate()?;
+        self.object_store.validate()?;
         self.auth.validate(&self.ladder)?;
         positive(
             "low_latency.dash_target_latency",
@@ -488,6 +492,22 @@ redis_timeout = 0.5
 proxy_connect_timeout = 2.0
 proxy_timeout = 15.0
 proxy_body_bytes = 67108864
+[object_store]
+enabled = false
+endpoint = ""
+region = "us-east-1"
+bucket = ""
+prefix = ""
+access_key_id = ""
+secret_access_key = ""
+allow_http = false
+path_style = true
+delete = "window"
+concurrency = 8
+queue_bytes = 67108864
+timeout = 10.0
+retries = 3
+retry_backoff = 0.2
 "#;
 
 #[cfg(test)]

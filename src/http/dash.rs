@@ -36,18 +36,24 @@ pub async fn manifest(hub: &Hub, app: &str, base: &str) -> warp::reply::Response
     let all: Vec<Snapshot> = renditions.iter().chain(&alternates).cloned().collect();
     let key = LadderKey::new(LadderFile::Mpd, &all);
     let body = ladder.renderings.get_or_render(key, |_| {
-        Bytes::from(manifest_text(hub, &ladder, &renditions, &alternates))
+        Bytes::from(dash::mpd(&manifest_of(
+            hub,
+            &ladder,
+            &renditions,
+            &alternates,
+        )))
     });
     ok(body, MPD, Caching::Live)
 }
 
-/// The MPD text of the listed renditions' and alternative audio renditions' snapshots.
-fn manifest_text(
+/// The MPD of the listed renditions' and alternative audio renditions' snapshots, as
+/// viewers get it (the bucket output renders it without the low-latency signalling).
+pub fn manifest_of<'a>(
     hub: &Hub,
     ladder: &Ladder,
-    renditions: &[Snapshot],
-    alternates: &[Snapshot],
-) -> String {
+    renditions: &'a [Snapshot],
+    alternates: &'a [Snapshot],
+) -> Manifest<'a> {
     let mut video = Vec::new();
     let mut audio = Vec::new();
     // One audio Representation for the ladder, from the same rendition as the HLS ladder
@@ -93,7 +99,7 @@ fn manifest_text(
         .iter()
         .find_map(|(_, s)| s.timeline_origin)
         .unwrap_or(SystemTime::UNIX_EPOCH);
-    dash::mpd(&Manifest {
+    Manifest {
         availability_start: origin,
         // When this content was made: requests sharing the rendering share the time.
         publish_time: SystemTime::now(),
@@ -111,7 +117,7 @@ fn manifest_text(
                 chunk: chunk.as_secs_f64(),
                 target_latency: hub.config().low_latency.dash_target_latency,
             }),
-    })
+    }
 }
 
 /// Where rendition `label`'s CMAF track `kind` is.

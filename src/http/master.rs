@@ -48,7 +48,13 @@ pub async fn master(
     ok(body, M3U8, Caching::Live)
 }
 
-fn master_text(renditions: &[Snapshot], alternates: &[Snapshot], container: Container) -> Bytes {
+/// The master playlist listing `renditions` (and, for CMAF, the alternative audio
+/// `alternates`) with their `container` feeds, from those snapshots alone.
+pub fn master_text(
+    renditions: &[Snapshot],
+    alternates: &[Snapshot],
+    container: Container,
+) -> Bytes {
     // One audio rendition serves the whole CMAF ladder: the first listed one with audio,
     // through the ladder-level playlist (so audio survives the leaving of the rendition it
     // came from); multitrack audio tracks 1.. are alternatives to it.

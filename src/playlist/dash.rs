@@ -50,7 +50,8 @@ pub struct Manifest<'a> {
     /// Audio Representations, each in its own AdaptationSet: the ladder's audio first (the
     /// main one), then the alternatives (multitrack audio tracks).
     pub audio: Vec<DashTrack<'a>>,
-    /// Absolute or relative URL of the server's clock (`UTCTiming`).
+    /// Absolute or relative URL of the server's clock (`UTCTiming`); empty = none (a
+    /// bucket copy has no clock to offer).
     pub utc_timing_url: String,
     /// True when all Representations start segments at the same times (segmentAlignment).
     pub aligned: bool,
@@ -166,7 +167,7 @@ pub fn mpd(m: &Manifest) -> String {
             ms * 3
         );
     }
-    if !m.ended {
+    if !m.ended && !m.utc_timing_url.is_empty() {
         let _ = writeln!(
             out,
             "  <UTCTiming schemeIdUri=\"urn:mpeg:dash:utc:http-iso:2014\" value=\"{}\"/>",

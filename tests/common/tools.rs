@@ -80,4 +80,15 @@ pub fn redis_server() -> PathBuf {
         .unwrap_or_else(|| {
             panic!("redis-server not found: run `apt-get install redis-server` (bash tests/run.sh does it)")
         })
+/// moto_server from the PyPI package moto[server]: an S3-protocol server on loopback for
+/// the object-store test.
+pub fn moto_server() -> PathBuf {
+    let on_path = || {
+        std::env::split_paths(&std::env::var_os("PATH")?)
+            .map(|d| d.join("moto_server"))
+            .find(|p| p.exists())
+    };
+    from_env("PACKGATE_MOTO").or_else(on_path).unwrap_or_else(|| {
+        panic!("moto_server not found: run `python3 -m pip install 'moto[server]'` (bash tests/run.sh does it)")
+    })
 }
