@@ -72,3 +72,12 @@ pub fn browser_dir() -> PathBuf {
     );
     dir
 }
+
+/// nginx from Debian's package (the CDN test's cache in front of packgate).
+pub fn nginx() -> PathBuf {
+    from_env("PACKGATE_NGINX")
+        .or_else(|| Some(PathBuf::from("/usr/sbin/nginx")).filter(|p| p.exists()))
+        .unwrap_or_else(|| {
+            panic!("nginx not found: run `apt-get install nginx` (bash tests/run.sh does it)")
+        })
+}
