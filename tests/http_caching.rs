@@ -79,6 +79,11 @@ fn check_text(http: SocketAddr, path: &str, max_age: u32) -> String {
         });
         let (identity, compressed) = same.unwrap_or_else(|| panic!("{path}: never one rendering"));
         assert_eq!(gunzip(&compressed), identity, "{path}: gzip round trip");
+        eprintln!(
+            "{path}: {} bytes, gzip {} bytes",
+            identity.len(),
+            compressed.len()
+        );
     }
     let revalidated = req(http, "GET", path, &[("If-None-Match", &etag)]);
     // 304 unless the text changed in between (a new part): then a fresh 200.
