@@ -264,9 +264,9 @@ mod tests {
         resp.into_body().collect().await.unwrap().to_bytes()
     }
 
-    #[tokio::test]
-    async fn waiters_for_one_position_share_one_rendering() {
-        let hub = Hub::new(Arc::new(Config::default()));
+    /// A rendition `live/show_720p` with segment 1 finished (one part); the grant keeps
+    /// the publish alive.
+    fn one_segment(hub: &Arc<Hub>) -> (crate::hub::Granted, Arc<Rendition>) {
         let granted = hub
             .publish("live", "show_720p", crate::hub::Holder::open(1))
             .unwrap();
@@ -288,6 +288,44 @@ mod tests {
                 discontinuity: false,
                 parts: Vec::new(),
             });
+        (granted, rendition)
+    }
+
+    #[tokio::test]
+    async fn blocking_answers_are_cached_only_when_they_hold_what_they_name() {
+        let hub = Hub::new(Arc::new(Config::default()));
+        let (_granted, rendition) = one_segment(&hub);
+        let video = Feed::Cmaf(TrackKind::Video);
+        let req = Headers::default();
+        let get = |q: &'static str| {
+            let hub = hub.clone();
+            let req = req.clone();
+            async move {
+                let r = media_playlist(&hub, "live", "show", "720p", video, q, &req).await;
+                assert_eq!(r.status(), StatusCode::OK, "{q}");
+                r.headers()[warp::http::header::CACHE_CONTROL]
+                    .to_str()
+                    .unwrap()
+                    .to_string()
+            }
+        };
+        assert_eq!(
+            get("").await,
+            "public, max-age=1",
+            "plain: half a part, 1 s"
+        );
+        assert_eq!(get("_HLS_msn=1").await, "public, max-age=2", "a target");
+        // Ended: a request for a position that will never come is answered at once with
+        // the last playlist, which must not be cached under the URL of that position.
+        rendition.write().ended = true;
+        assert_eq!(get("_HLS_msn=2&_HLS_part=0").await, "no-store");
+        assert_eq!(get("_HLS_msn=1&_HLS_part=0").await, "public, max-age=2");
+    }
+
+    #[tokio::test]
+    async fn waiters_for_one_position_share_one_rendering() {
+        let hub = Hub::new(Arc::new(Config::default()));
+        let (_granted, rendition) = one_segment(&hub);
         let video = Feed::Cmaf(TrackKind::Video);
         let held = |hub: Arc<Hub>| {
             tokio::spawn(async move {
