@@ -241,18 +241,24 @@ impl TrackWindow {
 
     /// A part by number, from the open segment or a kept one.
     pub fn part(&self, id: u64) -> Option<&StoredPart> {
-        fn in_segment(s: &StoredSegment, id: u64) -> Option<&StoredPart> {
+        self.part_in(id).map(|(_, p)| p)
+    }
+
+    /// A part by number with the segment it belongs to (its wall clock dates the part).
+    pub fn part_in(&self, id: u64) -> Option<(&StoredSegment, &StoredPart)> {
+        fn in_segment(s: &StoredSegment, id: u64) -> Option<(&StoredSegment, &StoredPart)> {
             if s.is_spilled() {
                 return None;
             }
             let first = s.parts.first()?.id;
-            s.parts.get(usize::try_from(id.checked_sub(first)?).ok()?)
+            let part = s.parts.get(usize::try_from(id.checked_sub(first)?).ok()?)?;
+            Some((s, part))
         }
         self.open
             .as_ref()
             .and_then(|s| in_segment(s, id))
             .or_else(|| self.segments.iter().rev().find_map(|s| in_segment(s, id)))
-            .filter(|p| p.id == id)
+            .filter(|(_, p)| p.id == id)
     }
 
     /// Registers an init segment under `version`.

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
 use tracing::Instrument;
-use warp::http::{header, HeaderValue, Method, StatusCode};
+use warp::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 
 use crate::config::cluster::{ClusterConfig, ClusterMode, RedisAddr};
 use crate::hub::Hub;
@@ -190,8 +190,9 @@ pub struct LiveRequest<'a> {
     pub query: &'a str,
     /// [`proxy::HOP_HEADER`], when another node forwarded the request.
     pub hop: Option<&'a str>,
-    /// The `Range` header.
-    pub range: Option<&'a str>,
+    /// The viewer's headers that go along: `Range`, the conditional ones and
+    /// `Accept-Encoding`, so ranges, 304s and gzip work through a proxy node too.
+    pub forward: Vec<(HeaderName, &'a str)>,
 }
 
 /// The answer for a live path when another node owns the stream (proxied, or a 307 to
@@ -223,7 +224,7 @@ pub async fn route(hub: &Hub, req: LiveRequest<'_>) -> Option<warp::reply::Respo
                     req.method,
                     req.path,
                     req.query,
-                    req.range,
+                    &req.forward,
                 )
                 .instrument(span)
                 .await

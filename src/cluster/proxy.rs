@@ -1,6 +1,6 @@
 //! Forwarding a viewer's request to the node that owns the stream: an HTTP/1.1 client
 //! with pooled keep-alive connections; the query string (LL-HLS `_HLS_msn`/`_HLS_part`
-//! blocking reloads) and `Range` go along, the owner's caching and validator headers come
+//! blocking reloads), `Range`, the conditional headers and `Accept-Encoding` go along, the owner's caching and validator headers come
 //! back, and the body is streamed through as it arrives, within a byte budget and an idle
 //! deadline between chunks. The request carries [`HOP_HEADER`], so the owner serves it
 //! from its own hub and never forwards it again.
@@ -72,7 +72,7 @@ impl Proxy {
         method: &Method,
         path: &str,
         query: &str,
-        range: Option<&str>,
+        forward: &[(HeaderName, &str)],
     ) -> warp::reply::Response {
         let start = Instant::now();
         let uri = owner.url_of(path, query);
@@ -80,8 +80,8 @@ impl Proxy {
             .method(method.clone())
             .uri(&uri)
             .header(HOP_HEADER, me);
-        if let Some(r) = range {
-            req = req.header(header::RANGE, r);
+        for (name, value) in forward {
+            req = req.header(name, *value);
         }
         let req = match req.body(Empty::new()) {
             Ok(r) => r,

@@ -7,7 +7,10 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use warp::http::StatusCode;
 
-use super::response::{error, ok, Caching};
+use super::encoding::text;
+use super::lifetimes;
+use super::request::Headers;
+use super::response::error;
 use super::snapshot::{
     alternate_audio, cmaf_ready, listed, not_found, wait_until, LadderKey, Snapshot,
 };
@@ -21,7 +24,7 @@ use crate::urls::{Feed, FeedDir, LadderFile, ObjectPath};
 const MPD: &str = "application/dash+xml";
 
 /// Answers the MPD of ladder `app/base`.
-pub async fn manifest(hub: &Hub, app: &str, base: &str) -> warp::reply::Response {
+pub async fn manifest(hub: &Hub, app: &str, base: &str, req: &Headers) -> warp::reply::Response {
     let Some(ladder) = hub.ladder(app, base) else {
         return not_found(app, base);
     };
@@ -43,7 +46,7 @@ pub async fn manifest(hub: &Hub, app: &str, base: &str) -> warp::reply::Response
             &alternates,
         )))
     });
-    ok(body, MPD, Caching::Live)
+    text(&body, MPD, lifetimes::manifest(hub.config()), req)
 }
 
 /// The MPD of the listed renditions' and alternative audio renditions' snapshots, as

@@ -116,6 +116,7 @@ pub async fn serve(
     let mut resp = warp::reply::stream(chunks).into_response();
     *resp.status_mut() = status;
     let h = resp.headers_mut();
+    h.insert(header::CACHE_CONTROL, Caching::Immutable.header());
     let mut set = |name, value: String| {
         if let Ok(v) = HeaderValue::from_str(&value) {
             h.insert(name, v);
@@ -124,10 +125,6 @@ pub async fn serve(
     set(header::CONTENT_TYPE, content_type.to_string());
     set(header::CONTENT_LENGTH, (end - start).to_string());
     set(header::ACCEPT_RANGES, "bytes".to_string());
-    set(
-        header::CACHE_CONTROL,
-        Caching::Immutable.header().to_string(),
-    );
     if status == StatusCode::PARTIAL_CONTENT {
         set(
             header::CONTENT_RANGE,

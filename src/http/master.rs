@@ -4,7 +4,10 @@
 use bytes::Bytes;
 use warp::http::StatusCode;
 
-use super::response::{error, ok, Caching, M3U8};
+use super::encoding::text;
+use super::lifetimes;
+use super::request::Headers;
+use super::response::{error, M3U8};
 use super::snapshot::{
     alternate_audio, cmaf_ready, listed, not_found, ts_ready, wait_until, LadderKey, Snapshot,
 };
@@ -20,6 +23,7 @@ pub async fn master(
     app: &str,
     base: &str,
     container: Container,
+    req: &Headers,
 ) -> warp::reply::Response {
     let Some(ladder) = hub.ladder(app, base) else {
         return not_found(app, base);
@@ -45,7 +49,7 @@ pub async fn master(
     let body = ladder
         .renderings
         .get_or_render(key, |_| master_text(&renditions, &alternates, container));
-    ok(body, M3U8, Caching::Live)
+    text(&body, M3U8, lifetimes::manifest(hub.config()), req)
 }
 
 /// The master playlist listing `renditions` (and, for CMAF, the alternative audio

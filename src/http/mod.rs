@@ -11,15 +11,20 @@ pub mod api_streams;
 pub mod blocking;
 pub mod conn;
 pub mod dash;
+pub mod encoding;
 pub mod file_range;
+pub mod lifetimes;
 pub mod master;
+pub mod media;
 pub mod metrics;
 pub mod objects;
 pub mod observe;
 pub mod playlist;
+pub mod request;
 pub mod response;
 pub mod router;
 pub mod snapshot;
+pub mod validators;
 pub mod vod;
 pub mod web;
 pub mod writer;
@@ -63,16 +68,7 @@ pub async fn serve(
     let draining = hub.drain().subscribe();
     let query = warp::query::raw().or(warp::any().map(String::new)).unify();
     let routes_hub = hub.clone();
-    let headers = warp::header::optional::<String>("authorization")
-        .and(warp::header::optional::<String>("range"))
-        .and(warp::header::optional::<String>(
-            crate::cluster::proxy::HOP_HEADER,
-        ))
-        .map(|authorization, range, hop| router::Headers {
-            authorization,
-            range,
-            hop,
-        });
+    let headers = request::headers();
     let routes = warp::method()
         .and(warp::path::full())
         .and(query)

@@ -6,20 +6,22 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use warp::http::{header, HeaderValue, StatusCode};
 use warp::reply::Reply;
 
 use super::blocking::wait_for;
-use super::response::{error, ok, Caching};
+use super::media::{immutable, init_validators, part_validators, segment_validators};
+use super::request::Headers;
+use super::response::{error, Caching};
 use super::snapshot::{listed, not_found};
 use crate::drain::Drain;
 use crate::hub::rendition::RenditionState;
 use crate::hub::{Hub, Rendition};
 use crate::media::TrackKind;
-use crate::store::{StoredSegment, TrackWindow};
+use crate::store::TrackWindow;
 use crate::urls::{Feed, ObjectName};
 
 /// Parts ahead of the newest that a request may wait for (the hinted one and the next).
@@ -33,6 +35,7 @@ pub async fn object(
     label: &str,
     feed: Feed,
     name: ObjectName,
+    req: &Headers,
 ) -> warp::reply::Response {
     let Some(ladder) = hub.ladder(app, base) else {
         return not_found(app, base);
@@ -52,12 +55,16 @@ pub async fn object(
         ObjectName::Init(version) if cmaf => {
             let state = rendition.read();
             return match feed.window(&state).and_then(|w| w.init(version)) {
-                Some(b) => ok(b.clone(), content_type, Caching::Immutable),
+                Some(b) => {
+                    let validators = init_validators(version, b);
+                    immutable(vec![b.clone()], content_type, &validators, req)
+                }
                 None => error(StatusCode::NOT_FOUND, format!("no init segment {version}")),
             };
         }
         ObjectName::Part(id) if low_latency => {
-            return part(hub.drain(), &rendition, feed, id, limit, content_type).await;
+            let wait = PartWait { feed, id, limit };
+            return part(hub.drain(), &rendition, wait, content_type, req).await;
         }
         ObjectName::Segment(seq) => seq,
         _ => {
@@ -70,11 +77,13 @@ pub async fn object(
         return error(StatusCode::NOT_FOUND, format!("no {} track", feed.name()));
     };
     if let Some(spill) = window.spilled(seq).cloned() {
+        let validators = window.get(seq).map(segment_validators);
         drop(state);
-        return spilled(spill, seq, content_type).await;
+        return spilled(spill, seq, content_type, validators, req).await;
     }
     if let Some(segment) = window.get(seq) {
-        return whole(segment, content_type);
+        let chunks = segment.chunks().cloned().collect();
+        return immutable(chunks, content_type, &segment_validators(segment), req);
     }
     if low_latency && !state.ended && upcoming(window, seq) {
         drop(state);
@@ -96,6 +105,7 @@ pub async fn ladder_audio(
     app: &str,
     base: &str,
     name: ObjectName,
+    req: &Headers,
 ) -> warp::reply::Response {
     let Some(ladder) = hub.ladder(app, base) else {
         return not_found(app, base);
@@ -139,17 +149,26 @@ pub async fn ladder_audio(
         );
     };
     let audio = Feed::Cmaf(TrackKind::Audio);
-    object(hub, app, base, &holder.label, audio, name).await
+    object(hub, app, base, &holder.label, audio, name, req).await
 }
 
-/// A DVR segment from the disk tier, read on the blocking pool.
+/// A DVR segment from the disk tier, read on the blocking pool (not read at all when the
+/// request's copy is current).
 async fn spilled(
     spill: crate::store::spill::Spill,
     seq: u64,
     content_type: &str,
+    validators: Option<super::validators::Validators>,
+    req: &Headers,
 ) -> warp::reply::Response {
+    let Some(validators) = validators else {
+        return error(StatusCode::NOT_FOUND, "no such segment");
+    };
+    if validators.not_modified(req) {
+        return validators.not_modified_response(Caching::Immutable, false);
+    }
     match tokio::task::spawn_blocking(move || spill.read(seq)).await {
-        Ok(Ok(bytes)) => ok(bytes, content_type, Caching::Immutable),
+        Ok(Ok(bytes)) => immutable(vec![bytes], content_type, &validators, req),
         _ => error(
             StatusCode::NOT_FOUND,
             format!("segment {seq} is no longer on disk (DVR budget)"),
@@ -157,27 +176,11 @@ async fn spilled(
     }
 }
 
-/// A finished segment: its parts back to back, with a Content-Length.
-fn whole(segment: &StoredSegment, content_type: &str) -> warp::reply::Response {
-    if let [one] = segment.parts.as_slice() {
-        return ok(one.data.clone(), content_type, Caching::Immutable);
-    }
-    let chunks: Vec<Result<Bytes, Infallible>> = segment.chunks().cloned().map(Ok).collect();
-    let mut resp = warp::reply::stream(futures_util::stream::iter(chunks)).into_response();
-    let h = resp.headers_mut();
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(segment.size()));
-    set_type(h, content_type, Caching::Immutable);
-    resp
-}
-
 fn set_type(h: &mut warp::http::HeaderMap, content_type: &str, caching: Caching) {
     if let Ok(v) = HeaderValue::from_str(content_type) {
         h.insert(header::CONTENT_TYPE, v);
     }
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static(caching.header()),
-    );
+    h.insert(header::CACHE_CONTROL, caching.header());
 }
 
 /// True when `seq` is the segment being cut or the next one.
@@ -189,20 +192,27 @@ fn upcoming(window: &TrackWindow, seq: u64) -> bool {
     }
 }
 
+/// Which part a request waits for, and for how long at most.
+struct PartWait {
+    feed: Feed,
+    id: u64,
+    limit: Duration,
+}
+
 /// An LL-HLS part; a part not produced yet but about to be (the preload hint) is waited
 /// for, woken only by its own track.
 async fn part(
     drain: &Drain,
     rendition: &Rendition,
-    feed: Feed,
-    id: u64,
-    limit: Duration,
+    wait: PartWait,
     content_type: &str,
+    req: &Headers,
 ) -> warp::reply::Response {
-    let lookup = |state: &RenditionState| -> Result<Option<Bytes>, ()> {
+    let PartWait { feed, id, limit } = wait;
+    let lookup = |state: &RenditionState| -> Result<Option<(Bytes, SystemTime)>, ()> {
         let window = feed.window(state).ok_or(())?;
-        if let Some(p) = window.part(id) {
-            return Ok(Some(p.data.clone()));
+        if let Some((segment, p)) = window.part_in(id) {
+            return Ok(Some((p.data.clone(), segment.wall_clock)));
         }
         let soon = id >= window.next_part_id() && id < window.next_part_id() + PART_LOOKAHEAD;
         if soon && !state.ended {
@@ -217,7 +227,10 @@ async fn part(
     let ready = || !matches!(lookup(&rendition.read()), Ok(None));
     wait_for(drain, rendition.subscribe(kind), limit, ready).await;
     match lookup(&rendition.read()) {
-        Ok(Some(data)) => ok(data, content_type, Caching::Immutable),
+        Ok(Some((data, wall_clock))) => {
+            let validators = part_validators(id, data.len(), wall_clock);
+            immutable(vec![data], content_type, &validators, req)
+        }
         Ok(None) => error(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("part {id} was not produced in time"),
@@ -286,6 +299,6 @@ fn growing(
     let mut resp = warp::reply::stream(stream).into_response();
     // The bytes of a growing segment are final once sent, but a cache must not keep a
     // response that may have been cut short by the publisher leaving.
-    set_type(resp.headers_mut(), content_type, Caching::Live);
+    set_type(resp.headers_mut(), content_type, Caching::Fresh(1));
     resp
 }

@@ -24,7 +24,7 @@ pub async fn handle(
     method: Method,
     path: FullPath,
     query: String,
-    headers: router::Headers,
+    headers: super::request::Headers,
     peer: Option<PeerIp>,
     hub: Arc<Hub>,
 ) -> warp::reply::Response {

@@ -9,7 +9,10 @@ use bytes::Bytes;
 use warp::http::StatusCode;
 
 use super::blocking::{satisfied, too_far, wait_for, Directives};
-use super::response::{error, ok, Caching, M3U8};
+use super::encoding::text;
+use super::lifetimes;
+use super::request::Headers;
+use super::response::{error, Caching, M3U8};
 use super::snapshot::{cmaf_ready, listed, not_found, wait_until, Snapshot};
 use crate::hub::renderings::RenderKey;
 use crate::hub::rendition::RenditionState;
@@ -22,7 +25,13 @@ use crate::urls::{Feed, FeedDir, LadderFile};
 /// `/{app}/{base}/audio.m3u8`: the ladder's one audio track, taken from the first listed
 /// rendition that has audio. Renditions share numbers and timeline, so when that
 /// publisher leaves, the next one's audio continues the same playlist.
-pub async fn ladder_audio(hub: &Hub, app: &str, base: &str, query: &str) -> warp::reply::Response {
+pub async fn ladder_audio(
+    hub: &Hub,
+    app: &str,
+    base: &str,
+    query: &str,
+    req: &Headers,
+) -> warp::reply::Response {
     let Some(ladder) = hub.ladder(app, base) else {
         return not_found(app, base);
     };
@@ -38,15 +47,8 @@ pub async fn ladder_audio(hub: &Hub, app: &str, base: &str, query: &str) -> warp
     };
     // Ladder-level URIs (`audio/{seq}.m4s`): when the source rendition changes, segment N
     // keeps its URI, as players require of a live playlist.
-    answer(
-        hub,
-        &ladder,
-        &source,
-        Feed::Cmaf(TrackKind::Audio),
-        false,
-        query,
-    )
-    .await
+    let audio = Feed::Cmaf(TrackKind::Audio);
+    answer(hub, &ladder, &source, audio, false, (query, req)).await
 }
 
 /// The rendition of `candidates` that supplies the ladder's audio ([`Ladder::audio_source`]).
@@ -67,6 +69,7 @@ pub async fn media_playlist(
     label: &str,
     feed: Feed,
     query: &str,
+    req: &Headers,
 ) -> warp::reply::Response {
     let Some(ladder) = hub.ladder(app, base) else {
         return not_found(app, base);
@@ -87,7 +90,7 @@ pub async fn media_playlist(
             format!("stream {app}/{base}/{label} has no {} segment", feed.name()),
         );
     }
-    answer(hub, &ladder, &rendition, feed, true, query).await
+    answer(hub, &ladder, &rendition, feed, true, (query, req)).await
 }
 
 /// The target duration all playlists of a rendition share, as players expect when
@@ -121,15 +124,17 @@ impl RenderKey for PlaylistKey {
 }
 
 /// Blocks as the directives ask (LL-HLS only), then answers the playlist: from one
-/// snapshot of the rendition, rendered once per position and shared.
+/// snapshot of the rendition, rendered once per position and shared. `request` is the
+/// query string and the headers.
 async fn answer(
     hub: &Hub,
     ladder: &Ladder,
     rendition: &Rendition,
     feed: Feed,
     with_reports: bool,
-    query: &str,
+    request: (&str, &Headers),
 ) -> warp::reply::Response {
+    let (query, req) = request;
     let directives = match Directives::parse(query) {
         Ok(d) => d,
         Err(reason) => return error(StatusCode::BAD_REQUEST, reason),
@@ -182,6 +187,12 @@ async fn answer(
         Vec::new()
     };
     let part_target = state.part_target;
+    // A blocking answer is cached under its URL only when it holds what the URL asks
+    // for: one given early (draining, the stream ended) must not stand in for it.
+    let caching = match directives.msn {
+        Some(msn) if low_latency && !satisfied(window, msn, directives.part) => Caching::NoStore,
+        msn => lifetimes::media_playlist(hub.config(), low_latency, msn.is_some()),
+    };
     let key = PlaylistKey {
         feed,
         revision: window.revision(),
@@ -207,7 +218,7 @@ async fn answer(
         };
         Bytes::from(playlist.render())
     });
-    ok(body, M3U8, Caching::Live)
+    text(&body, M3U8, caching, req)
 }
 
 /// EXT-X-RENDITION-REPORT for every other live rendition of the ladder with this feed,
@@ -253,9 +264,9 @@ mod tests {
         resp.into_body().collect().await.unwrap().to_bytes()
     }
 
-    #[tokio::test]
-    async fn waiters_for_one_position_share_one_rendering() {
-        let hub = Hub::new(Arc::new(Config::default()));
+    /// A rendition `live/show_720p` with segment 1 finished (one part); the grant keeps
+    /// the publish alive.
+    fn one_segment(hub: &Arc<Hub>) -> (crate::hub::Granted, Arc<Rendition>) {
         let granted = hub
             .publish("live", "show_720p", crate::hub::Holder::open(1))
             .unwrap();
@@ -277,11 +288,50 @@ mod tests {
                 discontinuity: false,
                 parts: Vec::new(),
             });
+        (granted, rendition)
+    }
+
+    #[tokio::test]
+    async fn blocking_answers_are_cached_only_when_they_hold_what_they_name() {
+        let hub = Hub::new(Arc::new(Config::default()));
+        let (_granted, rendition) = one_segment(&hub);
+        let video = Feed::Cmaf(TrackKind::Video);
+        let req = Headers::default();
+        let get = |q: &'static str| {
+            let hub = hub.clone();
+            let req = req.clone();
+            async move {
+                let r = media_playlist(&hub, "live", "show", "720p", video, q, &req).await;
+                assert_eq!(r.status(), StatusCode::OK, "{q}");
+                r.headers()[warp::http::header::CACHE_CONTROL]
+                    .to_str()
+                    .unwrap()
+                    .to_string()
+            }
+        };
+        assert_eq!(
+            get("").await,
+            "public, max-age=1",
+            "plain: half a part, 1 s"
+        );
+        assert_eq!(get("_HLS_msn=1").await, "public, max-age=2", "a target");
+        // Ended: a request for a position that will never come is answered at once with
+        // the last playlist, which must not be cached under the URL of that position.
+        rendition.write().ended = true;
+        assert_eq!(get("_HLS_msn=2&_HLS_part=0").await, "no-store");
+        assert_eq!(get("_HLS_msn=1&_HLS_part=0").await, "public, max-age=2");
+    }
+
+    #[tokio::test]
+    async fn waiters_for_one_position_share_one_rendering() {
+        let hub = Hub::new(Arc::new(Config::default()));
+        let (_granted, rendition) = one_segment(&hub);
         let video = Feed::Cmaf(TrackKind::Video);
         let held = |hub: Arc<Hub>| {
             tokio::spawn(async move {
                 let q = "_HLS_msn=2&_HLS_part=0";
-                body(media_playlist(&hub, "live", "show", "720p", video, q).await).await
+                let req = Headers::default();
+                body(media_playlist(&hub, "live", "show", "720p", video, q, &req).await).await
             })
         };
         let (a, b) = (held(hub.clone()), held(hub.clone()));
@@ -300,10 +350,11 @@ mod tests {
         );
         assert_eq!(a.as_ptr(), b.as_ptr(), "one rendering, the very same bytes");
         // A plain reload at the same position shares it too; a new position does not.
-        let c = body(media_playlist(&hub, "live", "show", "720p", video, "").await).await;
+        let req = Headers::default();
+        let c = body(media_playlist(&hub, "live", "show", "720p", video, "", &req).await).await;
         assert_eq!(c.as_ptr(), a.as_ptr());
         add_part(&rendition, 2);
-        let d = body(media_playlist(&hub, "live", "show", "720p", video, "").await).await;
+        let d = body(media_playlist(&hub, "live", "show", "720p", video, "", &req).await).await;
         assert_ne!(d, a);
         assert!(String::from_utf8_lossy(&d).contains("video/part-2.m4s"));
     }

@@ -1,28 +1,30 @@
 //! Building responses: content types, caching and CORS in one place.
 
 use bytes::Bytes;
-use warp::http::{header, Response, StatusCode};
+use warp::http::{header, HeaderValue, Response, StatusCode};
 use warp::reply::Reply;
 
-/// How long a client or CDN may keep an object.
+/// How long a client or CDN may keep an object. Lifetimes are said with `max-age` only
+/// (never `Expires`), so a cache's `Age` counts against them and a response passed along
+/// a chain of caches never lives longer than the origin meant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Caching {
-    /// Immutable media (segment and init URLs are never reused).
+    /// Immutable media (segment, part and init URLs are never reused).
     Immutable,
-    /// A live playlist: changes every segment.
-    Live,
+    /// Fresh for this many seconds (playlists, manifests: see [`super::lifetimes`]).
+    Fresh(u32),
     /// Never cache (API, errors, metrics).
     NoStore,
 }
 
 impl Caching {
     /// The Cache-Control value.
-    pub fn header(self) -> &'static str {
+    pub fn header(self) -> HeaderValue {
         match self {
-            Caching::Immutable => "public, max-age=31536000, immutable",
-            // Shorter than any segment: a CDN shields the origin yet stays near the edge.
-            Caching::Live => "public, max-age=1",
-            Caching::NoStore => "no-store",
+            Caching::Immutable => HeaderValue::from_static("public, max-age=31536000, immutable"),
+            Caching::Fresh(secs) => HeaderValue::from_str(&format!("public, max-age={secs}"))
+                .unwrap_or_else(|_| HeaderValue::from_static("no-store")),
+            Caching::NoStore => HeaderValue::from_static("no-store"),
         }
     }
 }

@@ -6,21 +6,11 @@ use std::sync::Arc;
 use warp::http::{header, HeaderValue, Method, StatusCode};
 use warp::reply::Reply;
 
+use super::request::Headers;
 use super::response::{error, json, ok, Caching};
 use super::{api_streams, dash, master, metrics, objects, playlist, vod, web};
 use crate::hub::Hub;
 use crate::urls::{ApiPath, Container, FeedDir, LadderFile, ObjectPath};
-
-/// The request headers a handler reads.
-#[derive(Clone, Debug, Default)]
-pub struct Headers {
-    /// `Authorization` (the API's bearer token).
-    pub authorization: Option<String>,
-    /// `Range` (whole recorded files).
-    pub range: Option<String>,
-    /// `X-Packgate-Hop`: forwarded by another cluster node, so never forwarded again.
-    pub hop: Option<String>,
-}
 
 /// Answers `method` on `path` (`None`: a path that names nothing; `raw` is what was
 /// asked, for the error message).
@@ -103,11 +93,11 @@ pub async fn route(
                 path: raw,
                 query,
                 hop: headers.hop.as_deref(),
-                range: headers.range.as_deref(),
+                forward: headers.forwarded(),
             };
             match crate::cluster::route(&hub, here).await {
                 Some(elsewhere) => elsewhere,
-                None => live(&hub, &app, &base, file, query).await,
+                None => live(&hub, &app, &base, file, query, headers).await,
             }
         }
     }
@@ -120,32 +110,33 @@ async fn live(
     base: &str,
     file: LadderFile,
     query: &str,
+    req: &Headers,
 ) -> warp::reply::Response {
     let outputs = &hub.config().outputs;
     match file {
         LadderFile::Master(Container::Cmaf) if outputs.hls_cmaf => {
-            master::master(hub, app, base, Container::Cmaf).await
+            master::master(hub, app, base, Container::Cmaf, req).await
         }
         LadderFile::Master(Container::Ts) if outputs.hls_ts => {
-            master::master(hub, app, base, Container::Ts).await
+            master::master(hub, app, base, Container::Ts, req).await
         }
-        LadderFile::Mpd if outputs.dash => dash::manifest(hub, app, base).await,
+        LadderFile::Mpd if outputs.dash => dash::manifest(hub, app, base, req).await,
         LadderFile::Master(_) | LadderFile::Mpd => error(
             StatusCode::NOT_FOUND,
             format!("{file}: that output is disabled in [outputs]"),
         ),
         LadderFile::Playlist(FeedDir::LadderAudio) if outputs.hls_cmaf => {
-            playlist::ladder_audio(hub, app, base, query).await
+            playlist::ladder_audio(hub, app, base, query, req).await
         }
         // Shared by the HLS audio playlist and the MPD's audio Representation.
         LadderFile::Object(FeedDir::LadderAudio, name) if outputs.cmaf() => {
-            objects::ladder_audio(hub, app, base, name).await
+            objects::ladder_audio(hub, app, base, name, req).await
         }
         LadderFile::Playlist(FeedDir::Rendition { label, feed }) if feed.enabled(hub) => {
-            playlist::media_playlist(hub, app, base, &label, feed, query).await
+            playlist::media_playlist(hub, app, base, &label, feed, query, req).await
         }
         LadderFile::Object(FeedDir::Rendition { label, feed }, name) if feed.enabled(hub) => {
-            objects::object(hub, app, base, &label, feed, name).await
+            objects::object(hub, app, base, &label, feed, name, req).await
         }
         other => error(
             StatusCode::NOT_FOUND,

@@ -13,11 +13,19 @@ pub fn index() -> warp::reply::Response {
     ok(INDEX, "text/html; charset=utf-8", Caching::NoStore)
 }
 
-/// Player scripts the page loads.
+/// Player scripts the page loads (they change only with the binary: five minutes).
 pub fn vendor(file: &str) -> warp::reply::Response {
     match file {
-        "hls.min.js" => ok(HLS_JS, "text/javascript; charset=utf-8", Caching::Live),
-        "dash.all.min.js" => ok(DASH_JS, "text/javascript; charset=utf-8", Caching::Live),
+        "hls.min.js" => ok(
+            HLS_JS,
+            "text/javascript; charset=utf-8",
+            Caching::Fresh(300),
+        ),
+        "dash.all.min.js" => ok(
+            DASH_JS,
+            "text/javascript; charset=utf-8",
+            Caching::Fresh(300),
+        ),
         _ => error(StatusCode::NOT_FOUND, format!("no such file: {file}")),
     }
 }

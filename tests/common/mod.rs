@@ -5,6 +5,7 @@
 pub mod browser;
 pub mod http;
 pub mod mp4;
+pub mod nginx;
 pub mod retime;
 pub mod sources;
 pub mod tools;

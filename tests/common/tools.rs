@@ -80,6 +80,8 @@ pub fn redis_server() -> PathBuf {
         .unwrap_or_else(|| {
             panic!("redis-server not found: run `apt-get install redis-server` (bash tests/run.sh does it)")
         })
+}
+
 /// moto_server from the PyPI package moto[server]: an S3-protocol server on loopback for
 /// the object-store test.
 pub fn moto_server() -> PathBuf {
@@ -91,4 +93,13 @@ pub fn moto_server() -> PathBuf {
     from_env("PACKGATE_MOTO").or_else(on_path).unwrap_or_else(|| {
         panic!("moto_server not found: run `python3 -m pip install 'moto[server]'` (bash tests/run.sh does it)")
     })
+}
+
+/// nginx from Debian's package (the CDN test's cache in front of packgate).
+pub fn nginx() -> PathBuf {
+    from_env("PACKGATE_NGINX")
+        .or_else(|| Some(PathBuf::from("/usr/sbin/nginx")).filter(|p| p.exists()))
+        .unwrap_or_else(|| {
+            panic!("nginx not found: run `apt-get install nginx` (bash tests/run.sh does it)")
+        })
 }
