@@ -14,12 +14,14 @@ pub mod error;
 pub mod ladder;
 pub mod limits;
 pub mod record;
+pub mod tls;
 
 pub use auth::{AppAuthConfig, AuthConfig, Reconnect, WebhookDefault, WebhookUrl};
 pub use error::ConfigError;
 pub use ladder::{AppLadderConfig, LadderConfig};
 pub use limits::LimitsConfig;
 pub use record::{ApiConfig, AppRecordConfig, RecordConfig};
+pub use tls::TlsConfig;
 
 /// The whole configuration.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
@@ -45,6 +47,8 @@ pub struct Config {
     pub record: RecordConfig,
     /// The JSON API's mutating calls.
     pub api: ApiConfig,
+    /// RTMPS and HTTPS (off by default).
+    pub tls: TlsConfig,
 }
 
 /// Low-latency output: the segmenter also cuts parts, which LL-HLS lists as EXT-X-PART and
@@ -332,6 +336,7 @@ impl Config {
         }
         self.limits.validate()?;
         self.record.validate()?;
+        self.tls.validate()?;
         self.auth.validate(&self.ladder)?;
         positive(
             "low_latency.dash_target_latency",
@@ -471,6 +476,13 @@ dvr_disk_bytes = 10737418240
 
 [api]
 token = ""
+
+[tls]
+cert = ""
+key = ""
+# rtmps_listen = "0.0.0.0:1936"
+# https_listen = "0.0.0.0:8443"
+handshake_timeout = 10.0
 "#;
 
 #[cfg(test)]
