@@ -34,6 +34,7 @@ pub mod rtmp;
 pub mod segment;
 pub mod server;
 pub mod store;
+pub mod tls;
 pub mod urls;
 pub mod wallclock;
 pub mod webhook;

@@ -73,6 +73,9 @@ fn main() -> ExitCode {
     };
     let code = runtime.block_on(async {
         let mut signals = StopSignals::new();
+        // Installed before binding too: SIGHUP's default action would end the process.
+        #[cfg(unix)]
+        let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
         let server = match Server::start(config).await {
             Ok(s) => s,
             Err(e) => {
@@ -80,6 +83,10 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        #[cfg(unix)]
+        if let Some(hangups) = hangups {
+            tokio::spawn(reload_on_hangup(hangups, server.tls().cloned()));
+        }
         signals.next().await;
         tracing::info!("shutting down");
         // The drain is bounded by http.drain_timeout; a second signal cuts it short.
@@ -97,6 +104,23 @@ fn main() -> ExitCode {
     // Tasks still running (a connection past the drain deadline) are dropped, not awaited.
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));
     code
+}
+
+/// SIGHUP re-reads the TLS certificate and key; a file that does not load keeps the old
+/// certificate (the reload logs the error either way).
+#[cfg(unix)]
+async fn reload_on_hangup(
+    mut hangups: tokio::signal::unix::Signal,
+    tls: Option<std::sync::Arc<packgate::tls::Tls>>,
+) {
+    while hangups.recv().await.is_some() {
+        match &tls {
+            Some(tls) => {
+                let _ = tls.reload();
+            }
+            None => tracing::info!("SIGHUP: no TLS listener configured, nothing to reload"),
+        }
+    }
 }
 
 /// Ctrl-C and SIGTERM (what service managers send). Listened to from before the ports

@@ -10,11 +10,11 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use common::http::{get, request_with};
-use common::{browser, poll, start, test_config, tools, Proc};
+use common::{binary, browser, poll, start, test_config, tools, Proc};
 
 /// Seconds published in the recording test.
 const PUBLISH_SECS: u32 = 24;
@@ -398,34 +398,11 @@ fn api_start_stop_needs_the_token_and_an_unwritable_disk_leaves_live_alone() {
 
 /// The real binary; returns it with its RTMP and HTTP addresses (from its log).
 fn spawn_binary(config_file: &Path) -> (Proc, SocketAddr, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_packgate"))
-        .arg("--config")
-        .arg(config_file)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run packgate");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let proc = Proc(child);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let addr = |line: &str, key: &str| -> Option<SocketAddr> {
-        let start = line.find(key)? + key.len();
-        line[start..].split_whitespace().next()?.parse().ok()
-    };
-    while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-        if let (Some(r), Some(h)) = (addr(&line, "rtmp_addr="), addr(&line, "http_addr=")) {
-            return (proc, r, h);
-        }
-    }
-    panic!("packgate did not report its addresses");
+    let (proc, logs) = binary::spawn(config_file);
+    let seen = binary::until_listening(&logs);
+    let line = seen.last().unwrap();
+    let addr = |key| binary::addr(line, key).expect("address logged");
+    (proc, addr("rtmp_addr"), addr("http_addr"))
 }
 
 #[test]

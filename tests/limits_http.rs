@@ -5,16 +5,15 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::os::fd::FromRawFd;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::http::get;
-use common::{poll, publish, publish_and_wait, sample, start, test_config, Proc};
+use common::{binary, poll, publish, publish_and_wait, sample, start, test_config, Proc};
 
 /// A TCP connection to `to` from the local address `from` (any of 127.0.0.0/8 is this
 /// host), so one test can be several client IPs.
@@ -351,39 +350,12 @@ fn spawn_binary(config: &str) -> (Proc, SocketAddr, SocketAddr, Logs) {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
     let file = dir.join(format!("limits_http_{}.toml", std::process::id()));
     std::fs::write(&file, config).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_packgate"))
-        .arg("--config")
-        .arg(&file)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run packgate");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let proc = Proc(child);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let addr = |line: &str, key: &str| -> Option<SocketAddr> {
-        let start = line.find(key)? + key.len();
-        line[start..].split_whitespace().next()?.parse().ok()
-    };
-    let mut seen = Vec::new();
-    while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-        let addrs = (addr(&line, "rtmp_addr="), addr(&line, "http_addr="));
-        seen.push(line);
-        if let (Some(rtmp), Some(http)) = addrs {
-            return (proc, rtmp, http, (seen, rx));
-        }
-    }
-    panic!("packgate did not report its addresses");
+    let (proc, rx) = binary::spawn(&file);
+    let seen = binary::until_listening(&rx);
+    let line = seen.last().unwrap();
+    let addr = |key| binary::addr(line, key).expect("address logged");
+    let (rtmp, http) = (addr("rtmp_addr"), addr("http_addr"));
+    (proc, rtmp, http, (seen, rx))
 }
 
 /// Log lines seen so far, and the rest to come.

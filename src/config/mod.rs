@@ -16,12 +16,14 @@ pub mod ladder;
 pub mod limits;
 pub mod object_store;
 pub mod record;
+pub mod tls;
 
 pub use auth::{AppAuthConfig, AuthConfig, Reconnect, WebhookDefault, WebhookUrl};
 pub use error::ConfigError;
 pub use ladder::{AppLadderConfig, LadderConfig};
 pub use limits::LimitsConfig;
 pub use record::{ApiConfig, AppRecordConfig, RecordConfig};
+pub use tls::TlsConfig;
 
 /// The whole configuration.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
@@ -51,6 +53,8 @@ pub struct Config {
     pub cluster: cluster::ClusterConfig,
     /// Copies of the live streams in an S3-compatible bucket (off by default).
     pub object_store: object_store::ObjectStoreConfig,
+    /// RTMPS and HTTPS (off by default).
+    pub tls: TlsConfig,
 }
 
 /// Low-latency output: the segmenter also cuts parts, which LL-HLS lists as EXT-X-PART and
@@ -340,6 +344,7 @@ impl Config {
         self.record.validate()?;
         self.cluster.validate()?;
         self.object_store.validate()?;
+        self.tls.validate()?;
         self.auth.validate(&self.ladder)?;
         positive(
             "low_latency.dash_target_latency",
@@ -508,6 +513,12 @@ queue_bytes = 67108864
 timeout = 10.0
 retries = 3
 retry_backoff = 0.2
+[tls]
+cert = ""
+key = ""
+# rtmps_listen = "0.0.0.0:1936"
+# https_listen = "0.0.0.0:8443"
+handshake_timeout = 10.0
 "#;
 
 #[cfg(test)]

@@ -19,8 +19,7 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use http_body_util::Empty;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tower_service::Service;
@@ -141,6 +140,8 @@ pub enum Closed {
     IoError,
     /// The server is shutting down.
     Draining,
+    /// The TLS handshake failed or missed `tls.handshake_timeout` (HTTPS only).
+    TlsHandshake,
 }
 
 impl Closed {
@@ -154,26 +155,25 @@ impl Closed {
             Closed::BadRequest => "bad_request",
             Closed::IoError => "io_error",
             Closed::Draining => "draining",
+            Closed::TlsHandshake => "tls_handshake",
         }
     }
 }
 
-/// Serves one connection until the client closes it, a deadline passes, an error occurs,
-/// or (between requests) `draining` turns true.
-pub async fn serve<S>(
-    mut stream: TcpStream,
+/// Serves one connection (TCP, or TLS over TCP) from `peer` until the client closes it, a
+/// deadline passes, an error occurs, or (between requests) `draining` turns true.
+pub async fn serve<IO, S>(
+    mut stream: IO,
+    peer: std::net::IpAddr,
     mut service: S,
     timeouts: Timeouts,
     mut draining: watch::Receiver<bool>,
 ) -> Closed
 where
+    IO: AsyncRead + AsyncWrite + Unpin,
     S: Service<Request<Empty<Bytes>>, Response = warp::reply::Response, Error = Infallible>,
 {
-    let _ = stream.set_nodelay(true);
-    let peer = stream
-        .peer_addr()
-        .ok()
-        .map(|a| super::observe::PeerIp(a.ip()));
+    let peer = super::observe::PeerIp(peer);
     let mut buf = BytesMut::new();
     let mut first = true;
     loop {
@@ -211,9 +211,7 @@ where
             close,
         };
         let mut request = *request;
-        if let Some(peer) = peer {
-            request.extensions_mut().insert(peer);
-        }
+        request.extensions_mut().insert(peer);
         let Ok(response) = service.call(request).await;
         // Decided after the response is ready: a request answered during a drain is the
         // connection's last.
@@ -247,8 +245,8 @@ type NoHead = (Closed, Option<(StatusCode, &'static str)>);
 
 /// Reads until `buf` holds a whole request head, by `head_deadline` (once set; the first
 /// byte sets it) or, while nothing has arrived, by `idle_deadline`.
-async fn read_head(
-    stream: &mut TcpStream,
+async fn read_head<IO: AsyncRead + Unpin>(
+    stream: &mut IO,
     buf: &mut BytesMut,
     draining: &mut watch::Receiver<bool>,
     mut head_deadline: Option<Instant>,
@@ -330,7 +328,7 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let client = std::net::TcpStream::connect(addr).unwrap();
-        let (stream, _) = listener.accept().await.unwrap();
+        let (stream, peer) = listener.accept().await.unwrap();
         let routes = warp::path::full().map(|p: warp::path::FullPath| match p.as_str() {
             "/stream" => {
                 let chunks: Vec<Result<Bytes, Infallible>> = vec![
@@ -342,7 +340,8 @@ mod tests {
             "/big" => vec![7u8; 1 << 20].into_response(),
             _ => "ok".into_response(),
         });
-        let served = tokio::spawn(serve(stream, warp::service(routes), timeouts, draining));
+        let service = warp::service(routes);
+        let served = tokio::spawn(serve(stream, peer.ip(), service, timeouts, draining));
         (client, served)
     }
 

@@ -6,8 +6,7 @@ use std::io::IoSlice;
 use std::time::{Duration, SystemTime};
 
 use http_body_util::BodyExt;
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use warp::http::{header, StatusCode};
 
 /// Bodies up to this size are written in one syscall together with the head.
@@ -24,15 +23,15 @@ pub struct Framing {
     pub close: bool,
 }
 
-/// The socket with the write deadline every write goes through.
-pub struct Writer<'a> {
+/// The socket (TCP, or TLS over TCP) with the write deadline every write goes through.
+pub struct Writer<'a, W> {
     /// The connection.
-    pub stream: &'a mut TcpStream,
+    pub stream: &'a mut W,
     /// How long one write may make no progress.
     pub timeout: Duration,
 }
 
-impl Writer<'_> {
+impl<W: AsyncWrite + Unpin> Writer<'_, W> {
     /// Writes all of `parts` with as few syscalls as the kernel allows, without copying.
     /// Each syscall must make progress within the write timeout (a slow reader that keeps
     /// reading is served; one that stopped is cut off).
@@ -59,13 +58,17 @@ impl Writer<'_> {
                 }
             }
         }
-        Ok(())
+        // TLS may hold encrypted bytes back until flushed (a no-op for plain TCP).
+        match tokio::time::timeout(self.timeout, self.stream.flush()).await {
+            Ok(r) => r,
+            Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
+        }
     }
 }
 
 /// A short plain-text error response that closes the connection.
-pub async fn write_error(
-    stream: &mut TcpStream,
+pub async fn write_error<W: AsyncWrite + Unpin>(
+    stream: &mut W,
     status: StatusCode,
     why: &str,
     timeout: Duration,
@@ -85,8 +88,8 @@ pub async fn write_error(
 ///
 /// A body of unknown length (a growing LL-DASH segment) is chunked for HTTP/1.1 and, since
 /// HTTP/1.0 has no chunked coding, delimited by closing the connection for HTTP/1.0.
-pub async fn write_response(
-    out: &mut Writer<'_>,
+pub async fn write_response<W: AsyncWrite + Unpin>(
+    out: &mut Writer<'_, W>,
     response: warp::reply::Response,
     framing: Framing,
 ) -> std::io::Result<bool> {

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tracing::{info, info_span, warn, Instrument};
@@ -20,50 +20,85 @@ use crate::hub::Hub;
 use crate::lograte::LogRate;
 use crate::netlimit::{ConnLimiter, Refusal};
 use crate::rate_limited_warn;
+use crate::tls::{Listener, Tls};
 
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
 /// Refused connections and failed accepts are logged at most once a second per reason.
 static REFUSALS: LogRate = LogRate::per_second();
 
-/// Accepts RTMP connections until `shutdown` resolves, then closes them all.
-pub async fn run(hub: Arc<Hub>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+/// An RTMPS listener and the TLS it speaks.
+pub type TlsListener = (TcpListener, Arc<Tls>);
+
+/// Accepts RTMP connections (and RTMPS ones on `tls`, under the same caps) until
+/// `shutdown` resolves, then closes them all.
+pub async fn run(
+    hub: Arc<Hub>,
+    listener: TcpListener,
+    tls: Option<TlsListener>,
+    shutdown: impl Future<Output = ()>,
+) {
     let config = &hub.config().rtmp;
     let limiter = ConnLimiter::new(config.max_connections, config.max_connections_per_ip);
     let (stop, stopped) = watch::channel(false);
     tokio::pin!(shutdown);
     loop {
-        tokio::select! {
+        let (accepted, secure) = tokio::select! {
             _ = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok((socket, peer)) => {
-                    let permit = match limiter.try_acquire(peer.ip()) {
-                        Ok(p) => p,
-                        Err(why) => {
-                            refused(why, peer);
-                            continue;
+            accepted = listener.accept() => (accepted, None),
+            accepted = accept_tls(&tls) => (accepted, tls.as_ref().map(|(_, t)| t.clone())),
+        };
+        match accepted {
+            Ok((socket, peer)) => {
+                let permit = match limiter.try_acquire(peer.ip()) {
+                    Ok(p) => p,
+                    Err(why) => {
+                        refused(why, peer);
+                        continue;
+                    }
+                };
+                let id = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed);
+                let span = info_span!("rtmp", conn = id, %peer, tls = secure.is_some(), app = tracing::field::Empty, stream = tracing::field::Empty);
+                let (hub, stopped) = (hub.clone(), stopped.clone());
+                tokio::spawn(
+                    async move {
+                        let _ = socket.set_nodelay(true);
+                        let at = Instant::now();
+                        match secure {
+                            None => connection(hub, socket, peer, id, at, stopped).await,
+                            Some(tls) => {
+                                // The handshake counts against the publish deadline too.
+                                match tls.accept(Listener::Rtmps, socket, peer).await {
+                                    Ok(s) => connection(hub, s, peer, id, at, stopped).await,
+                                    Err(e) => info!(%peer, error = %e, "RTMPS connection closed"),
+                                }
+                            }
                         }
-                    };
-                    let id = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed);
-                    let span = info_span!("rtmp", conn = id, %peer, app = tracing::field::Empty, stream = tracing::field::Empty);
-                    let (hub, stopped) = (hub.clone(), stopped.clone());
-                    tokio::spawn(async move {
-                        connection(hub, socket, peer, id, stopped).await;
                         drop(permit);
-                    }.instrument(span));
-                }
-                Err(e) => {
-                    // Usually fd exhaustion: back off instead of spinning.
-                    rate_limited_warn!(REFUSALS, "accept_failed", error = %e, "RTMP accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
+                    }
+                    .instrument(span),
+                );
+            }
+            Err(e) => {
+                // Usually fd exhaustion: back off instead of spinning.
+                rate_limited_warn!(REFUSALS, "accept_failed", error = %e, "RTMP accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
     }
     // Stop accepting now, not after the flush below.
     drop(listener);
+    drop(tls);
     let _ = stop.send(true);
     // Let connections flush their last segments (bounded).
     let _ = tokio::time::timeout(Duration::from_secs(5), limiter.idle()).await;
+}
+
+/// The next connection on the RTMPS listener; never resolves without one.
+async fn accept_tls(tls: &Option<TlsListener>) -> std::io::Result<(TcpStream, SocketAddr)> {
+    match tls {
+        Some((listener, _)) => listener.accept().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// A refused connection: counted, and logged at a bounded rate.
@@ -74,21 +109,22 @@ fn refused(why: Refusal, peer: SocketAddr) {
 }
 
 /// One client: read, feed the session, act on its events, write its replies, until the
-/// peer leaves, breaks a rule, or misses its deadline.
-async fn connection(
+/// peer leaves, breaks a rule, or misses its deadline. `socket` is TCP or TLS over TCP;
+/// the deadlines count from `accepted`.
+async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
     hub: Arc<Hub>,
-    mut socket: TcpStream,
+    mut socket: S,
     peer: SocketAddr,
     id: u64,
+    accepted: Instant,
     stopped: watch::Receiver<bool>,
 ) {
-    let _ = socket.set_nodelay(true);
     metrics::gauge!("packgate_rtmp_connections").increment(1.0);
     let config = &hub.config().rtmp;
     let secs = Duration::from_secs_f64;
     let write_timeout = secs(config.write_timeout);
     let mut deadline = Deadline::new(
-        Instant::now(),
+        accepted,
         secs(config.publish_timeout),
         secs(config.idle_timeout),
     );
@@ -144,7 +180,9 @@ async fn connection(
             break (Some("rtmp_limit"), hit.to_string());
         }
         deadline.update(Instant::now(), conn.is_publishing(), conn.frames());
-        for chunk in std::mem::take(&mut conn.out) {
+        let out = std::mem::take(&mut conn.out);
+        let wrote = !out.is_empty();
+        for chunk in out {
             match tokio::time::timeout(write_timeout, socket.write_all(&chunk)).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => break 'conn (Some("rtmp_write"), format!("write error: {e}")),
@@ -155,6 +193,19 @@ async fn connection(
                             "write blocked for rtmp.write_timeout ({} s)",
                             write_timeout.as_secs_f64()
                         ),
+                    )
+                }
+            }
+        }
+        // TLS may keep encrypted bytes until flushed (a no-op for plain TCP).
+        if wrote {
+            match tokio::time::timeout(write_timeout, socket.flush()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => break 'conn (Some("rtmp_write"), format!("write error: {e}")),
+                Err(_) => {
+                    break 'conn (
+                        Some("rtmp_write_timeout"),
+                        "flush blocked for rtmp.write_timeout".to_string(),
                     )
                 }
             }

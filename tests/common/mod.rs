@@ -2,12 +2,14 @@
 //! real ffmpeg publishers, and a minimal HTTP client.
 #![allow(dead_code)]
 
+pub mod binary;
 pub mod browser;
 pub mod http;
 pub mod mp4;
 pub mod nginx;
 pub mod retime;
 pub mod sources;
+pub mod tls;
 pub mod tools;
 pub mod watch;
 

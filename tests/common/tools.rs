@@ -103,3 +103,16 @@ pub fn nginx() -> PathBuf {
             panic!("nginx not found: run `apt-get install nginx` (bash tests/run.sh does it)")
         })
 }
+
+/// curl with HTTP/2 (nghttp2), from Debian's curl package.
+pub fn curl() -> PathBuf {
+    let ok = Command::new("curl")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains("HTTP2"));
+    assert!(
+        ok,
+        "curl with HTTP/2 missing: run `apt-get install curl` (bash tests/run.sh does it)"
+    );
+    PathBuf::from("curl")
+}
