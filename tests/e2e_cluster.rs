@@ -7,25 +7,17 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::http::{get, request_with};
-use common::{long_sample, poll, publish, tools, Proc};
+use common::{free_port, long_sample, poll, publish, tools, Proc};
 
 /// The registry entry's TTL in the test, seconds.
 const TTL: f64 = 3.0;
 const KEY: &str = "packgate:stream:live/show";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn scratch() -> PathBuf {
     let dir =

@@ -7,24 +7,16 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::http::{get, request_with};
-use common::{long_sample, poll, publish, start, test_config, tools, Proc};
+use common::{free_port, long_sample, poll, publish, start, test_config, tools, Proc};
 use packgate::config::object_store::DeletePolicy;
 
 const BUCKET: &str = "media";
 const PREFIX: &str = "cdn/x";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// moto on a free loopback port, with the bucket made.
 fn start_moto() -> (Proc, SocketAddr) {

@@ -20,6 +20,15 @@ use std::time::{Duration, Instant};
 use packgate::config::Config;
 use packgate::server::Server;
 
+/// A loopback port free now, for a server the test starts as a child process.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// A config on free loopback ports with a short linger, for tests.
 pub fn test_config() -> Config {
     let mut c = Config::default();
