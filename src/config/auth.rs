@@ -148,13 +148,7 @@ impl AuthConfig {
                     return bad("auth.apps.<app>.webhook", problem);
                 }
             }
-            let t = a.webhook_timeout;
-            if !(t.is_finite() && t > 0.0 && t <= 60.0) {
-                return bad(
-                    "auth.apps.<app>.webhook_timeout",
-                    format!("must be a number of seconds in (0, 60], got {t}"),
-                );
-            }
+            super::error::seconds("auth.apps.<app>.webhook_timeout", a.webhook_timeout, 60.0)?;
         }
         Ok(())
     }

@@ -28,3 +28,16 @@ pub enum ConfigError {
         problem: String,
     },
 }
+
+/// Checks that `v` is a number of seconds in (0, `max`]: the one shape of every duration
+/// key, so every section words the problem alike.
+pub fn seconds(key: &'static str, v: f64, max: f64) -> Result<(), ConfigError> {
+    if v.is_finite() && v > 0.0 && v <= max {
+        Ok(())
+    } else {
+        Err(ConfigError::Invalid {
+            key,
+            problem: format!("must be a number of seconds in (0, {max}], got {v}"),
+        })
+    }
+}

@@ -280,16 +280,7 @@ impl Config {
 
     /// Checks ranges that types alone cannot express.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        fn positive(key: &'static str, v: f64, max: f64) -> Result<(), ConfigError> {
-            if v.is_finite() && v > 0.0 && v <= max {
-                Ok(())
-            } else {
-                Err(ConfigError::Invalid {
-                    key,
-                    problem: format!("must be a number of seconds in (0, {max}], got {v}"),
-                })
-            }
-        }
+        use error::seconds as positive;
         positive(
             "segment.target_duration",
             self.segment.target_duration,

@@ -157,27 +157,14 @@ impl ObjectStoreConfig {
         if self.queue_bytes == 0 {
             return bad("object_store.queue_bytes", "must be at least 1".to_string());
         }
-        let t = self.timeout;
-        if !(t.is_finite() && t > 0.0 && t <= 600.0) {
-            return bad(
-                "object_store.timeout",
-                format!("must be a number of seconds in (0, 600], got {t}"),
-            );
-        }
+        super::error::seconds("object_store.timeout", self.timeout, 600.0)?;
         if self.retries > 20 {
             return bad(
                 "object_store.retries",
                 format!("must be at most 20, got {}", self.retries),
             );
         }
-        let b = self.retry_backoff;
-        if !(b.is_finite() && b > 0.0 && b <= 60.0) {
-            return bad(
-                "object_store.retry_backoff",
-                format!("must be a number of seconds in (0, 60], got {b}"),
-            );
-        }
-        Ok(())
+        super::error::seconds("object_store.retry_backoff", self.retry_backoff, 60.0)
     }
 }
 

@@ -147,14 +147,7 @@ impl RecordConfig {
         if self.dvr_disk_bytes == 0 {
             return bad("record.dvr_disk_bytes", "must be at least 1".to_string());
         }
-        let t = self.hook_timeout;
-        if !(t.is_finite() && t > 0.0 && t <= 60.0) {
-            return bad(
-                "record.hook_timeout",
-                format!("must be a number of seconds in (0, 60], got {t}"),
-            );
-        }
-        Ok(())
+        super::error::seconds("record.hook_timeout", self.hook_timeout, 60.0)
     }
 }
 

@@ -45,13 +45,7 @@ impl TlsConfig {
     /// Checks that a configured listener has its certificate and key paths; the files
     /// themselves are read (and their errors reported) when the server starts.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let secs = self.handshake_timeout;
-        if !(secs.is_finite() && secs > 0.0 && secs <= 600.0) {
-            return Err(ConfigError::Invalid {
-                key: "tls.handshake_timeout",
-                problem: format!("must be a number of seconds in (0, 600], got {secs}"),
-            });
-        }
+        super::error::seconds("tls.handshake_timeout", self.handshake_timeout, 600.0)?;
         if !self.enabled() {
             return Ok(());
         }
