@@ -13,7 +13,7 @@ use warp::reply::Reply;
 
 use super::file_range::{wanted, Wanted};
 use super::request::Headers;
-use super::response::{error, Caching};
+use super::response::{error, set_type, Caching};
 use super::validators::{epoch_ms, Validators};
 use crate::store::StoredSegment;
 
@@ -72,10 +72,7 @@ pub fn immutable(
     let mut resp = body_of(body);
     *resp.status_mut() = status;
     let h = resp.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(content_type) {
-        h.insert(header::CONTENT_TYPE, v);
-    }
-    h.insert(header::CACHE_CONTROL, Caching::Immutable.header());
+    set_type(h, content_type, Caching::Immutable);
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     if let Some(v) = content_range.and_then(|r| HeaderValue::from_str(&r).ok()) {
         h.insert(header::CONTENT_RANGE, v);

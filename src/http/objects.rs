@@ -9,13 +9,13 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use warp::http::{header, HeaderValue, StatusCode};
+use warp::http::StatusCode;
 use warp::reply::Reply;
 
 use super::blocking::wait_for;
 use super::media::{immutable, init_validators, part_validators, segment_validators};
 use super::request::Headers;
-use super::response::{error, Caching};
+use super::response::{error, set_type, Caching};
 use super::snapshot::{listed, not_found};
 use crate::drain::Drain;
 use crate::hub::rendition::RenditionState;
@@ -174,13 +174,6 @@ async fn spilled(
             format!("segment {seq} is no longer on disk (DVR budget)"),
         ),
     }
-}
-
-fn set_type(h: &mut warp::http::HeaderMap, content_type: &str, caching: Caching) {
-    if let Ok(v) = HeaderValue::from_str(content_type) {
-        h.insert(header::CONTENT_TYPE, v);
-    }
-    h.insert(header::CACHE_CONTROL, caching.header());
 }
 
 /// True when `seq` is the segment being cut or the next one.

@@ -32,6 +32,15 @@ impl Caching {
 /// Content type of an HLS playlist.
 pub const M3U8: &str = "application/vnd.apple.mpegurl";
 
+/// Sets the Content-Type and Cache-Control of a response built elsewhere (streamed or
+/// ranged bodies).
+pub fn set_type(h: &mut warp::http::HeaderMap, content_type: &str, caching: Caching) {
+    if let Ok(v) = warp::http::HeaderValue::from_str(content_type) {
+        h.insert(header::CONTENT_TYPE, v);
+    }
+    h.insert(header::CACHE_CONTROL, caching.header());
+}
+
 /// A 200 response with `body`.
 pub fn ok(body: impl Into<Bytes>, content_type: &str, caching: Caching) -> warp::reply::Response {
     with_status(StatusCode::OK, body, content_type, caching)
